@@ -1,0 +1,127 @@
+"""The OpenSSF model-signing layout: in-toto statement → DSSE envelope → Sigstore bundle JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sealserve.bundle.files import SIGNATURE_FILE
+from sealserve.bundle.keys import SigningKey
+from sealserve.errors import SignatureFormatError
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://model_signing/signature/v1.0"
+MAX_SIGNATURE_BYTES = 16 << 20
+
+
+def pae(payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding: the exact bytes that get signed."""
+    return b"DSSEv1 %d %s %d %s" % (len(PAYLOAD_TYPE), PAYLOAD_TYPE.encode(), len(payload), payload)
+
+
+def root_digest(digests: dict[str, str]) -> str:
+    """SHA-256 over the per-file digests in name order, as model_signing computes the subject digest."""
+    hasher = hashlib.sha256()
+    for name in sorted(digests):
+        hasher.update(bytes.fromhex(digests[name]))
+    return hasher.hexdigest()
+
+
+def statement(subject: str, digests: dict[str, str]) -> bytes:
+    resources = [{"algorithm": "sha256", "digest": digests[name], "name": name} for name in sorted(digests)]
+    body = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": subject, "digest": {"sha256": root_digest(digests)}}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False, "ignore_paths": [SIGNATURE_FILE]},
+            "resources": resources,
+        },
+    }
+    return json.dumps(body, indent=2, sort_keys=True).encode()
+
+
+def sign(subject: str, digests: dict[str, str], key: SigningKey) -> bytes:
+    """The content of model.sig for these file digests."""
+    payload = statement(subject, digests)
+    document = {
+        "mediaType": BUNDLE_MEDIA_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": key.hint}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": base64.b64encode(payload).decode(),
+            "payloadType": PAYLOAD_TYPE,
+            "signatures": [{"sig": base64.b64encode(key.sign(pae(payload))).decode(), "keyid": key.kid}],
+        },
+    }
+    return json.dumps(document, indent=2).encode()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed, not yet verified model.sig."""
+
+    kid: str
+    hint: str
+    payload: bytes
+    signature: bytes
+
+    @property
+    def signed_message(self) -> bytes:
+        return pae(self.payload)
+
+
+def parse(data: bytes) -> Envelope:
+    """Parse model.sig strictly; nothing here is trusted until the signature checks."""
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise SignatureFormatError(f"{SIGNATURE_FILE} is larger than {MAX_SIGNATURE_BYTES} bytes")
+    try:
+        document = json.loads(data)
+        if document["mediaType"] != BUNDLE_MEDIA_TYPE:
+            raise SignatureFormatError(f"{SIGNATURE_FILE}: media type {document['mediaType']!r} is not {BUNDLE_MEDIA_TYPE}")
+        dsse = document["dsseEnvelope"]
+        if dsse["payloadType"] != PAYLOAD_TYPE:
+            raise SignatureFormatError(f"{SIGNATURE_FILE}: DSSE payload type {dsse['payloadType']!r} is not {PAYLOAD_TYPE}")
+        signatures = dsse["signatures"]
+        if len(signatures) != 1:
+            raise SignatureFormatError(f"{SIGNATURE_FILE}: expected exactly one signature, found {len(signatures)}")
+        hint = (document["verificationMaterial"].get("publicKey") or {}).get("hint") or ""
+        return Envelope(
+            kid=str(signatures[0].get("keyid") or ""),
+            hint=str(hint),
+            payload=base64.b64decode(dsse["payload"], validate=True),
+            signature=base64.b64decode(signatures[0]["sig"], validate=True),
+        )
+    except SignatureFormatError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise SignatureFormatError(f"{SIGNATURE_FILE} is not a Sigstore bundle with a DSSE envelope") from None
+
+
+def signed_digests(payload: bytes) -> dict[str, str]:
+    """File digests from a verified payload; the root digest must agree with them."""
+    try:
+        body: dict[str, Any] = json.loads(payload)
+        if body["_type"] != STATEMENT_TYPE or body["predicateType"] != PREDICATE_TYPE:
+            raise SignatureFormatError(f"signed statement is not an in-toto {PREDICATE_TYPE} statement")
+        predicate = body["predicate"]
+        if predicate["serialization"].get("method") != "files" or predicate["serialization"].get("hash_type") != "sha256":
+            raise SignatureFormatError("signed statement does not use per-file SHA-256 serialization")
+        digests: dict[str, str] = {}
+        for resource in predicate["resources"]:
+            if resource["algorithm"] != "sha256" or resource["name"] in digests:
+                raise SignatureFormatError(f"signed manifest entry {resource['name']!r} is duplicated or not sha256")
+            digests[str(resource["name"])] = str(resource["digest"]).lower()
+        subjects = body["subject"]
+        if len(subjects) != 1 or subjects[0]["digest"]["sha256"] != root_digest(digests):
+            raise SignatureFormatError("signed statement's subject digest does not match its resources")
+    except SignatureFormatError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SignatureFormatError("signed statement is not valid in-toto JSON") from None
+    return digests

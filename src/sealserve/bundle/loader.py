@@ -1,0 +1,99 @@
+"""Deserialize a verified model file, each format behind its own allow-list."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sealserve.bundle.metadata import ModelFormat
+from sealserve.errors import BundleFormatError, UnsafeModelError
+
+DEFAULT_TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
+
+SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
+    {("builtins", name) for name in ("slice", "set", "frozenset", "complex", "bytearray", "range", "dict", "list", "tuple", "int", "float", "str", "bool", "bytes", "object")}
+    | {
+        ("collections", "OrderedDict"),
+        ("copyreg", "_reconstructor"),
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.random._pickle", "__randomstate_ctor"),
+        ("numpy.random._pickle", "__bit_generator_ctor"),
+        ("numpy.random._pickle", "__generator_ctor"),
+        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+    }
+)
+SAFE_CLASS_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "scipy.sparse.")
+
+
+def load_model_file(path: Path, model_format: ModelFormat, *, trusted_types: Iterable[str] = (), allow_pickle: bool = False) -> Any:
+    """Load a model file that has already been verified; unsafe content is refused, not run."""
+    if model_format is ModelFormat.SKOPS:
+        return load_skops(path, DEFAULT_TRUSTED_TYPES | set(trusted_types))
+    if model_format is ModelFormat.ONNX:
+        return load_onnx(path)
+    if not allow_pickle:
+        raise UnsafeModelError(f"{path.name} is pickle-based (joblib); loading it needs allow_pickle: true")
+    return load_joblib(path, set(trusted_types))
+
+
+def load_skops(path: Path, trusted: set[str]) -> Any:
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception:
+        raise BundleFormatError(f"{path.name} is not a readable skops file") from None
+    refused = sorted(set(untrusted) - trusted)
+    if refused:
+        raise UnsafeModelError(f"{path.name} needs types outside the allow-list: {', '.join(refused)}")
+    try:
+        return skops.io.load(path, trusted=list(untrusted))
+    except Exception as exc:
+        raise BundleFormatError(f"{path.name} could not be loaded by skops: {type(exc).__name__}") from None
+
+
+def load_onnx(path: Path) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise BundleFormatError(f"{path.name} is not a loadable ONNX model: {type(exc).__name__}") from None
+
+
+def load_joblib(path: Path, extra_globals: set[str]) -> Any:
+    """Unpickle with joblib's array support but only allow-listed globals (module.name strings in config)."""
+    from joblib import numpy_pickle
+
+    allowed = SAFE_GLOBALS | {tuple(name.rsplit(".", 1)) for name in extra_globals if "." in name}
+
+    class RestrictedUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) in allowed:
+                return super().find_class(module, name)
+            if module.startswith(SAFE_CLASS_MODULE_PREFIXES) and "__" not in name:
+                found = getattr(importlib.import_module(module), name, None)
+                if isinstance(found, type):
+                    return found
+            raise UnsafeModelError(f"{path.name} refers to {module}.{name}, which is not on the unpickling allow-list")
+
+    with path.open("rb") as handle:
+        with numpy_pickle._validate_fileobject_and_memmap(handle, str(path), None) as (stream, _):
+            if isinstance(stream, str):
+                raise UnsafeModelError(f"{path.name} uses joblib's pre-0.10 format, which is refused")
+            try:
+                return RestrictedUnpickler(str(path), stream, True).load()
+            except UnsafeModelError:
+                raise
+            except Exception as exc:
+                raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None

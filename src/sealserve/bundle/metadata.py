@@ -1,0 +1,133 @@
+"""sealserve.json: what a bundle is, what it takes and what it returns. Signed like every other file."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+METADATA_FILE = "sealserve.json"
+SCHEMA_VERSION = 1
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+CategoryCode = float | int | str
+
+
+class ModelFormat(str, Enum):
+    SKOPS = "skops"
+    ONNX = "onnx"
+    JOBLIB = "joblib"
+
+    @property
+    def filename(self) -> str:
+        return f"model.{self.value}"
+
+
+class FeatureKind(str, Enum):
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    CATEGORY = "category"
+
+
+class Feature(BaseModel):
+    """One input column, in model order. Categories map the label a client sends to the code the model saw."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: FeatureKind
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: dict[str, CategoryCode] | None = None
+
+
+class FeatureStatistics(BaseModel):
+    """Training distribution of one feature: the reference for drift."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int
+    mean: float | None = None
+    std: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    bin_edges: list[float] | None = None
+    bin_counts: list[int] | None = None
+    frequencies: dict[str, int] | None = None
+
+
+class ModelClass(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: CategoryCode
+    label: str
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["classification", "regression"]
+    classes: list[ModelClass] = Field(default_factory=list)
+    probabilities: bool = False
+
+
+class BundleMetadata(BaseModel):
+    """The content of sealserve.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    version: str
+    format: ModelFormat
+    model_file: str
+    created: datetime
+    description: str = ""
+    library_versions: dict[str, str]
+    features: list[Feature]
+    output: OutputSpec
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    statistics: dict[str, FeatureStatistics] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    reports: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_safe(cls, value: str) -> str:
+        return check_name(value)
+
+    @field_validator("version")
+    @classmethod
+    def _version_is_pep440(cls, value: str) -> str:
+        return check_version(value)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+
+def check_name(value: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise ValueError(f"model name {value!r} must match {NAME_PATTERN.pattern}")
+    return value
+
+
+def check_version(value: str) -> str:
+    """Versions are PEP 440 so that 'older' has one meaning (rollback protection relies on it)."""
+    try:
+        Version(value)
+    except InvalidVersion:
+        raise ValueError(f"version {value!r} is not a PEP 440 version such as 1.2.0") from None
+    if not NAME_PATTERN.match(value):
+        raise ValueError(f"version {value!r} contains characters not allowed in a store path")
+    return value
+
+
+def version_key(value: str) -> Version:
+    return Version(value)

@@ -1,0 +1,140 @@
+"""Verification in the brief's order; nothing reaches a deserializer before every step passes."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from sealserve.bundle import envelope, files, keys
+from sealserve.bundle.keyring import KeyEntry, Keyring
+from sealserve.bundle.loader import load_model_file
+from sealserve.bundle.metadata import METADATA_FILE, BundleMetadata
+from sealserve.errors import (
+    BadSignatureError,
+    BundleFormatError,
+    DigestMismatchError,
+    ExtraFileError,
+    IdentityMismatchError,
+    MissingFileError,
+    SignatureFormatError,
+)
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle whose bytes, signer and identity all checked, staged in a private folder."""
+
+    path: Path
+    metadata: BundleMetadata
+    signer: KeyEntry
+    digest: str
+    file_digests: dict[str, str]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / self.metadata.model_file
+
+    def load(self, *, trusted_types: tuple[str, ...] = (), allow_pickle: bool = False) -> Any:
+        return load_model_file(self.model_path, self.metadata.format, trusted_types=trusted_types, allow_pickle=allow_pickle)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def stage(source: Path, destination: Path, limits: files.Limits = files.Limits()) -> dict[str, str]:
+    """Step 1: copy a folder or .zip into a private folder, hashing on the way."""
+    if source.is_dir():
+        return files.copy_tree(files.list_files(source, limits), destination)
+    if source.is_file() and source.suffix == ".zip":
+        return files.extract_zip(source, destination, limits)
+    raise BundleFormatError(f"{source} is neither a bundle folder nor a .zip archive")
+
+
+def verify_bundle(
+    source: Path,
+    keyring: Keyring,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    limits: files.Limits = files.Limits(),
+    now: datetime | None = None,
+) -> VerifiedBundle:
+    """Stage, then check key, signature, every file's digest and the signed identity; raise on the first failure."""
+    workdir = files.private_directory("sealserve-verify-")
+    try:
+        actual = stage(Path(source), workdir, limits)
+        return verify_staged(workdir, actual, keyring, name=name, version=version, now=now)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def verify_staged(
+    workdir: Path,
+    actual: dict[str, str],
+    keyring: Keyring,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    now: datetime | None = None,
+) -> VerifiedBundle:
+    """Steps 2–4 on a private folder whose per-file digests were computed while it was filled."""
+    if files.SIGNATURE_FILE not in actual:
+        raise SignatureFormatError(f"bundle has no {files.SIGNATURE_FILE}")
+    parsed = envelope.parse((workdir / files.SIGNATURE_FILE).read_bytes())
+
+    signer = keyring.find(parsed.kid, parsed.hint)
+    signer.check_usable(now or datetime.now(UTC))
+
+    if not _signature_valid(signer, parsed):
+        raise BadSignatureError(f"signature does not verify with key {signer.kid!r}")
+    signed = envelope.signed_digests(parsed.payload)
+    check_digests(signed, {k: v for k, v in actual.items() if k != files.SIGNATURE_FILE})
+
+    metadata = read_metadata(workdir)
+    if name is not None and metadata.name != name:
+        raise IdentityMismatchError(f"bundle is signed as {metadata.name!r}, but {name!r} was requested")
+    if version is not None and metadata.version != version:
+        raise IdentityMismatchError(f"bundle is signed as version {metadata.version!r}, but {version!r} was requested")
+    if metadata.model_file not in signed or metadata.model_file != metadata.format.filename:
+        raise BundleFormatError(f"metadata names model file {metadata.model_file!r}, which is not the signed {metadata.format.filename}")
+    return VerifiedBundle(workdir, metadata, signer, envelope.root_digest(signed), signed)
+
+
+def check_digests(signed: dict[str, str], actual: dict[str, str]) -> None:
+    """Exact match: no missing file, no extra file, no changed byte."""
+    missing = sorted(set(signed) - set(actual))
+    if missing:
+        raise MissingFileError(f"signed file missing from bundle: {', '.join(missing)}")
+    extra = sorted(set(actual) - set(signed))
+    if extra:
+        raise ExtraFileError(f"file not covered by the signature: {', '.join(extra)}")
+    changed = sorted(name for name in signed if signed[name] != actual[name])
+    if changed:
+        raise DigestMismatchError(f"SHA-256 mismatch for {', '.join(changed)}")
+
+
+def read_metadata(folder: Path) -> BundleMetadata:
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        raise BundleFormatError(f"bundle has no {METADATA_FILE}")
+    try:
+        return BundleMetadata.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BundleFormatError(f"{METADATA_FILE} is invalid at {where or 'top level'}: {first['msg']}") from None
+
+
+def _signature_valid(signer: KeyEntry, parsed: envelope.Envelope) -> bool:
+    if signer.algorithm is keys.Algorithm.HMAC_SHA256:
+        return keys.verify_hmac(signer.secret(), parsed.signature, parsed.signed_message)
+    public = signer.public()
+    if keys.algorithm_of(public) is not signer.algorithm:
+        return False
+    return keys.verify_signature(public, parsed.signature, parsed.signed_message)

@@ -1,0 +1,286 @@
+"""The sealserve command line: keys, pack, verify, store operations, serve and openapi."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sealserve.bundle import keyring as keyring_module
+from sealserve.bundle import keys
+from sealserve.bundle.metadata import ModelFormat
+from sealserve.errors import SealserveError
+
+app = typer.Typer(help="Sign, store and serve scikit-learn models; verify every byte before anything is deserialized.", no_args_is_help=True)
+keys_app = typer.Typer(help="Keyring bookkeeping: add, rotate and revoke keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+KeyringOption = Annotated[Path, typer.Option("--keyring", help="Keyring JSON file (public keys only).")]
+PrivateKeyOption = Annotated[Path, typer.Option("--private-key", help="Private key file (PEM).")]
+
+
+def run(action: Callable[[], T]) -> T:
+    """Turn every expected failure into one line on stderr and exit status 1; never a traceback."""
+    try:
+        return action()
+    except SealserveError as exc:
+        err.print(f"[red]error[/red] ({type(exc).__name__}): {exc}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
+
+
+def _password() -> bytes | None:
+    value = os.environ.get(keys.PASSWORD_ENV)
+    return value.encode() if value else None
+
+
+@app.command()
+def keygen(
+    private_key: PrivateKeyOption,
+    keyring: KeyringOption,
+    algorithm: Annotated[keys.Algorithm, typer.Option("--algorithm", help="Signature algorithm.")] = keys.Algorithm.ECDSA_P256,
+    kid: Annotated[str | None, typer.Option("--kid", help="Key id; derived from the public key if omitted.")] = None,
+) -> None:
+    """Make a signing key and add its public half to the keyring as the active key."""
+
+    def action() -> None:
+        ring = keyring_module.Keyring.load(keyring) if keyring.exists() else keyring_module.Keyring()
+        key = keys.generate(algorithm, kid)
+        try:
+            keys.write_private_key(key, private_key, _password())
+        except FileExistsError:
+            raise keyring_module.KeyringError(f"{private_key} already exists; refusing to overwrite a key") from None
+        ring.add(keyring_module.entry_for(key, secret_file=private_key.resolve())).save(keyring)
+        out.print(f"key {key.kid} ({algorithm.value}) written to {private_key}; keyring {keyring} updated")
+
+    run(action)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    private_key: PrivateKeyOption,
+    keyring: KeyringOption,
+    algorithm: Annotated[keys.Algorithm, typer.Option("--algorithm")] = keys.Algorithm.ECDSA_P256,
+    kid: Annotated[str | None, typer.Option("--kid")] = None,
+) -> None:
+    """Make a new active key; the previous active key becomes retiring (verifies, no longer signs)."""
+    keygen(private_key, keyring, algorithm, kid)
+
+
+@keys_app.command("revoke")
+def keys_revoke(kid: str, keyring: KeyringOption) -> None:
+    """Revoke a key: bundles it signed are refused from now on, even old ones."""
+    run(lambda: keyring_module.Keyring.load(keyring).revoke(kid).save(keyring))
+    out.print(f"key {kid} revoked in {keyring}")
+
+
+@keys_app.command("add")
+def keys_add(
+    public_key: Annotated[Path, typer.Option("--public-key", help="PEM public key (ECDSA P-256 or Ed25519).")],
+    keyring: KeyringOption,
+    kid: Annotated[str | None, typer.Option("--kid")] = None,
+    status: Annotated[keyring_module.KeyStatus, typer.Option("--status")] = keyring_module.KeyStatus.RETIRING,
+) -> None:
+    """Trust another signer's public key (for example one used with `model_signing sign key`)."""
+
+    def action() -> None:
+        public = keys.load_public_key(public_key.read_bytes())
+        entry = keyring_module.KeyEntry(
+            kid=kid or keys.default_kid(public), alg=keys.algorithm_of(public).jwa, status=status, public_key=keys.public_pem(public).decode()  # type: ignore[arg-type]
+        )
+        ring = keyring_module.Keyring.load(keyring) if keyring.exists() else keyring_module.Keyring()
+        ring.add(entry).save(keyring)
+        out.print(f"key {entry.kid} added to {keyring} as {status.value}")
+
+    run(action)
+
+
+@keys_app.command("list")
+def keys_list(keyring: KeyringOption) -> None:
+    """Show the keyring's keys and their status."""
+    ring = run(lambda: keyring_module.Keyring.load(keyring))
+    table = Table("kid", "alg", "status", "not before", "expires")
+    for entry in ring.keys:
+        table.add_row(entry.kid, entry.alg, entry.status.value, _when(entry.not_before), _when(entry.expires))
+    out.print(table)
+
+
+@app.command()
+def pack(
+    model_file: Annotated[Path, typer.Argument(help="Fitted model: .skops, .onnx, or .joblib/.pkl with --allow-pickle.")],
+    name: Annotated[str, typer.Option("--name")],
+    version: Annotated[str, typer.Option("--version")],
+    private_key: PrivateKeyOption,
+    out_path: Annotated[Path, typer.Option("--out", help="Bundle folder, or a .zip archive.")],
+    model_format: Annotated[ModelFormat, typer.Option("--format")] = ModelFormat.SKOPS,
+    sample: Annotated[Path | None, typer.Option("--sample", help="CSV of training features (derives the schema and drift statistics).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Column of --sample to drop (the label).")] = None,
+    report: Annotated[list[Path] | None, typer.Option("--report", help="Report file to include; repeatable.")] = None,
+    features: Annotated[Path | None, typer.Option("--features", help="JSON file of per-feature overrides.")] = None,
+    class_label: Annotated[list[str] | None, typer.Option("--class-label", help="VALUE=LABEL; repeatable.")] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow the pickle-based joblib format.")] = False,
+) -> None:
+    """Build and sign a bundle from a model file."""
+    import pandas as pd
+
+    from sealserve.bundle.pack import pack as pack_bundle
+
+    def action() -> Path:
+        frame = pd.read_csv(sample) if sample else None
+        if frame is not None and target:
+            frame = frame.drop(columns=[target])
+        overrides = json.loads(features.read_text()) if features else None
+        labels = dict(_parse_label(item) for item in class_label or [])
+        return pack_bundle(
+            model_file, name=name, version=version, private_key=private_key, out=out_path, sample=frame, format=model_format,
+            features=overrides, class_labels=labels, reports=report or [], description=description, allow_pickle=allow_pickle,
+        )
+
+    result = run(action)
+    out.print(f"bundle {name} {version} written to {result}")
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder or .zip.")],
+    keyring: KeyringOption,
+    name: Annotated[str | None, typer.Option("--name", help="Require this signed name.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Require this signed version.")] = None,
+) -> None:
+    """Verify a bundle offline, with the same code the server runs."""
+    from sealserve.bundle.verify import verify_bundle
+
+    verified = run(lambda: verify_bundle(bundle, keyring_module.Keyring.load(keyring), name=name, version=version))
+    verified.discard()
+    meta = verified.metadata
+    out.print(f"verified {meta.name} {meta.version} ({meta.format.value}), signer {verified.signer.kid}, digest sha256:{verified.digest}")
+
+
+@app.command()
+def push(bundle: Path, store_url: str) -> None:
+    """Upload a bundle to a store; an existing version is never changed."""
+    from sealserve.store import open_store
+
+    info = run(lambda: open_store(store_url).push(bundle))
+    out.print(f"pushed {info.name} {info.version} ({info.size} bytes) to {store_url}")
+
+
+@app.command()
+def pull(
+    name: str, ref: str, store_url: str,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the bundle into (must not exist).")],
+) -> None:
+    """Download one version (REF is a version or an alias) as a bundle folder."""
+    from sealserve.bundle import files
+    from sealserve.store import open_store
+
+    def action() -> str:
+        store = open_store(store_url)
+        version = store.resolve(name, ref)
+        if out_dir.exists():
+            raise SealserveError(f"{out_dir} already exists")
+        staging = files.private_directory("sealserve-pull-")
+        try:
+            store.fetch(name, version, staging)
+            shutil.move(staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return version
+
+    version = run(action)
+    out.print(f"pulled {name} {version} into {out_dir}; run `sealserve verify` before trusting it")
+
+
+@app.command("ls")
+def list_store(store_url: str, name: Annotated[str | None, typer.Argument()] = None) -> None:
+    """List models, or one model's versions and aliases."""
+    from sealserve.store import open_store
+
+    store = open_store(store_url)
+    if name is None:
+        for model in run(store.models):
+            out.print(model)
+        return
+    versions = run(lambda: store.versions(name))
+    aliases = run(lambda: store.aliases(name))
+    table = Table("version", "size", "signer", "created", "aliases")
+    for info in versions:
+        pointing = ", ".join(alias for alias, version in aliases.items() if version == info.version)
+        table.add_row(info.version, f"{info.size:,}", info.signer, info.created, pointing)
+    out.print(table)
+
+
+@app.command()
+def promote(name: str, version: str, alias: str, store_url: str) -> None:
+    """Point an alias (production, staging, …) at a version."""
+    from sealserve.store import open_store
+
+    run(lambda: open_store(store_url).promote(name, version, alias))
+    out.print(f"{name}: {alias} → {version}")
+
+
+@app.command()
+def serve(
+    config: Path,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+) -> None:
+    """Serve the models in a YAML config."""
+    import uvicorn
+
+    from sealserve.serve.app import CONFIG_ENV, create_app
+    from sealserve.serve.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service_config = run(lambda: load_config(config))
+    if workers == 1:
+        uvicorn.run(create_app(service_config), host=host, port=port, log_level="info", access_log=False)
+        return
+    os.environ[CONFIG_ENV] = str(config.resolve())
+    uvicorn.run("sealserve.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)
+
+
+@app.command()
+def openapi(config: Path, output: Annotated[Path | None, typer.Option("--output")] = None) -> None:
+    """Write the service's OpenAPI contract without starting it (bundles are verified, not loaded)."""
+    from sealserve.serve.contract import openapi_for_config
+
+    document = run(lambda: openapi_for_config(config))
+    text = json.dumps(document, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        out.print(f"OpenAPI contract written to {output}")
+
+
+def _parse_label(item: str) -> tuple[Any, str]:
+    value, separator, label = item.partition("=")
+    if not separator:
+        raise typer.BadParameter(f"--class-label takes VALUE=LABEL, got {item!r}")
+    try:
+        return json.loads(value), label
+    except json.JSONDecodeError:
+        return value, label
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else "-"
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,87 @@
+"""Every failure sealserve reports on purpose is one of these types, so callers can tell them apart."""
+
+from __future__ import annotations
+
+
+class SealserveError(Exception):
+    """Base class: the message is safe to show to a user (no secrets, no internals)."""
+
+
+class BundleFormatError(SealserveError):
+    """The bundle is not well formed: unreadable archive, bad metadata, bad paths."""
+
+
+class UnsafePathError(BundleFormatError):
+    """An archive or folder entry is absolute, escapes the bundle, or is a link."""
+
+
+class BundleTooLargeError(BundleFormatError):
+    """The bundle exceeds a configured size or file-count cap."""
+
+
+class VerificationError(SealserveError):
+    """Base class for refusals during verification."""
+
+
+class SignatureFormatError(VerificationError):
+    """model.sig is missing or is not a DSSE envelope in a Sigstore bundle."""
+
+
+class UnknownKeyError(VerificationError):
+    """The signer's key is not in the server's keyring."""
+
+
+class RevokedKeyError(VerificationError):
+    """The signer's key is revoked in the keyring."""
+
+
+class KeyNotValidError(VerificationError):
+    """The signer's key is outside its not-before/expiry window."""
+
+
+class BadSignatureError(VerificationError):
+    """The signature does not verify with the keyring's key."""
+
+
+class DigestMismatchError(VerificationError):
+    """A file's SHA-256 differs from the signed manifest."""
+
+
+class MissingFileError(VerificationError):
+    """A file named in the signed manifest is absent."""
+
+
+class ExtraFileError(VerificationError):
+    """A file is present that the signed manifest does not name."""
+
+
+class IdentityMismatchError(VerificationError):
+    """The signed name or version is not the one requested."""
+
+
+class RollbackError(VerificationError):
+    """A store alias points at a version older than one already served."""
+
+
+class UnsafeModelError(SealserveError):
+    """The model file needs types or globals outside the allow-list, or pickle was not allowed."""
+
+
+class KeyringError(SealserveError):
+    """The keyring or a key file is malformed, or a keyring operation is not allowed."""
+
+
+class StoreError(SealserveError):
+    """A store operation failed."""
+
+
+class NotFoundError(StoreError):
+    """The model, version or alias does not exist in the store."""
+
+
+class VersionExistsError(StoreError):
+    """The version already exists with different content; versions are immutable."""
+
+
+class ConfigError(SealserveError):
+    """The service configuration is invalid."""

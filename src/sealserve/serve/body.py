@@ -1,0 +1,27 @@
+"""Read a request body under a byte limit, before any parsing."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from sealserve.serve.errors import RequestError
+
+JSON_TYPES = ("application/json", "")
+
+
+async def read_json_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body (pydantic parses it straight from bytes); 413 past the limit, 415 for non-JSON."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        raise RequestError(415, "unsupported_media_type", f"expected application/json, got {media_type}")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,97 @@
+"""The service's YAML configuration: strict keys, ${ENV} substitution, secrets never written in the file."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+from sealserve.errors import ConfigError
+
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BundleSource(Strict):
+    """A model served from a signed bundle in a store."""
+
+    name: str
+    store_url: str
+    ref: str = "production"
+    keyring: Path
+    trusted_types: tuple[str, ...] = ()
+    allow_pickle: bool = False
+
+
+class ClassSource(Strict):
+    """A model implemented by a Python class (an MLModel subclass), constructed with `configuration`."""
+
+    class_path: str
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "class" if "class_path" in value else "bundle"
+    return "class" if isinstance(value, ClassSource) else "bundle"
+
+
+ModelSource = Annotated[Annotated[BundleSource, Tag("bundle")] | Annotated[ClassSource, Tag("class")], Discriminator(_source_kind)]
+
+
+class Limits(Strict):
+    max_body_bytes: int = Field(default=1 << 20, gt=0)
+    max_batch_size: int = Field(default=1000, gt=0)
+
+
+class ServiceConfig(Strict):
+    service_title: str = "sealserve"
+    description: str = ""
+    version: str = "0.1.0"
+    limits: Limits = Limits()
+    models: list[ModelSource] = Field(min_length=1)
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> ServiceConfig:
+    """Read, substitute ${VAR} / ${VAR:-default} in string values, and validate."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_config(raw, environ if environ is not None else dict(os.environ), source=str(path))
+
+
+def parse_config(raw: Any, environ: dict[str, str], source: str = "config") -> ServiceConfig:
+    try:
+        return ServiceConfig.model_validate(substitute(raw, environ))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or 'top level'}: {error['msg']}" for error in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def substitute(value: Any, environ: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return ENV_REFERENCE.sub(lambda match: _lookup(match, environ), value)
+    if isinstance(value, dict):
+        return {key: substitute(item, environ) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute(item, environ) for item in value]
+    return value
+
+
+def _lookup(match: re.Match[str], environ: dict[str, str]) -> str:
+    name, default = match.group(1), match.group(2)
+    if name in environ:
+        return environ[name]
+    if default is not None:
+        return default
+    raise ConfigError(f"environment variable {name} is referenced in the config but not set")

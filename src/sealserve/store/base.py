@@ -1,0 +1,64 @@
+"""The store interface: immutable versions of named bundles, plus movable aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from packaging.version import InvalidVersion, Version
+
+from sealserve.bundle.metadata import check_name
+from sealserve.errors import StoreError
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One stored version; `signer` is read from model.sig and is informational until verified."""
+
+    name: str
+    version: str
+    size: int
+    signer: str
+    created: str
+
+
+class Store(Protocol):
+    """What every store (file://, s3://) offers; verification is never the store's job."""
+
+    url: str
+
+    def push(self, bundle: Path) -> VersionInfo:
+        """Upload a bundle folder or .zip; refuse to change an existing version."""
+        ...
+
+    def fetch(self, name: str, version: str, destination: Path) -> dict[str, str]:
+        """Copy one version's files into `destination`, returning each file's SHA-256 computed on the way."""
+        ...
+
+    def resolve(self, name: str, ref: str) -> str:
+        """The version a ref (a version or an alias) names right now."""
+        ...
+
+    def models(self) -> list[str]: ...
+
+    def versions(self, name: str) -> list[VersionInfo]: ...
+
+    def aliases(self, name: str) -> dict[str, str]: ...
+
+    def promote(self, name: str, version: str, alias: str) -> None:
+        """Point `alias` at an existing version."""
+        ...
+
+
+def check_alias(alias: str) -> str:
+    """Aliases look nothing like versions, so a ref is never ambiguous."""
+    try:
+        check_name(alias)
+    except ValueError as exc:
+        raise StoreError(str(exc).replace("model name", "alias")) from None
+    try:
+        Version(alias)
+    except InvalidVersion:
+        return alias
+    raise StoreError(f"alias {alias!r} looks like a version; use a word such as production or staging")

@@ -1,0 +1,126 @@
+"""The embedded file:// store: <root>/<name>/<version>/… and <root>/<name>/_aliases/<alias>."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from packaging.version import Version
+
+from sealserve.bundle import envelope, files
+from sealserve.bundle.metadata import check_name, check_version
+from sealserve.bundle.verify import check_digests, read_metadata, stage
+from sealserve.errors import NotFoundError, SealserveError, StoreError, VersionExistsError
+from sealserve.store.base import VersionInfo, check_alias
+
+ALIASES_DIR = "_aliases"
+
+
+class LocalStore:
+    """A folder of bundles; writes are atomic renames so readers never see half a version."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = root.as_uri()
+
+    def push(self, bundle: Path) -> VersionInfo:
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(files.private_directory("sealserve-push-"))
+        try:
+            digests = inspect_bundle(bundle, staging)
+            metadata = read_metadata(staging)
+            target = self._version_dir(metadata.name, metadata.version)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            incoming = target.parent / f".incoming-{metadata.version}-{os.getpid()}"
+            shutil.move(staging, incoming)
+            staging.mkdir()
+            try:
+                os.rename(incoming, target)
+            except OSError:
+                shutil.rmtree(incoming, ignore_errors=True)
+                if not target.is_dir():
+                    raise StoreError(f"cannot write {target}") from None
+                existing = files.digest_files(files.list_files(target))
+                if existing != digests:
+                    raise VersionExistsError(f"{metadata.name} {metadata.version} already exists with different content") from None
+            return self._info(metadata.name, metadata.version)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def fetch(self, name: str, version: str, destination: Path) -> dict[str, str]:
+        source = self._version_dir(name, version)
+        if not source.is_dir():
+            raise NotFoundError(f"{name} {version} is not in {self.url}")
+        return files.copy_tree(files.list_files(source), destination)
+
+    def resolve(self, name: str, ref: str) -> str:
+        check_name(name)
+        if self._version_dir(name, ref).is_dir():
+            return ref
+        alias_file = self.root / name / ALIASES_DIR / ref
+        if alias_file.is_file():
+            return alias_file.read_text().strip()
+        raise NotFoundError(f"{name}: no version or alias {ref!r} in {self.url}")
+
+    def models(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        folder = self.root / check_name(name)
+        if not folder.is_dir():
+            raise NotFoundError(f"no model {name!r} in {self.url}")
+        names = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+        return [self._info(name, version) for version in sorted(names, key=Version)]
+
+    def aliases(self, name: str) -> dict[str, str]:
+        folder = self.root / check_name(name) / ALIASES_DIR
+        if not folder.is_dir():
+            return {}
+        return {p.name: p.read_text().strip() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+    def promote(self, name: str, version: str, alias: str) -> None:
+        check_alias(alias)
+        if not self._version_dir(name, version).is_dir():
+            raise NotFoundError(f"{name} {version} is not in {self.url}; push it first")
+        folder = self.root / name / ALIASES_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{alias}.{os.getpid()}"
+        temporary.write_text(version + "\n")
+        os.replace(temporary, folder / alias)
+
+    def _version_dir(self, name: str, version: str) -> Path:
+        check_name(name)
+        try:
+            check_version(version)
+        except ValueError:
+            return self.root / name / ".not-a-version"
+        return self.root / name / version
+
+    def _info(self, name: str, version: str) -> VersionInfo:
+        folder = self._version_dir(name, version)
+        listed = files.list_files(folder)
+        signer = "?"
+        try:
+            parsed = envelope.parse((folder / files.SIGNATURE_FILE).read_bytes())
+            signer = parsed.kid or parsed.hint[:16]
+        except (OSError, SealserveError):
+            pass
+        created = json.loads((folder / "sealserve.json").read_text()).get("created", "")
+        return VersionInfo(name, version, sum(p.stat().st_size for p in listed.values()), signer, created)
+
+
+def inspect_bundle(bundle: Path, staging: Path) -> dict[str, str]:
+    """Stage a bundle and check that it is self-consistent (signature parses, files match its manifest).
+
+    This is not verification: no keyring is involved. It keeps broken bundles out of the store.
+    """
+    digests = stage(bundle, staging)
+    if files.SIGNATURE_FILE not in digests:
+        raise StoreError(f"{bundle} has no {files.SIGNATURE_FILE}; pack and sign it first")
+    parsed = envelope.parse((staging / files.SIGNATURE_FILE).read_bytes())
+    check_digests(envelope.signed_digests(parsed.payload), {k: v for k, v in digests.items() if k != files.SIGNATURE_FILE})
+    return digests

@@ -1,0 +1,80 @@
+"""Run the real `sealserve serve` CLI on a free loopback port, and stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+SEALSERVE = str(Path(sys.executable).with_name("sealserve"))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10)
+
+
+def wait_until(condition: object, timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll `condition()` until it is truthy or the deadline passes (no fixed sleeps as synchronization)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s")
+
+
+@contextmanager
+def serve(config: Path, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True, extra_args: tuple[str, ...] = ()) -> Iterator[RunningServer]:
+    """Start the server; with `ready`, wait until /api/health/ready is 200 (or the process dies)."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [SEALSERVE, "serve", str(config), "--host", "127.0.0.1", "--port", str(port), *extra_args],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        )
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
+            try:
+                response = httpx.get(f"{server.url}/api/health/{'ready' if ready else ''}".rstrip("/"), timeout=1)
+            except httpx.TransportError:
+                return False
+            return response.status_code == 200
+
+        wait_until(answering, timeout=60)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
