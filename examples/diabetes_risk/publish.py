@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train import train  # noqa: E402
+from train import train
 
-import sealserve  # noqa: E402
-from sealserve.bundle import keyring, keys  # noqa: E402
-from sealserve.errors import NotFoundError  # noqa: E402
-from sealserve.store import open_store  # noqa: E402
+import sealserve
+from sealserve.bundle import keyring, keys
+from sealserve.errors import NotFoundError
+from sealserve.store import open_store
 
 NAME = "diabetes_risk"
 VERSION = "1.0.0"

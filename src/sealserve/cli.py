@@ -19,9 +19,11 @@ from rich.table import Table
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
 from sealserve.bundle.metadata import ModelFormat
-from sealserve.errors import SealserveError
+from sealserve.errors import KeyringError, SealserveError
 
-app = typer.Typer(help="Sign, store and serve scikit-learn models; verify every byte before anything is deserialized.", no_args_is_help=True)
+app = typer.Typer(
+    help="Sign, store and serve scikit-learn models; verify every byte before anything is deserialized.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="Keyring bookkeeping: add, rotate and revoke keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 out = Console()
@@ -61,7 +63,7 @@ def keygen(
         try:
             keys.write_private_key(key, private_key, _password())
         except FileExistsError:
-            raise keyring_module.KeyringError(f"{private_key} already exists; refusing to overwrite a key") from None
+            raise KeyringError(f"{private_key} already exists; refusing to overwrite a key") from None
         ring.add(keyring_module.entry_for(key, secret_file=private_key.resolve())).save(keyring)
         out.print(f"key {key.kid} ({algorithm.value}) written to {private_key}; keyring {keyring} updated")
 
@@ -98,7 +100,10 @@ def keys_add(
     def action() -> None:
         public = keys.load_public_key(public_key.read_bytes())
         entry = keyring_module.KeyEntry(
-            kid=kid or keys.default_kid(public), alg=keys.algorithm_of(public).jwa, status=status, public_key=keys.public_pem(public).decode()  # type: ignore[arg-type]
+            kid=kid or keys.default_kid(public),
+            alg=keys.algorithm_of(public).jwa,
+            status=status,
+            public_key=keys.public_pem(public).decode(),
         )
         ring = keyring_module.Keyring.load(keyring) if keyring.exists() else keyring_module.Keyring()
         ring.add(entry).save(keyring)
@@ -125,7 +130,9 @@ def pack(
     private_key: PrivateKeyOption,
     out_path: Annotated[Path, typer.Option("--out", help="Bundle folder, or a .zip archive.")],
     model_format: Annotated[ModelFormat, typer.Option("--format")] = ModelFormat.SKOPS,
-    sample: Annotated[Path | None, typer.Option("--sample", help="CSV of training features (derives the schema and drift statistics).")] = None,
+    sample: Annotated[
+        Path | None, typer.Option("--sample", help="CSV of training features (derives the schema and drift statistics).")
+    ] = None,
     target: Annotated[str | None, typer.Option("--target", help="Column of --sample to drop (the label).")] = None,
     report: Annotated[list[Path] | None, typer.Option("--report", help="Report file to include; repeatable.")] = None,
     features: Annotated[Path | None, typer.Option("--features", help="JSON file of per-feature overrides.")] = None,
@@ -145,8 +152,18 @@ def pack(
         overrides = json.loads(features.read_text()) if features else None
         labels = dict(_parse_label(item) for item in class_label or [])
         return pack_bundle(
-            model_file, name=name, version=version, private_key=private_key, out=out_path, sample=frame, format=model_format,
-            features=overrides, class_labels=labels, reports=report or [], description=description, allow_pickle=allow_pickle,
+            model_file,
+            name=name,
+            version=version,
+            private_key=private_key,
+            out=out_path,
+            sample=frame,
+            format=model_format,
+            features=overrides,
+            class_labels=labels,
+            reports=report or [],
+            description=description,
+            allow_pickle=allow_pickle,
         )
 
     result = run(action)
@@ -180,7 +197,9 @@ def push(bundle: Path, store_url: str) -> None:
 
 @app.command()
 def pull(
-    name: str, ref: str, store_url: str,
+    name: str,
+    ref: str,
+    store_url: str,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the bundle into (must not exist).")],
 ) -> None:
     """Download one version (REF is a version or an alias) as a bundle folder."""
@@ -251,7 +270,9 @@ def serve(
         uvicorn.run(create_app(service_config), host=host, port=port, log_level="info", access_log=False)
         return
     os.environ[CONFIG_ENV] = str(config.resolve())
-    uvicorn.run("sealserve.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False)
+    uvicorn.run(
+        "sealserve.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False
+    )
 
 
 @app.command()

@@ -10,7 +10,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafePathError
 
@@ -39,8 +39,9 @@ def check_relative_name(name: str) -> str:
     return name
 
 
-def list_files(root: Path, limits: Limits = Limits()) -> dict[str, Path]:
+def list_files(root: Path, limits: Limits | None = None) -> dict[str, Path]:
     """Map each regular file's relative POSIX name to its path; refuse links and special files."""
+    limits = limits or Limits()
     found: dict[str, Path] = {}
     total = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -82,8 +83,9 @@ def private_directory(prefix: str = "sealserve-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
-def extract_zip(archive: Path, destination: Path, limits: Limits = Limits()) -> dict[str, str]:
+def extract_zip(archive: Path, destination: Path, limits: Limits | None = None) -> dict[str, str]:
     """Unpack a bundle archive, refusing links, escapes, duplicates and zip bombs; return SHA-256 per file."""
+    limits = limits or Limits()
     try:
         zipped = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -113,7 +115,7 @@ def extract_zip(archive: Path, destination: Path, limits: Limits = Limits()) -> 
         return digests
 
 
-def copy_and_hash(source: BinaryIO, target: Path, *, limit: int | None = None) -> str:
+def copy_and_hash(source: IO[bytes], target: Path, *, limit: int | None = None) -> str:
     """Copy a stream into a new file, hashing on the way so the bytes are read once."""
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()

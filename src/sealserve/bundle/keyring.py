@@ -147,6 +147,12 @@ def entry_for(key: keys.SigningKey, *, secret_file: Path | None = None, expires:
     now = datetime.now(UTC).replace(microsecond=0)
     public = key.public_key
     if public is None:
-        return KeyEntry(kid=key.kid, alg="HS256", not_before=now, expires=expires, secret_file=str(secret_file) if secret_file else None,
-                        secret_env=None if secret_file else f"SEALSERVE_HMAC_{key.kid.upper().replace('-', '_')}")
-    return KeyEntry(kid=key.kid, alg=key.algorithm.jwa, not_before=now, expires=expires, public_key=keys.public_pem(public).decode())  # type: ignore[arg-type]
+        return KeyEntry(
+            kid=key.kid,
+            alg="HS256",
+            not_before=now,
+            expires=expires,
+            secret_file=str(secret_file) if secret_file else None,
+            secret_env=None if secret_file else f"SEALSERVE_HMAC_{key.kid.upper().replace('-', '_')}",
+        )
+    return KeyEntry(kid=key.kid, alg=key.algorithm.jwa, not_before=now, expires=expires, public_key=keys.public_pem(public).decode())

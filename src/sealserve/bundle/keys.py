@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from sealserve.errors import KeyringError
 
 HMAC_PEM_LABEL = "SEALSERVE HMAC SECRET"
-PASSWORD_ENV = "SEALSERVE_KEY_PASSWORD"
+PASSWORD_ENV = "SEALSERVE_KEY_PASSWORD"  # noqa: S105
 
 
 class Algorithm(str, Enum):
@@ -125,7 +125,9 @@ class SigningKey:
 def generate(algorithm: Algorithm, kid: str | None = None) -> SigningKey:
     if algorithm is Algorithm.HMAC_SHA256:
         return SigningKey(kid or f"hmac-{secrets.token_hex(8)}", algorithm, secret=secrets.token_bytes(32))
-    private: PrivateKey = ed25519.Ed25519PrivateKey.generate() if algorithm is Algorithm.ED25519 else ec.generate_private_key(ec.SECP256R1())
+    private: PrivateKey = (
+        ed25519.Ed25519PrivateKey.generate() if algorithm is Algorithm.ED25519 else ec.generate_private_key(ec.SECP256R1())
+    )
     return SigningKey(kid or default_kid(private.public_key()), algorithm, private_key=private)
 
 

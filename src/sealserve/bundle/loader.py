@@ -12,8 +12,24 @@ from sealserve.errors import BundleFormatError, UnsafeModelError
 
 DEFAULT_TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
 
+SAFE_BUILTINS = (
+    "slice",
+    "set",
+    "frozenset",
+    "complex",
+    "bytearray",
+    "range",
+    "dict",
+    "list",
+    "tuple",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "bytes",
+)
 SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {("builtins", name) for name in ("slice", "set", "frozenset", "complex", "bytearray", "range", "dict", "list", "tuple", "int", "float", "str", "bool", "bytes", "object")}
+    {("builtins", name) for name in SAFE_BUILTINS}
     | {
         ("collections", "OrderedDict"),
         ("copyreg", "_reconstructor"),
@@ -35,7 +51,7 @@ SAFE_CLASS_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "scipy.sparse.")
 def load_model_file(path: Path, model_format: ModelFormat, *, trusted_types: Iterable[str] = (), allow_pickle: bool = False) -> Any:
     """Load a model file that has already been verified; unsafe content is refused, not run."""
     if model_format is ModelFormat.SKOPS:
-        return load_skops(path, DEFAULT_TRUSTED_TYPES | set(trusted_types))
+        return load_skops(path, set(DEFAULT_TRUSTED_TYPES) | set(trusted_types))
     if model_format is ModelFormat.ONNX:
         return load_onnx(path)
     if not allow_pickle:
@@ -87,13 +103,12 @@ def load_joblib(path: Path, extra_globals: set[str]) -> Any:
                     return found
             raise UnsafeModelError(f"{path.name} refers to {module}.{name}, which is not on the unpickling allow-list")
 
-    with path.open("rb") as handle:
-        with numpy_pickle._validate_fileobject_and_memmap(handle, str(path), None) as (stream, _):
-            if isinstance(stream, str):
-                raise UnsafeModelError(f"{path.name} uses joblib's pre-0.10 format, which is refused")
-            try:
-                return RestrictedUnpickler(str(path), stream, True).load()
-            except UnsafeModelError:
-                raise
-            except Exception as exc:
-                raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None
+    with path.open("rb") as handle, numpy_pickle._validate_fileobject_and_memmap(handle, str(path), None) as (stream, _):
+        if isinstance(stream, str):
+            raise UnsafeModelError(f"{path.name} uses joblib's pre-0.10 format, which is refused")
+        try:
+            return RestrictedUnpickler(str(path), stream, True).load()
+        except UnsafeModelError:
+            raise
+        except Exception as exc:
+            raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None

@@ -11,7 +11,6 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 METADATA_FILE = "sealserve.json"
-SCHEMA_VERSION = 1
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 CategoryCode = float | int | str
 
@@ -81,7 +80,7 @@ class BundleMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str
     version: str
     format: ModelFormat

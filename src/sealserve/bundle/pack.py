@@ -132,7 +132,8 @@ def encode_sample(sample: pd.DataFrame, features: list[Feature]) -> np.ndarray:
         feature.kind is not FeatureKind.CATEGORY or all(not isinstance(code, str) for code in (feature.categories or {}).values())
         for feature in features
     )
-    return frame.to_numpy(dtype="float64" if numeric else "object")
+    rows: np.ndarray = frame.to_numpy(dtype="float64" if numeric else "object")
+    return rows
 
 
 def library_versions() -> dict[str, str]:

@@ -30,7 +30,7 @@ def _field(feature: Feature) -> tuple[str, Any, Any]:
     described = Field(description=feature.description or None)
     if feature.kind is FeatureKind.CATEGORY:
         labels = tuple((feature.categories or {}).keys())
-        return feature.name, Literal[labels], described  # type: ignore[valid-type]
+        return feature.name, Literal[labels], described
     if feature.kind is FeatureKind.BOOLEAN:
         return feature.name, StrictBool, described
     base: Any = StrictInt if feature.kind is FeatureKind.INTEGER else StrictFloat
@@ -85,7 +85,7 @@ def feature_statistics(sample: pd.DataFrame, features: list[Feature]) -> dict[st
         series = sample[feature.name].dropna()
         if feature.kind is FeatureKind.CATEGORY:
             codes_to_labels = {code: label for label, code in (feature.categories or {}).items()}
-            counts = series.map(lambda value: codes_to_labels.get(value, str(value))).value_counts()
+            counts = series.map(codes_to_labels).fillna(series.astype(str)).value_counts()
             statistics[feature.name] = FeatureStatistics(count=int(series.size), frequencies={str(k): int(v) for k, v in counts.items()})
             continue
         values = series.to_numpy(dtype="float64")

@@ -46,8 +46,9 @@ class VerifiedBundle:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def stage(source: Path, destination: Path, limits: files.Limits = files.Limits()) -> dict[str, str]:
+def stage(source: Path, destination: Path, limits: files.Limits | None = None) -> dict[str, str]:
     """Step 1: copy a folder or .zip into a private folder, hashing on the way."""
+    limits = limits or files.Limits()
     if source.is_dir():
         return files.copy_tree(files.list_files(source, limits), destination)
     if source.is_file() and source.suffix == ".zip":
@@ -61,7 +62,7 @@ def verify_bundle(
     *,
     name: str | None = None,
     version: str | None = None,
-    limits: files.Limits = files.Limits(),
+    limits: files.Limits | None = None,
     now: datetime | None = None,
 ) -> VerifiedBundle:
     """Stage, then check key, signature, every file's digest and the signed identity; raise on the first failure."""

@@ -29,7 +29,9 @@ class BundleModel(MLModel):
         self._encoders: list[dict[str, Any] | None] = [
             feature.categories if feature.kind is FeatureKind.CATEGORY else None for feature in metadata.features
         ]
-        self._dtype = "float64" if all(isinstance(code, int | float) for enc in self._encoders if enc for code in enc.values()) else "object"
+        self._dtype = (
+            "float64" if all(isinstance(code, int | float) for enc in self._encoders if enc for code in enc.values()) else "object"
+        )
         self._labels = [item.label for item in metadata.output.classes]
         self._label_of = {item.value: item.label for item in metadata.output.classes}
         self._classification = metadata.output.task == "classification"
@@ -82,8 +84,7 @@ class BundleModel(MLModel):
             return [build(prediction=self._label_of.get(_plain(value), str(value))) for value in predictions]
         labels = self._labels
         return [
-            build(prediction=labels[int(row.argmax())], probabilities=dict(zip(labels, row.tolist(), strict=True)))
-            for row in probabilities
+            build(prediction=labels[int(row.argmax())], probabilities=dict(zip(labels, row.tolist(), strict=True))) for row in probabilities
         ]
 
 

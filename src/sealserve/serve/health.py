@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from sealserve.serve.responses import describe_state, json_response
 from sealserve.serve.registry import ModelRegistry
+from sealserve.serve.responses import describe_state, json_response
 
 
 def build_router(registry: ModelRegistry) -> APIRouter:

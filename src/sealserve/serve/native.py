@@ -22,7 +22,9 @@ def parse_input(body: bytes, validator: Any) -> Any:
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise RequestError(400, "malformed_json", "request body is not valid JSON") from None
-        raise RequestError(422, "validation_error", "request body does not match the model's input schema", validation_details(exc)) from None
+        raise RequestError(
+            422, "validation_error", "request body does not match the model's input schema", validation_details(exc)
+        ) from None
 
 
 def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:

@@ -22,7 +22,11 @@ ERROR_SCHEMA = {
         "error": {
             "type": "object",
             "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "array", "items": {"type": "object"}}},
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
         }
     },
 }
@@ -61,7 +65,11 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
         input_ref = _register(schemas, model.input_schema)
         output_ref = _register(schemas, model.output_schema)
         provenance = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
-        single = {"type": "object", "required": ["model_name", "model_version", "output"], "properties": provenance | {"output": output_ref}}
+        single = {
+            "type": "object",
+            "required": ["model_name", "model_version", "output"],
+            "properties": provenance | {"output": output_ref},
+        }
         batch = {
             "type": "object",
             "required": ["model_name", "model_version", "outputs"],
@@ -69,7 +77,9 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
         }
         base = f"/api/models/{model.name}"
         document["paths"][f"{base}/prediction"] = {"post": _operation(model, "prediction", input_ref, single)}
-        document["paths"][f"{base}/predictions"] = {"post": _operation(model, "predictions", {"type": "array", "items": input_ref, "minItems": 1}, batch)}
+        document["paths"][f"{base}/predictions"] = {
+            "post": _operation(model, "predictions", {"type": "array", "items": input_ref, "minItems": 1}, batch)
+        }
     return document
 
 
@@ -90,7 +100,10 @@ def _operation(model: ModelDescription, kind: str, request: dict[str, Any], resp
         "operationId": f"{model.name}_{kind}",
         "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
         "responses": {
-            "200": {"description": "Prediction with the model name and version that answered", "content": {"application/json": {"schema": response}}},
+            "200": {
+                "description": "Prediction with the model name and version that answered",
+                "content": {"application/json": {"schema": response}},
+            },
             "400": {"description": "Malformed JSON", **error},
             "404": {"description": "Unknown model", **error},
             "413": {"description": "Body or batch too large", **error},

@@ -11,7 +11,9 @@ from sealserve.serve.registry import ModelState, ServedModel
 
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def model_headers(served: ServedModel) -> dict[str, str]:
