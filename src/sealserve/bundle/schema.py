@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model
 
 from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics, OutputSpec
+
+if TYPE_CHECKING:  # pandas is needed at pack time only; the server starts without importing it
+    import pandas as pd
 
 HISTOGRAM_BINS = 10
 
@@ -68,6 +70,8 @@ def derive_features(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] |
 
 
 def _observed(series: pd.Series) -> dict[str, Any]:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(series):
         return {"kind": FeatureKind.BOOLEAN}
     if pd.api.types.is_numeric_dtype(series):

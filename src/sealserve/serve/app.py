@@ -20,13 +20,16 @@ from sealserve.serve.registry import ModelRegistry
 CONFIG_ENV = "SEALSERVE_CONFIG"
 
 
-def create_app(config: ServiceConfig, registry: ModelRegistry | None = None) -> FastAPI:
-    """Build the app; models load in the background after start-up so probes can report progress."""
+def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False) -> FastAPI:
+    """Build the app. Models load in the background so probes can report progress, or, with several
+    worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded)."""
     models = registry if registry is not None else ModelRegistry(list(config.models))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(asyncio.to_thread(models.load_all))
+        if load_before_serving:
+            await loading
         yield
         loading.cancel()
 
@@ -44,5 +47,5 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None) -> 
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for `uvicorn --factory` and multi-worker serving: the config path comes from SEALSERVE_CONFIG."""
-    return create_app(load_config(Path(os.environ[CONFIG_ENV])))
+    """Factory for multi-worker serving: the config path comes from SEALSERVE_CONFIG."""
+    return create_app(load_config(Path(os.environ[CONFIG_ENV])), load_before_serving=True)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel
 
 from sealserve.bundle.metadata import BundleMetadata, FeatureKind, ModelFormat
@@ -91,6 +90,8 @@ class BundleModel(MLModel):
 def sklearn_predictor(estimator: Any, with_probabilities: bool) -> Predictor:
     """Feed numpy rows; a DataFrame only when the estimator was fitted on one and needs its column names."""
     columns = getattr(estimator, "feature_names_in_", None)
+    if columns is not None:
+        import pandas as pd
 
     def as_input(rows: np.ndarray) -> Any:
         return rows if columns is None else pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,39 @@
+# Two entry points, both self-installing on a fresh machine with Python 3.11:
+#   make serve   train the example model, pack + sign it into the local store, serve it on 127.0.0.1:8000
+#   make test    lint, type-check and run the whole test suite
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: setup serve test lint typecheck clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-extras --all-groups --python $(PYTHON)
+	touch $@
+
+setup: $(VENV)/.synced
+
+serve: setup
+	$(VENV)/bin/python examples/diabetes_risk/publish.py --home .sealserve
+	$(VENV)/bin/sealserve serve examples/diabetes_risk/service.yaml --host 127.0.0.1 --port 8000
+
+lint: setup
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy src
+
+test: lint typecheck
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .sealserve .pytest_cache .mypy_cache .ruff_cache
