@@ -8,6 +8,8 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+SEALSERVE_HOME ?= .sealserve
+PORT ?= 8000
 
 .PHONY: setup serve test lint typecheck clean
 
@@ -22,8 +24,8 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 setup: $(VENV)/.synced
 
 serve: setup
-	$(VENV)/bin/python examples/diabetes_risk/publish.py --home .sealserve
-	$(VENV)/bin/sealserve serve examples/diabetes_risk/service.yaml --host 127.0.0.1 --port 8000
+	$(VENV)/bin/python examples/diabetes_risk/publish.py --home $(SEALSERVE_HOME)
+	SEALSERVE_HOME=$(SEALSERVE_HOME) $(VENV)/bin/sealserve serve examples/diabetes_risk/service.yaml --host 127.0.0.1 --port $(PORT)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests examples benchmarks
