@@ -25,7 +25,11 @@ def make_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     with log.open("wb") as sink:
         process = subprocess.Popen(
             ["make", "--no-print-directory", "serve", f"SEALSERVE_HOME={home}", f"PORT={port}"],
-            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ},
+            cwd=ROOT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ},
         )
     url = f"http://127.0.0.1:{port}"
 

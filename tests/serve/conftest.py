@@ -33,4 +33,3 @@ def client(workspace: Workspace) -> Iterator[TestClient]:
 
 def record(**changes: object) -> dict[str, object]:
     return {"size": 7.5, "count": 3, "color": "BLUE", **changes}
-

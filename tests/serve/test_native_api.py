@@ -131,7 +131,8 @@ def test_model_failures_are_500_without_internal_details(client: TestClient, bmi
     response = client.post("/api/models/threshold_risk/prediction", json={"body_mass_index": bmi, "general_health": "GOOD"})
     assert response.status_code == 500
     text = response.text
-    assert "secret" not in text and "Traceback" not in text
+    assert "secret" not in text
+    assert "Traceback" not in text
     assert response.json()["error"]["code"] in {"model_error", "internal_error"}
 
 

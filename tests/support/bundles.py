@@ -84,7 +84,9 @@ class Workspace:
         import yaml
 
         entries = [
-            {"store_url": self.store.url, "keyring": str(self.keyring), "ref": "production", **entry} if "class_path" not in entry else entry
+            {"store_url": self.store.url, "keyring": str(self.keyring), "ref": "production", **entry}
+            if "class_path" not in entry
+            else entry
             for entry in models
         ]
         path.write_text(yaml.safe_dump({"service_title": "Test Service", **service, "models": entries}))

@@ -48,17 +48,22 @@ def wait_until(condition: object, timeout: float = 30.0, interval: float = 0.05)
 
 
 @contextmanager
-def serve(config: Path, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True, extra_args: tuple[str, ...] = ()) -> Iterator[RunningServer]:
+def serve(
+    config: Path, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True, extra_args: tuple[str, ...] = ()
+) -> Iterator[RunningServer]:
     """Start the server; with `ready`, wait until /api/health/ready is 200 (or the process dies)."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [SEALSERVE, "serve", str(config), "--host", "127.0.0.1", "--port", str(port), *extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
     try:
+
         def answering() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")

@@ -8,6 +8,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -16,6 +17,7 @@ from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafePathE
 
 SIGNATURE_FILE = "model.sig"
 CHUNK_SIZE = 1 << 20
+RATIO_CHECK_MIN_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -106,12 +108,15 @@ def extract_zip(archive: Path, destination: Path, limits: Limits | None = None) 
             total += member.file_size
             if total > limits.max_total_bytes:
                 raise BundleTooLargeError(f"archive expands beyond {limits.max_total_bytes} bytes")
-            if member.compress_size and member.file_size / member.compress_size > limits.max_compression_ratio:
+            if member.file_size > RATIO_CHECK_MIN_BYTES and member.file_size / max(member.compress_size, 1) > limits.max_compression_ratio:
                 raise BundleTooLargeError(f"refused {name!r}: compression ratio above {limits.max_compression_ratio}")
         digests = {}
         for member in members:
-            with zipped.open(member) as source:
-                digests[member.filename] = copy_and_hash(source, destination / member.filename, limit=member.file_size)
+            try:
+                with zipped.open(member) as source:
+                    digests[member.filename] = copy_and_hash(source, destination / member.filename, limit=member.file_size)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+                raise BundleFormatError(f"{archive.name}: cannot extract {member.filename!r} ({exc})") from None
         return digests
 
 
@@ -134,9 +139,21 @@ def copy_tree(files: dict[str, Path], destination: Path) -> dict[str, str]:
     """Copy listed files into `destination` (a fresh private folder); return SHA-256 per file."""
     digests = {}
     for name, path in files.items():
-        with path.open("rb") as source:
+        with open_regular(path, name) as source:
             digests[name] = copy_and_hash(source, destination / name)
     return digests
+
+
+def open_regular(path: Path, name: str) -> IO[bytes]:
+    """Open a listed file without following a link or blocking on a FIFO swapped in after it was listed."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UnsafePathError(f"refused {name!r}: cannot open it as a regular file ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise UnsafePathError(f"refused special file {name!r}")
+    return os.fdopen(descriptor, "rb")
 
 
 def write_zip(source: Path, archive: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from datetime import UTC, datetime
@@ -9,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sealserve.bundle import keys
 from sealserve.errors import KeyNotValidError, KeyringError, RevokedKeyError, UnknownKeyError
@@ -31,8 +33,8 @@ class KeyEntry(BaseModel):
     kid: str = Field(min_length=1, max_length=128)
     alg: Literal["ES256", "EdDSA", "HS256"]
     status: KeyStatus = KeyStatus.ACTIVE
-    not_before: datetime | None = None
-    expires: datetime | None = None
+    not_before: AwareDatetime | None = None  # a timestamp without a zone is ambiguous: refused, not guessed
+    expires: AwareDatetime | None = None
     public_key: str | None = None
     secret_env: str | None = None
     secret_file: str | None = None
@@ -66,7 +68,10 @@ class KeyEntry(BaseModel):
             value = os.environ.get(self.secret_env)
             if not value:
                 raise KeyringError(f"key {self.kid!r}: environment variable {self.secret_env} is not set")
-            return value.encode()
+            try:
+                return base64.b64decode(value, validate=True)
+            except binascii.Error:
+                raise KeyringError(f"key {self.kid!r}: {self.secret_env} must hold the secret in base64, as keygen writes it") from None
         assert self.secret_file is not None
         return keys.read_private_key(Path(self.secret_file)).secret or b""
 
@@ -127,6 +132,8 @@ class Keyring(BaseModel):
         raise UnknownKeyError(f"signer key with fingerprint {hint[:16]}… is not in the keyring")
 
     def add(self, entry: KeyEntry) -> Keyring:
+        if any(existing.kid == entry.kid for existing in self.keys):
+            raise KeyringError(f"key {entry.kid!r} is already in the keyring; choose another --kid")
         if entry.status is KeyStatus.ACTIVE:
             return Keyring(keys=[_demote(existing) for existing in self.keys] + [entry])
         return Keyring(keys=[*self.keys, entry])

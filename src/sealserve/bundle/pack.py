@@ -27,7 +27,7 @@ from sealserve.bundle.metadata import (
     check_name,
     check_version,
 )
-from sealserve.bundle.schema import derive_features, feature_statistics, input_model, output_model
+from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model
 from sealserve.errors import BundleFormatError, UnsafeModelError
 
 REPORTS_DIR = "reports"
@@ -57,19 +57,24 @@ def pack(
     `sample` holds training features in model order; `features` overrides derived specs per column.
     """
     model_format = ModelFormat(format)
-    check_name(name)
-    check_version(version)
+    try:
+        check_name(name)
+        check_version(version)
+    except ValueError as exc:
+        raise BundleFormatError(str(exc)) from None
     if model_format is ModelFormat.JOBLIB and not allow_pickle:
         raise UnsafeModelError("the joblib format is pickle-based; pass allow_pickle=True to use it")
     signing_key = private_key if isinstance(private_key, keys.SigningKey) else keys.read_private_key(Path(private_key))
     estimator, onnx_bytes = _resolve_model(model, model_format, allow_pickle)
     overrides = {k: dict(v) for k, v in (features or {}).items()}
+    try:
+        feature_specs = derive_features(sample, overrides) if sample is not None else unsampled_features(estimator, overrides)
+    except ValueError as exc:
+        raise BundleFormatError(str(exc)) from None
     if sample is not None:
-        feature_specs = derive_features(sample, overrides)
         rows = encode_sample(sample, feature_specs)
         statistics = feature_statistics(sample, feature_specs)
     else:
-        feature_specs = unsampled_features(estimator, overrides)
         rows = np.zeros((1, len(feature_specs)))
         statistics = {}
     output = _output_spec(estimator, onnx_bytes, class_labels)
@@ -170,7 +175,10 @@ def unsampled_features(estimator: Any, overrides: dict[str, dict[str, Any]]) -> 
     if names is None and count is None:
         raise BundleFormatError("pass a sample of the training data (CLI: --sample CSV) so the input schema can be derived")
     columns = [str(name) for name in names] if names is not None else [f"x{index}" for index in range(int(count or 0))]
-    return [Feature.model_validate({"name": name, "kind": FeatureKind.NUMBER} | overrides.get(name, {})) for name in columns]
+    unknown = set(overrides) - set(columns)
+    if unknown:
+        raise ValueError(f"overrides name features the model does not have: {sorted(unknown)}")
+    return [feature_from_spec({"name": name, "kind": FeatureKind.NUMBER} | overrides.get(name, {})) for name in columns]
 
 
 def _output_spec(estimator: Any, onnx_bytes: bytes | None, class_labels: Mapping[Any, str] | None) -> OutputSpec:

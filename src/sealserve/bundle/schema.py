@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, create_model
 
 from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics, OutputSpec
 
@@ -65,8 +65,18 @@ def derive_features(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] |
             spec["kind"] = FeatureKind.CATEGORY
             spec.pop("minimum", None)
             spec.pop("maximum", None)
-        features.append(Feature.model_validate(spec))
+        features.append(feature_from_spec(spec))
     return features
+
+
+def feature_from_spec(spec: dict[str, Any]) -> Feature:
+    """Validate one feature spec; the error names the feature and the offending key (ValueError)."""
+    try:
+        return Feature.model_validate(spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"feature {spec.get('name')!r}: {where}: {first['msg']}") from None
 
 
 def _observed(series: pd.Series) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from packaging.version import Version
 
 from sealserve.bundle import envelope, files
-from sealserve.bundle.metadata import check_name, check_version
+from sealserve.bundle.metadata import NAME_PATTERN, check_name, check_version
 from sealserve.bundle.verify import check_digests, read_metadata, stage
 from sealserve.errors import NotFoundError, SealserveError, StoreError, VersionExistsError
 from sealserve.store.base import VersionInfo, check_alias
@@ -21,15 +21,16 @@ ALIASES_DIR = "_aliases"
 class LocalStore:
     """A folder of bundles; writes are atomic renames so readers never see half a version."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, limits: files.Limits | None = None) -> None:
         self.root = root
         self.url = root.as_uri()
+        self.limits = limits or files.Limits()
 
     def push(self, bundle: Path) -> VersionInfo:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(files.private_directory("sealserve-push-"))
         try:
-            digests = inspect_bundle(bundle, staging)
+            digests = inspect_bundle(bundle, staging, self.limits)
             metadata = read_metadata(staging)
             target = self._version_dir(metadata.name, metadata.version)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,15 +54,19 @@ class LocalStore:
         source = self._version_dir(name, version)
         if not source.is_dir():
             raise NotFoundError(f"{name} {version} is not in {self.url}")
-        return files.copy_tree(files.list_files(source), destination)
+        return files.copy_tree(files.list_files(source, self.limits), destination)
 
     def resolve(self, name: str, ref: str) -> str:
         check_name(name)
         if self._version_dir(name, ref).is_dir():
             return ref
         alias_file = self.root / name / ALIASES_DIR / ref
-        if alias_file.is_file():
-            return alias_file.read_text().strip()
+        if NAME_PATTERN.match(ref) and alias_file.is_file():  # a ref is never a path: no '/', no leading '.'
+            version = alias_file.read_text().strip()
+            try:
+                return check_version(version)
+            except ValueError:
+                raise StoreError(f"{name}: alias {ref!r} does not name a valid version") from None
         raise NotFoundError(f"{name}: no version or alias {ref!r} in {self.url}")
 
     def models(self) -> list[str]:
@@ -73,7 +78,7 @@ class LocalStore:
         folder = self.root / check_name(name)
         if not folder.is_dir():
             raise NotFoundError(f"no model {name!r} in {self.url}")
-        names = [p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))]
+        names = [p.name for p in folder.iterdir() if p.is_dir() and _is_version(p.name)]
         return [self._info(name, version) for version in sorted(names, key=Version)]
 
     def aliases(self, name: str) -> dict[str, str]:
@@ -109,18 +114,30 @@ class LocalStore:
             signer = parsed.kid or parsed.hint[:16]
         except (OSError, SealserveError):
             pass
-        created = json.loads((folder / "sealserve.json").read_text()).get("created", "")
+        try:
+            created = str(json.loads((folder / "sealserve.json").read_text()).get("created", ""))
+        except (OSError, ValueError, AttributeError):
+            created = "?"
         return VersionInfo(name, version, sum(p.stat().st_size for p in listed.values()), signer, created)
 
 
-def inspect_bundle(bundle: Path, staging: Path) -> dict[str, str]:
+def inspect_bundle(bundle: Path, staging: Path, limits: files.Limits | None = None) -> dict[str, str]:
     """Stage a bundle and check that it is self-consistent (signature parses, files match its manifest).
 
     This is not verification: no keyring is involved. It keeps broken bundles out of the store.
     """
-    digests = stage(bundle, staging)
+    digests = stage(bundle, staging, limits)
     if files.SIGNATURE_FILE not in digests:
         raise StoreError(f"{bundle} has no {files.SIGNATURE_FILE}; pack and sign it first")
     parsed = envelope.parse((staging / files.SIGNATURE_FILE).read_bytes())
     check_digests(envelope.signed_digests(parsed.payload), {k: v for k, v in digests.items() if k != files.SIGNATURE_FILE})
     return digests
+
+
+def _is_version(folder_name: str) -> bool:
+    """Stray folders (editor backups, half-written pushes) are not versions."""
+    try:
+        check_version(folder_name)
+    except ValueError:
+        return False
+    return True

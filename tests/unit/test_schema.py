@@ -1,0 +1,151 @@
+"""Schemas derived from a DataFrame: names, kinds, ranges, categories; requests are validated strictly."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from sealserve.bundle.metadata import Feature, FeatureKind, ModelClass, OutputSpec
+from sealserve.bundle.schema import derive_features, feature_statistics, input_model, output_model
+from tests.conftest import FEATURE_OVERRIDES, GENERAL_HEALTH
+
+
+@pytest.fixture(scope="module")
+def mixed_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age": [30, 45, 60, 22],
+            "bmi": [21.5, 30.0, np.nan, 40.25],
+            "smoker": [True, False, False, True],
+            "region": ["north", "south", "north", None],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def risk_input(training_frame: pd.DataFrame) -> type[BaseModel]:
+    return input_model("risk", derive_features(training_frame, FEATURE_OVERRIDES))
+
+
+def test_names_kinds_and_ranges_come_from_the_data_in_column_order(mixed_frame: pd.DataFrame) -> None:
+    features = derive_features(mixed_frame)
+    assert [(f.name, f.kind) for f in features] == [
+        ("age", FeatureKind.INTEGER),
+        ("bmi", FeatureKind.NUMBER),
+        ("smoker", FeatureKind.BOOLEAN),
+        ("region", FeatureKind.CATEGORY),
+    ]
+    age, bmi, _, region = features
+    assert (age.minimum, age.maximum) == (22.0, 60.0)
+    assert (bmi.minimum, bmi.maximum) == (21.5, 40.25)  # missing values do not widen or poison the range
+    assert region.categories == {"north": "north", "south": "south"}
+
+
+def test_overrides_give_readable_category_labels_for_coded_columns(training_frame: pd.DataFrame) -> None:
+    features = {f.name: f for f in derive_features(training_frame, FEATURE_OVERRIDES)}
+    health = features["general_health"]
+    assert health.kind is FeatureKind.CATEGORY
+    assert health.categories is not None
+    assert health.categories["VERY_GOOD"] == 2.0
+    assert (health.minimum, health.maximum) == (None, None)
+    assert health.description == "Self-reported general health."
+    assert features["bmi"].description == "Body mass index."
+    assert features["bmi"].minimum == training_frame["bmi"].min()
+
+
+def test_overrides_for_unknown_columns_or_keys_are_refused_with_the_name(training_frame: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"not in the sample: \['weight'\]"):
+        derive_features(training_frame, {"weight": {"description": "kg"}})
+    with pytest.raises(ValueError, match="feature 'bmi': descripton: Extra inputs are not permitted"):
+        derive_features(training_frame, {"bmi": {"descripton": "typo"}})
+    with pytest.raises(ValueError, match="feature 'age': kind: Input should be"):
+        derive_features(training_frame, {"age": {"kind": "timestamp"}})
+
+
+def test_input_schema_lists_fields_in_feature_order_with_ranges_and_labels(risk_input: type[BaseModel]) -> None:
+    schema = risk_input.model_json_schema()
+    assert list(schema["properties"]) == ["age", "bmi", "general_health"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["general_health"]["enum"] == list(GENERAL_HEALTH)
+    assert schema["properties"]["age"]["type"] == "integer"
+    assert schema["properties"]["bmi"]["minimum"] >= 18.0
+    assert schema["properties"]["bmi"]["maximum"] <= 45.0
+    json.dumps(schema)  # the schema must be plain JSON (no NaN/Infinity bounds)
+
+
+def valid_record(**changes: Any) -> dict[str, Any]:
+    return {"age": 50, "bmi": 30.0, "general_health": "VERY_GOOD", **changes}
+
+
+def test_a_valid_record_is_accepted(risk_input: type[BaseModel]) -> None:
+    record = risk_input.model_validate_json(json.dumps(valid_record()))
+    assert record.general_health == "VERY_GOOD"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "error_type"),
+    [
+        ('{"age": 50, "bmi": NaN, "general_health": "GOOD"}', "bmi", "finite_number"),
+        ('{"age": 50, "bmi": Infinity, "general_health": "GOOD"}', "bmi", "finite_number"),
+        ('{"age": 50, "bmi": -Infinity, "general_health": "GOOD"}', "bmi", "finite_number"),
+        ('{"age": 50, "bmi": "30", "general_health": "GOOD"}', "bmi", "float_type"),
+        ('{"age": 50.5, "bmi": 30.0, "general_health": "GOOD"}', "age", "int_type"),
+        ('{"age": 50, "bmi": 99.0, "general_health": "GOOD"}', "bmi", "less_than_equal"),
+        ('{"age": 50, "bmi": 30.0, "general_health": 2.0}', "general_health", "literal_error"),
+        ('{"age": 50, "bmi": 30.0, "general_health": "very good"}', "general_health", "literal_error"),
+        ('{"age": 50, "bmi": 30.0}', "general_health", "missing"),
+        ('{"age": 50, "bmi": 30.0, "general_health": "GOOD", "admin": true}', "admin", "extra_forbidden"),
+    ],
+)
+def test_invalid_records_are_refused_naming_the_field(risk_input: type[BaseModel], body: str, field: str, error_type: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        risk_input.model_validate_json(body)
+    [error] = raised.value.errors()
+    assert (error["loc"], error["type"]) == ((field,), error_type)
+
+
+def test_nan_and_infinity_are_refused_from_python_values_too(risk_input: type[BaseModel]) -> None:
+    for value in (math.nan, math.inf):
+        with pytest.raises(ValidationError, match="finite"):
+            risk_input.model_validate(valid_record(bmi=value))
+
+
+def test_booleans_are_strict() -> None:
+    model = input_model("flags", [Feature(name="smoker", kind=FeatureKind.BOOLEAN)])
+    assert model.model_validate_json('{"smoker": true}').smoker is True  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError):
+        model.model_validate_json('{"smoker": 1}')
+
+
+def test_output_schema_for_a_classifier_lists_the_labels() -> None:
+    spec = OutputSpec(
+        task="classification", classes=[ModelClass(value=0, label="low"), ModelClass(value=1, label="high")], probabilities=True
+    )
+    schema = output_model("risk", spec).model_json_schema()
+    assert schema["properties"]["prediction"]["enum"] == ["low", "high"]
+    assert "probabilities" in schema["properties"]
+    regression = output_model("price", OutputSpec(task="regression")).model_json_schema()
+    assert regression["properties"]["prediction"]["type"] == "number"
+
+
+def test_training_statistics_describe_each_feature_for_drift(training_frame: pd.DataFrame) -> None:
+    features = derive_features(training_frame, FEATURE_OVERRIDES)
+    statistics = feature_statistics(training_frame, features)
+    bmi = statistics["bmi"]
+    assert bmi.count == len(training_frame)
+    assert bmi.mean == pytest.approx(training_frame["bmi"].mean())
+    assert bmi.bin_edges is not None
+    assert bmi.bin_counts is not None
+    assert sum(bmi.bin_counts) == len(training_frame)
+    assert len(bmi.bin_edges) == len(bmi.bin_counts) + 1
+    health = statistics["general_health"]
+    assert health.frequencies is not None
+    assert set(health.frequencies) <= set(GENERAL_HEALTH)  # counted under the readable labels, not the codes
+    assert sum(health.frequencies.values()) == len(training_frame)
+    assert health.frequencies["VERY_GOOD"] == int((training_frame["general_health"] == 2.0).sum())
