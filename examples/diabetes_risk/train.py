@@ -189,9 +189,7 @@ def write_profile(X: pd.DataFrame, y: pd.Series, reports: Path) -> list[Path]:
     counts = y.value_counts().sort_index()
     last = flat[len(X.columns)] if len(flat) > len(X.columns) else None
     if last is not None:
-        last.bar(
-            names, [counts.get(0, 0), counts.get(1, 0)], color=["tab:blue", "tab:red"]
-        )
+        last.bar(names, [counts.get(0, 0), counts.get(1, 0)], color=["tab:blue", "tab:red"])
         last.set_title("class balance")
     for ax in flat[len(X.columns) + 1 :]:
         ax.axis("off")
@@ -226,30 +224,22 @@ def write_profile(X: pd.DataFrame, y: pd.Series, reports: Path) -> list[Path]:
     return [profile, hist_png]
 
 
-def compare_models(
-    X: np.ndarray, y: np.ndarray, *, folds: int, seed: int
-) -> pd.DataFrame:
+def compare_models(X: np.ndarray, y: np.ndarray, *, folds: int, seed: int) -> pd.DataFrame:
     """Cross-validate every candidate; return mean/std scores sorted by ROC AUC."""
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     rows: list[dict[str, Any]] = []
     for name, cand in CANDIDATES.items():
-        scores = cross_validate(
-            cand.make(seed), X, y, cv=cv, scoring=CV_SCORING, n_jobs=1
-        )
+        scores = cross_validate(cand.make(seed), X, y, cv=cv, scoring=CV_SCORING, n_jobs=1)
         row: dict[str, Any] = {"model": name}
         for metric in CV_SCORING:
             row[f"{metric}_mean"] = float(np.mean(scores[f"test_{metric}"]))
             row[f"{metric}_std"] = float(np.std(scores[f"test_{metric}"]))
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(
-        "roc_auc_mean", ascending=False, kind="stable"
-    )
+    table = pd.DataFrame(rows).sort_values("roc_auc_mean", ascending=False, kind="stable")
     return table.reset_index(drop=True)
 
 
-def tune(
-    name: str, X: np.ndarray, y: np.ndarray, *, folds: int, fast: bool, seed: int
-) -> tuple[Estimator, dict[str, Any], float]:
+def tune(name: str, X: np.ndarray, y: np.ndarray, *, folds: int, fast: bool, seed: int) -> tuple[Estimator, dict[str, Any], float]:
     """Grid-search candidate *name* by ROC AUC; return (estimator, params, CV AUC)."""
     cand = CANDIDATES[name]
     search = GridSearchCV(
@@ -264,9 +254,7 @@ def tune(
     return search.best_estimator_, dict(search.best_params_), float(search.best_score_)
 
 
-def evaluate(
-    model: Estimator, X: np.ndarray, y: np.ndarray, reports: Path, name: str
-) -> tuple[dict[str, float], list[Path]]:
+def evaluate(model: Estimator, X: np.ndarray, y: np.ndarray, reports: Path, name: str) -> tuple[dict[str, float], list[Path]]:
     """Score *model* on the test split and write the three evaluation PNGs."""
     pred = model.predict(X)
     proba = model.predict_proba(X)[:, 1]
@@ -280,22 +268,16 @@ def evaluate(
     labels = [CLASS_LABELS[0], CLASS_LABELS[1]]
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    RocCurveDisplay.from_estimator(
-        model, X, y, name=name, ax=ax, plot_chance_level=True
-    )
+    RocCurveDisplay.from_estimator(model, X, y, name=name, ax=ax, plot_chance_level=True)
     ax.set_title("ROC curve (held-out test split)")
     roc_png = _save(fig, reports / "roc_curve.png")
 
     fig, ax = plt.subplots(figsize=(5, 4.5))
-    ConfusionMatrixDisplay.from_estimator(
-        model, X, y, display_labels=labels, cmap="Blues", colorbar=False, ax=ax
-    )
+    ConfusionMatrixDisplay.from_estimator(model, X, y, display_labels=labels, cmap="Blues", colorbar=False, ax=ax)
     ax.set_title("Confusion matrix (held-out test split)")
     cm_png = _save(fig, reports / "confusion_matrix.png")
 
-    text = classification_report(
-        y, pred, target_names=labels, digits=3, zero_division=0
-    )
+    text = classification_report(y, pred, target_names=labels, digits=3, zero_division=0)
     n_lines = text.count("\n") + 2
     fig = plt.figure(figsize=(6.5, 0.28 * n_lines + 0.6))
     fig.text(
@@ -357,14 +339,10 @@ def train(out_dir: Path, *, fast: bool = False, seed: int = 0) -> TrainResult:
     folds = 3 if fast else 5
 
     X, y = load_data()
-    print(
-        f"[1/6] loaded {len(X)} rows x {X.shape[1]} features, {int(y.sum())} positive"
-    )
+    print(f"[1/6] loaded {len(X)} rows x {X.shape[1]} features, {int(y.sum())} positive")
     written = write_profile(X, y, reports)
 
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=TEST_SIZE, stratify=y, random_state=seed
-    )
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=TEST_SIZE, stratify=y, random_state=seed)
     Xtr, Xte = X_tr.to_numpy(dtype="float64"), X_te.to_numpy(dtype="float64")
     ytr, yte = y_tr.to_numpy(), y_te.to_numpy()
     print(f"[2/6] split: train={len(Xtr)} test={len(Xte)} (stratified, seed={seed})")
@@ -417,12 +395,8 @@ def train(out_dir: Path, *, fast: bool = False, seed: int = 0) -> TrainResult:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        description="Train the diabetes risk example model."
-    )
-    parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="output directory"
-    )
+    parser = argparse.ArgumentParser(description="Train the diabetes risk example model.")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     parser.add_argument("--fast", action="store_true", help="3-fold CV and a tiny grid")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)

@@ -7,7 +7,8 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -26,8 +27,13 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Keyring bookkeeping: add, rotate and revoke keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-out = Console()
-err = Console(stderr=True)
+admin_app = typer.Typer(
+    help="Admin operations on a running server (needs `admin: {enabled: true}` in its config; loopback clients only).",
+    no_args_is_help=True,
+)
+app.add_typer(admin_app, name="admin")
+out = Console(soft_wrap=True)  # never fold a path or a digest across lines
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 KeyringOption = Annotated[Path, typer.Option("--keyring", help="Keyring JSON file (public keys only).")]
@@ -60,11 +66,12 @@ def keygen(
     def action() -> None:
         ring = keyring_module.Keyring.load(keyring) if keyring.exists() else keyring_module.Keyring()
         key = keys.generate(algorithm, kid)
+        updated = ring.add(keyring_module.entry_for(key, secret_file=private_key.resolve()))  # refuses a duplicate kid first
         try:
             keys.write_private_key(key, private_key, _password())
         except FileExistsError:
             raise KeyringError(f"{private_key} already exists; refusing to overwrite a key") from None
-        ring.add(keyring_module.entry_for(key, secret_file=private_key.resolve())).save(keyring)
+        updated.save(keyring)
         out.print(f"key {key.kid} ({algorithm.value}) written to {private_key}; keyring {keyring} updated")
 
     run(action)
@@ -98,7 +105,10 @@ def keys_add(
     """Trust another signer's public key (for example one used with `model_signing sign key`)."""
 
     def action() -> None:
-        public = keys.load_public_key(public_key.read_bytes())
+        try:
+            public = keys.load_public_key(public_key.read_bytes())
+        except OSError as exc:
+            raise KeyringError(f"cannot read public key {public_key}: {exc.strerror}") from None
         entry = keyring_module.KeyEntry(
             kid=kid or keys.default_kid(public),
             alg=keys.algorithm_of(public).jwa,
@@ -191,7 +201,12 @@ def push(bundle: Path, store_url: str) -> None:
     """Upload a bundle to a store; an existing version is never changed."""
     from sealserve.store import open_store
 
-    info = run(lambda: open_store(store_url).push(bundle))
+    def action() -> Any:
+        store = open_store(store_url)
+        with _progress(store):
+            return store.push(bundle)
+
+    info = run(action)
     out.print(f"pushed {info.name} {info.version} ({info.size} bytes) to {store_url}")
 
 
@@ -213,7 +228,8 @@ def pull(
             raise SealserveError(f"{out_dir} already exists")
         staging = files.private_directory("sealserve-pull-")
         try:
-            store.fetch(name, version, staging)
+            with _progress(store):
+                store.fetch(name, version, staging)
             shutil.move(staging, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -228,7 +244,7 @@ def list_store(store_url: str, name: Annotated[str | None, typer.Argument()] = N
     """List models, or one model's versions and aliases."""
     from sealserve.store import open_store
 
-    store = open_store(store_url)
+    store = run(lambda: open_store(store_url))
     if name is None:
         for model in run(store.models):
             out.print(model)
@@ -245,10 +261,28 @@ def list_store(store_url: str, name: Annotated[str | None, typer.Argument()] = N
 @app.command()
 def promote(name: str, version: str, alias: str, store_url: str) -> None:
     """Point an alias (production, staging, …) at a version."""
+    from packaging.version import InvalidVersion, Version
+
     from sealserve.store import open_store
 
-    run(lambda: open_store(store_url).promote(name, version, alias))
+    def action() -> str | None:
+        store = open_store(store_url)
+        before = store.aliases(name).get(alias)
+        store.promote(name, version, alias)
+        return before
+
+    before = run(action)
     out.print(f"{name}: {alias} → {version}")
+    try:
+        older = before is not None and Version(version) < Version(before)
+    except InvalidVersion:
+        older = False
+    if older:
+        err.print(
+            f"[yellow]note[/yellow]: {alias} moved back from {before}; servers that served {before} refuse to follow it "
+            f"(rollback protection). Pin {version} on them: `sealserve admin pin {name} {version}` or `ref: {version}` in the config.",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -257,6 +291,7 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
+    grpc_port: Annotated[int | None, typer.Option("--grpc-port", min=0, max=65535, help="Open Inference Protocol gRPC port.")] = None,
 ) -> None:
     """Serve the models in a YAML config."""
     import uvicorn
@@ -266,6 +301,11 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     service_config = run(lambda: load_config(config))
+    if grpc_port is not None:
+        if workers > 1:
+            raise typer.BadParameter("with --workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
+        grpc = service_config.protocols.model_copy(update={"grpc_port": grpc_port, "grpc_host": host})
+        service_config = service_config.model_copy(update={"protocols": grpc})
     if workers == 1:
         uvicorn.run(create_app(service_config), host=host, port=port, log_level="info", access_log=False)
         return
@@ -287,6 +327,86 @@ def openapi(config: Path, output: Annotated[Path | None, typer.Option("--output"
     else:
         output.write_text(text)
         out.print(f"OpenAPI contract written to {output}")
+
+
+AdminUrlOption = Annotated[str, typer.Option("--url", help="Base URL of the running server.")]
+
+
+@admin_app.command("reload")
+def admin_reload(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
+    """Load a model's ref now: download, verify, load, swap (the old version keeps serving on failure)."""
+    state = run(lambda: _admin_call("POST", url, f"/api/admin/models/{name}/reload"))
+    _print_admin_state(state)
+
+
+@admin_app.command("pin")
+def admin_pin(name: str, version: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
+    """Serve exactly VERSION (an explicit pin may roll back); lasts until unpin or restart."""
+    state = run(lambda: _admin_call("PUT", url, f"/api/admin/models/{name}/pin", {"version": version}))
+    _print_admin_state(state)
+
+
+@admin_app.command("unpin")
+def admin_unpin(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
+    """Follow the configured ref again."""
+    state = run(lambda: _admin_call("DELETE", url, f"/api/admin/models/{name}/pin"))
+    _print_admin_state(state)
+
+
+def _admin_call(method: str, base: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    if urlparse(base).scheme not in ("http", "https"):
+        raise SealserveError(f"--url must be an http(s) URL, not {base!r}")
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 - scheme checked above
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        if exc.code == 404 and "model" not in str(message):
+            message = "the server has no admin endpoints; set `admin: {enabled: true}` in its config"
+        raise SealserveError(f"{method} {path}: {exc.code} {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise SealserveError(f"cannot reach {base}: {getattr(exc, 'reason', exc)}") from None
+
+
+def _print_admin_state(state: dict[str, Any]) -> None:
+    model = state["model"]
+    line = f"{model['name']}: serving {model.get('version') or 'nothing'} (ref {model.get('ref')}"
+    line += f", pinned {model['pinned']})" if model.get("pinned") else ")"
+    out.print(line, highlight=False)
+    if model.get("error"):
+        err.print(f"[yellow]last failure[/yellow]: {model['error']}", highlight=False)
+
+
+@contextmanager
+def _progress(store: Any) -> Iterator[None]:
+    """A rich progress bar on stderr for stores that report transfers, only when stderr is a terminal."""
+    if not err.is_terminal or not hasattr(store, "progress"):
+        yield
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+
+        def start(description: str, total: int) -> Callable[[int], None]:
+            task = bar.add_task(description, total=total)
+            return lambda amount: bar.advance(task, amount)
+
+        store.progress = start
+        try:
+            yield
+        finally:
+            store.progress = None
 
 
 def _parse_label(item: str) -> tuple[Any, str]:

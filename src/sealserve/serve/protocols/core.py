@@ -1,0 +1,349 @@
+"""What every protocol shares underneath: model lookup, rows → validated records, outputs, errors.
+
+The adapters (kserve_v1, v2_rest, v2_grpc, seldon) only translate their wire shapes into calls
+on this module and back. Validation is the model's own `input_schema` (the same pydantic model the
+native API uses: ranges, categories, NaN/Infinity, unknown fields), applied here once for all.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal, get_args, get_origin
+
+import orjson
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+from starlette.exceptions import HTTPException
+
+from sealserve.model import MLModel, MLModelException, MLModelSchemaValidationException
+from sealserve.serve.bundle_model import BundleModel
+from sealserve.serve.config import Limits
+from sealserve.serve.errors import RequestError
+from sealserve.serve.registry import ModelNotReadyError, ModelRegistry, ServedModel, UnknownModelError
+
+logger = logging.getLogger("sealserve.protocols")
+MAX_REPORTED_ERRORS = 5
+
+
+class ProtocolError(Exception):
+    """A client error any protocol can report: an HTTP-style status and a message safe to return."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An exception as every protocol reports it; each adapter only chooses the error body's shape."""
+
+    status: int
+    message: str
+    headers: dict[str, str] | None = None
+
+
+def failure_of(exc: BaseException) -> Failure:
+    """Map any exception to a status and a client-safe message; only a model or server fault is a 500."""
+    if isinstance(exc, ProtocolError):
+        return Failure(exc.status, exc.message)
+    if isinstance(exc, RequestError):
+        return Failure(exc.status, exc.message, exc.headers)
+    if isinstance(exc, UnknownModelError):
+        return Failure(404, str(exc))
+    if isinstance(exc, ModelNotReadyError):
+        return Failure(503, str(exc), {"Retry-After": "5"})
+    if isinstance(exc, RequestValidationError):
+        return Failure(400, "the request does not match the endpoint")
+    if isinstance(exc, HTTPException):
+        return Failure(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+    if isinstance(exc, MLModelSchemaValidationException):
+        return Failure(400, str(exc) or "input rejected by the model")
+    if isinstance(exc, MLModelException):
+        logger.warning("model raised %s", type(exc).__name__)
+        return Failure(500, "the model could not make a prediction")
+    logger.error("unexpected error in a protocol handler", exc_info=exc)
+    return Failure(500, "internal error")
+
+
+def resolve(registry: ModelRegistry, name: str, version: str | None = None) -> ServedModel:
+    """The served model; a named version must be the one being served (404 otherwise)."""
+    served = registry.get(name)
+    if version and version != served.version:
+        raise ProtocolError(404, f"model {name!r} has no version {version!r}; serving {served.version}")
+    return served
+
+
+def check_batch(rows: int, limits: Limits) -> None:
+    if rows == 0:
+        raise ProtocolError(400, "the request holds no rows to predict")
+    if rows > limits.max_batch_size:
+        raise ProtocolError(413, f"batch of {rows} rows exceeds max_batch_size {limits.max_batch_size}")
+
+
+class Kind(str, Enum):
+    """How a feature's (or output field's) values travel: decides tensor datatypes and conversions."""
+
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    OTHER = "other"
+
+
+def kind_of(annotation: Any) -> Kind:
+    if annotation is bool:
+        return Kind.BOOLEAN
+    if annotation is int:
+        return Kind.INTEGER
+    if annotation is float:
+        return Kind.NUMBER
+    if annotation is str:
+        return Kind.STRING
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return Kind.STRING if all(isinstance(member.value, str) for member in annotation) else Kind.OTHER
+    if get_origin(annotation) is Literal and all(isinstance(arg, str) for arg in get_args(annotation)):
+        return Kind.STRING
+    return Kind.OTHER
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named output: its V2 datatype, values per row (None: one), and how to read it from predictions."""
+
+    name: str
+    datatype: str
+    width: int | None
+    extract: Callable[[Sequence[Any]], list[Any]]
+
+    def shape(self, rows: int) -> list[int]:
+        return [rows] if self.width is None else [rows, self.width]
+
+
+DATATYPE_OF_KIND = {Kind.NUMBER: "FP64", Kind.INTEGER: "INT64", Kind.BOOLEAN: "BOOL", Kind.STRING: "BYTES", Kind.OTHER: "BYTES"}
+
+
+class Signature:
+    """A model's inputs and outputs as protocols see them, computed once per loaded model."""
+
+    def __init__(self, model: MLModel) -> None:
+        schema = model.input_schema
+        self.inputs = tuple(Column(field.alias or name, kind_of(field.annotation)) for name, field in schema.model_fields.items())
+        self.names = tuple(column.name for column in self.inputs)
+        self._kinds = {column.name: column.kind for column in self.inputs}
+        self._validator: TypeAdapter[list[Any]] = TypeAdapter(list[schema])  # type: ignore[valid-type]
+        if isinstance(model, BundleModel):
+            self.platform = f"sealserve_{model.metadata.format.value}"
+            outputs, self.default_outputs, self.class_labels = _bundle_outputs(model)
+            self._predictions = outputs[0].extract
+        else:
+            self.platform = "sealserve_python"
+            outputs = _field_outputs(model.output_schema)
+            self.default_outputs = tuple(output.name for output in outputs)
+            self.class_labels = None
+            self._predictions = _dump_all
+        self.outputs = {output.name: output for output in outputs}
+
+    def records(
+        self,
+        rows: Sequence[Any],
+        names: Sequence[str] | None = None,
+        *,
+        objects: bool = False,
+        numeric_strings: bool = False,
+        item: str = "row",
+    ) -> list[Any]:
+        """Positional rows (in `names` order, default: the model's feature order) as records keyed by feature.
+
+        Rows are arrays, often built from numpy floats, so a whole-valued float (3.0) becomes an int for an
+        integer feature; with `numeric_strings` (Seldon's untyped ndarray) "55" becomes a number too. With
+        `objects`, a row may already be a record (an object keyed by feature name) and is passed on as is.
+        Every other check is the schema's, in `validate`.
+        """
+        order = self.names if names is None else self.check_names(names)
+        width = len(order)
+        converters = [(position, _converter(self._kinds[name], numeric_strings)) for position, name in enumerate(order)]
+        active = [(position, convert) for position, convert in converters if convert is not None]
+        records: list[Any] = []
+        for index, row in enumerate(rows):
+            if isinstance(row, list) and len(row) == width:
+                records.append(dict(zip(order, _convert_row(row, active) if active else row, strict=True)))
+            elif objects and isinstance(row, dict):
+                records.append(row)
+            else:
+                got = f"has {len(row)} values" if isinstance(row, list) else "is not a list"
+                alternative = ", or an object keyed by feature name" if objects else ""
+                raise ProtocolError(400, f"{item} {index} {got}; expected {width} values in the order {', '.join(order)}{alternative}")
+        return records
+
+    def check_names(self, names: Sequence[str]) -> Sequence[str]:
+        unknown = [name for name in names if name not in self._kinds]
+        if unknown:
+            raise ProtocolError(400, f"unknown input {', '.join(map(repr, unknown))}; the model's inputs are {', '.join(self.names)}")
+        if len(set(names)) != len(names):
+            raise ProtocolError(400, "an input name appears twice")
+        missing = [name for name in self.names if name not in set(names)]
+        if missing:
+            raise ProtocolError(400, f"missing input {', '.join(map(repr, missing))}; the model's inputs are {', '.join(self.names)}")
+        return names
+
+    def validate(self, records: Sequence[Any], item: str = "row") -> list[Any]:
+        """Validate all records in one call against the model's input schema; 400 names rows and fields."""
+        try:
+            return self._validator.validate_python(records)
+        except ValidationError as exc:
+            raise ProtocolError(400, describe(exc, item)) from None
+
+    def predict(self, model: MLModel, records: Sequence[Any], item: str = "row") -> list[Any]:
+        return model.predict_batch(self.validate(records, item))
+
+    def predictions(self, outputs: Sequence[Any]) -> list[Any]:
+        """One JSON value per row: the class value or number (bundles), else the output object."""
+        return self._predictions(outputs)
+
+    def select(self, names: Sequence[str] | None) -> list[Output]:
+        if not names:
+            return [self.outputs[name] for name in self.default_outputs]
+        unknown = [name for name in names if name not in self.outputs]
+        if unknown:
+            raise ProtocolError(400, f"unknown output {', '.join(map(repr, unknown))}; the model's outputs are {', '.join(self.outputs)}")
+        return [self.outputs[name] for name in names]
+
+
+class Signatures:
+    """Signature cache of one app, keyed by model object so a hot-swapped model gets its own."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[weakref.ref[MLModel], Signature]] = {}
+
+    def of(self, model: MLModel) -> Signature:
+        entry = self._cache.get(id(model))
+        if entry is not None and entry[0]() is model:
+            return entry[1]
+        signature = Signature(model)
+        self._cache = {key: value for key, value in self._cache.items() if value[0]() is not None}
+        self._cache[id(model)] = (weakref.ref(model), signature)
+        return signature
+
+
+def describe(exc: ValidationError, item: str) -> str:
+    """pydantic errors as one line: row index, field, message; never the offending input value."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    parts = []
+    for error in errors[:MAX_REPORTED_ERRORS]:
+        location = list(error["loc"])
+        where = f"{item} {location.pop(0)}" if location and isinstance(location[0], int) else "input"
+        field = ".".join(str(part) for part in location)
+        parts.append(f"{where}, {field!r}: {error['msg']}" if field else f"{where}: {error['msg']}")
+    more = f" (and {len(errors) - MAX_REPORTED_ERRORS} more)" if len(errors) > MAX_REPORTED_ERRORS else ""
+    return "; ".join(parts) + more
+
+
+def _converter(kind: Kind, numeric_strings: bool) -> Callable[[Any], Any] | None:
+    if kind is Kind.INTEGER:
+        return _to_integer_lenient if numeric_strings else _whole_float_to_int
+    if kind is Kind.NUMBER and numeric_strings:
+        return _to_number_lenient
+    return None
+
+
+def _convert_row(row: list[Any], converters: list[tuple[int, Callable[[Any], Any]]]) -> list[Any]:
+    row = list(row)
+    for position, convert in converters:
+        row[position] = convert(row[position])
+    return row
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def _to_number_lenient(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _to_integer_lenient(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            value = _to_number_lenient(value)
+    return _whole_float_to_int(value)
+
+
+def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], tuple[str, ...] | None]:
+    """predict (class values, like KServe's sklearn server), label (class labels), predict_proba ([N, classes])."""
+    spec = model.metadata.output
+    if spec.task == "regression":
+        return [Output("predict", "FP64", None, lambda outputs: [output.prediction for output in outputs])], ("predict",), None
+    values = [item.value for item in spec.classes]
+    labels = tuple(item.label for item in spec.classes)
+    value_of = {item.label: item.value for item in spec.classes}
+    datatype = _datatype_of_values(values)
+    if datatype == "BYTES":
+        value_of = {label: str(value) for label, value in value_of.items()}
+
+    def predict(outputs: Sequence[Any]) -> list[Any]:
+        return [value_of.get(output.prediction, output.prediction) for output in outputs]
+
+    def label(outputs: Sequence[Any]) -> list[Any]:
+        return [output.prediction for output in outputs]
+
+    result = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
+    if not spec.probabilities:
+        return result, ("predict",), None
+
+    def probabilities(outputs: Sequence[Any]) -> list[Any]:
+        return [output.probabilities[name] for output in outputs for name in labels]
+
+    return [*result, Output("predict_proba", "FP64", len(labels), probabilities)], ("predict",), labels
+
+
+def _datatype_of_values(values: Sequence[Any]) -> str:
+    if values and all(isinstance(value, bool) for value in values):
+        return "BOOL"
+    if all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+        return "INT64"
+    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+        return "FP64"
+    return "BYTES"
+
+
+def _field_outputs(schema: type[BaseModel]) -> list[Output]:
+    """A custom model's outputs: one per field of its output schema."""
+    return [_field_output(field.alias or name, name, kind_of(field.annotation)) for name, field in schema.model_fields.items()]
+
+
+def _field_output(name: str, attribute: str, kind: Kind) -> Output:
+    def plain(outputs: Sequence[Any]) -> list[Any]:
+        return [getattr(output, attribute) for output in outputs]
+
+    def text(outputs: Sequence[Any]) -> list[Any]:
+        return [_as_text(getattr(output, attribute)) for output in outputs]
+
+    return Output(name, DATATYPE_OF_KIND[kind], None, plain if kind in (Kind.NUMBER, Kind.INTEGER, Kind.BOOLEAN) else text)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    return value if isinstance(value, str) else orjson.dumps(to_jsonable_python(value)).decode()
+
+
+def _dump_all(outputs: Sequence[Any]) -> list[Any]:
+    return [output.model_dump(mode="json") for output in outputs]

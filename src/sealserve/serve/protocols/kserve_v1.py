@@ -1,0 +1,60 @@
+"""KServe V1 (TensorFlow-Serving style) REST: ``{"instances": [...]}`` → ``{"predictions": [...]}``.
+
+An instance is a list of feature values in the bundle's feature order, or an object keyed by feature
+name (validated exactly like the native API). Errors are ``{"error": "..."}``, as KServe answers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
+
+from sealserve.serve.config import Limits
+from sealserve.serve.protocols.core import ProtocolError, Signatures, check_batch, resolve
+from sealserve.serve.protocols.rest import error_response, guarded_route, parse_json, read_body
+from sealserve.serve.registry import ModelRegistry
+from sealserve.serve.responses import json_response, model_headers
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    instances: list[Any] | None = None
+    inputs: list[Any] | None = None
+
+
+def build_router(registry: ModelRegistry, signatures: Signatures, limits: Limits) -> APIRouter:
+    router = APIRouter(prefix="/v1/models", tags=["KServe V1"], route_class=guarded_route(error_response))
+
+    @router.get("", summary="Names of the configured models")
+    async def list_models() -> Response:
+        return json_response({"models": [state.served.name if state.served else state.key for state in registry.states]})
+
+    @router.get("/{name}", summary="Model readiness (503 until verified and loaded)")
+    async def model_status(name: str) -> Response:
+        state = registry.state(name)
+        if state.served is None:
+            return json_response({"name": name, "ready": False}, status=503)
+        served = state.served
+        return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))
+
+    @router.post("/{name}:predict", summary="Predict a batch of instances")
+    async def predict(name: str, request: Request) -> Response:
+        served = resolve(registry, name)
+        envelope = parse_json(PredictRequest, await read_body(request, limits.max_body_bytes), "predict request")
+        instances = envelope.instances if envelope.instances is not None else envelope.inputs
+        if instances is None:
+            raise ProtocolError(400, 'missing input: the body needs "instances" (a list of feature lists or objects)')
+        check_batch(len(instances), limits)
+        signature = signatures.of(served.model)
+        records = signature.records(instances, objects=True, item="instance")
+        predictions = signature.predict(served.model, records, item="instance")
+        return json_response(
+            {"predictions": signature.predictions(predictions), "model_name": served.name, "model_version": served.version},
+            headers=model_headers(served),
+        )
+
+    return router

@@ -1,0 +1,72 @@
+"""REST plumbing shared by the protocol routers: error rendering per protocol, bounded body reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
+from sealserve.serve.body import read_json_body
+from sealserve.serve.errors import RequestError
+from sealserve.serve.protocols.core import Failure, ProtocolError, failure_of
+
+Render = Callable[[Failure], Response]
+Envelope = TypeVar("Envelope", bound=BaseModel)
+
+
+def guarded_route(render: Render) -> type[APIRoute]:
+    """A route class whose endpoint errors (any exception) are answered in the protocol's own error shape."""
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Exception as exc:
+                    return render(failure_of(exc))
+
+            return guarded
+
+    return GuardedRoute
+
+
+def error_response(failure: Failure) -> Response:
+    """KServe's and the Open Inference Protocol's error body: {"error": "<message>"}."""
+    body = orjson.dumps({"error": failure.message})
+    return Response(body, status_code=failure.status, media_type="application/json", headers=failure.headers)
+
+
+async def read_body(request: Request, max_bytes: int, *, binary: bool = False) -> bytes:
+    """The raw body under the service's byte limit; JSON content types only unless `binary` (V2 binary data)."""
+    if not binary:
+        return await read_json_body(request, max_bytes)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(model: type[Envelope], body: bytes, what: str) -> Envelope:
+    """A protocol's request envelope straight from the body bytes; every failure is a 400 naming the field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise ProtocolError(400, "request body is not valid JSON") from None
+        problems = "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}" for error in errors[:5])
+        raise ProtocolError(400, f"invalid {what}: {problems}") from None

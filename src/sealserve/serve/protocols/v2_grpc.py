@@ -1,0 +1,185 @@
+"""Open Inference Protocol (KServe V2) over gRPC: ``inference.GRPCInferenceService`` on a second port.
+
+The message classes come from grpc_predict_v2.proto's compiled descriptor (shipped in
+oip_v2_descriptor.py), loaded into a private descriptor pool: protobuf's default pool stays free for
+tritonclient's or kserve's own ``inference.*`` classes in the same process. Handlers are registered
+generically by method path, so no generated service stubs are needed either.
+
+The server is grpcio's threaded server, started and stopped by the app's lifespan; it answers from
+the same registry, signatures and validation as the REST protocols. Outputs travel in
+``raw_output_contents`` (as Triton answers, and as tritonclient reads them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
+
+from sealserve.serve.config import Limits
+from sealserve.serve.protocols import tensors
+from sealserve.serve.protocols.core import ProtocolError, Signatures, failure_of, resolve
+from sealserve.serve.protocols.oip_v2_descriptor import FILE_DESCRIPTOR
+from sealserve.serve.registry import ModelRegistry
+
+logger = logging.getLogger("sealserve.protocols.grpc")
+SERVICE = "inference.GRPCInferenceService"
+POOL = descriptor_pool.DescriptorPool()
+POOL.Add(descriptor_pb2.FileDescriptorProto.FromString(FILE_DESCRIPTOR))
+STATUS_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.INVALID_ARGUMENT,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+RPCS = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer")
+MESSAGES: dict[str, Any] = {
+    name: message_factory.GetMessageClass(POOL.FindMessageTypeByName(f"inference.{name}"))
+    for rpc in RPCS
+    for name in (f"{rpc}Request", f"{rpc}Response")
+}
+
+
+Handler = Callable[[Any, grpc.ServicerContext], Any]
+
+
+class InferenceService:
+    """The six RPCs; each only translates messages to core calls and back."""
+
+    def __init__(self, registry: ModelRegistry, signatures: Signatures, limits: Limits, server: tensors.ServerInfo) -> None:
+        self.registry, self.signatures, self.limits, self.server = registry, signatures, limits, server
+
+    def server_live(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return MESSAGES["ServerLiveResponse"](live=True)
+
+    def server_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
+
+    def model_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
+        state = self.registry.state(request.name)
+        ready = state.served is not None and (not request.version or request.version == state.served.version)
+        return MESSAGES["ModelReadyResponse"](ready=ready)
+
+    def server_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return MESSAGES["ServerMetadataResponse"](**self.server.as_dict())
+
+    def model_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        served = resolve(self.registry, request.name, request.version or None)
+        metadata = tensors.model_metadata(served, self.signatures.of(served.model))
+        return MESSAGES["ModelMetadataResponse"](**metadata)
+
+    def model_infer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        served = resolve(self.registry, request.model_name, request.model_version or None)
+        signature = self.signatures.of(served.model)
+        records = tensors.records(signature, decode_inputs(request), self.limits)
+        selected = signature.select([output.name for output in request.outputs])
+        predictions = signature.predict(served.model, records)
+        response = MESSAGES["ModelInferResponse"](model_name=served.name, model_version=served.version, id=request.id)
+        rows = len(predictions)
+        for output in selected:
+            response.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape(rows))
+            response.raw_output_contents.append(tensors.encode_raw(output.datatype, output.extract(predictions)))
+        return response
+
+
+def decode_inputs(request: Any) -> list[tensors.Tensor]:
+    """Inputs from raw_input_contents (one entry per input, in order) or from typed contents."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise ProtocolError(400, f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs")
+    decoded = []
+    for index, item in enumerate(request.inputs):
+        shape = list(item.shape)
+        if raw:
+            decoded.append(tensors.decode_raw(item.name, item.datatype, shape, raw[index]))
+            continue
+        tensors.check_datatype(item.name, item.datatype)
+        field = CONTENTS.get(item.datatype)
+        if field is None:
+            raise ProtocolError(400, f"input {item.name!r}: {item.datatype} travels in raw_input_contents only")
+        values = list(getattr(item.contents, field))
+        if not values:
+            present = [descriptor.name for descriptor, _ in item.contents.ListFields()]
+            if present:
+                raise ProtocolError(400, f"input {item.name!r} has datatype {item.datatype}, but its values are in {present[0]}")
+        if item.datatype == "BYTES":
+            values = [tensors.text(item.name, value) for value in values]
+        decoded.append(tensors.tensor(item.name, item.datatype, shape, values))
+    return decoded
+
+
+def guarded(method: Handler) -> Handler:
+    """Answer any exception with the gRPC status matching the REST status of the same failure."""
+
+    def handler(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(request, context)
+        except Exception as exc:
+            failure = failure_of(exc)
+        context.abort(STATUS_CODES.get(failure.status, grpc.StatusCode.INTERNAL), failure.message)
+
+    return handler
+
+
+def method_handlers(service: InferenceService) -> grpc.GenericRpcHandler:
+    handlers = {}
+    for name in RPCS:
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            guarded(getattr(service, _snake_case(name))),
+            request_deserializer=MESSAGES[f"{name}Request"].FromString,
+            response_serializer=MESSAGES[f"{name}Response"].SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+
+def _snake_case(name: str) -> str:
+    return "".join(f"_{char.lower()}" if char.isupper() else char for char in name).lstrip("_")
+
+
+class GrpcServer:
+    """The gRPC endpoint of one app: bound and started by `start`, stopped by `stop`."""
+
+    def __init__(self, service: InferenceService, host: str, port: int, workers: int, limits: Limits) -> None:
+        self.service, self.host, self.requested_port, self.workers, self.limits = service, host, port, workers, limits
+        self.port: int | None = None
+        self._server: Any = None
+
+    def start(self) -> int:
+        options = [("grpc.max_receive_message_length", self.limits.max_body_bytes), ("grpc.max_send_message_length", -1)]
+        server = grpc.server(ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sealserve-grpc"), options=options)
+        server.add_generic_rpc_handlers((method_handlers(self.service),))
+        address = f"[{self.host}]:{self.requested_port}" if ":" in self.host else f"{self.host}:{self.requested_port}"
+        port = server.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"gRPC cannot listen on {address}")
+        server.start()
+        self._server, self.port = server, port
+        logger.info("Open Inference Protocol gRPC listening on %s:%s", self.host, port)
+        return int(port)
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self._server is not None:
+            self._server.stop(grace).wait(grace + 1)
+            self._server = None

@@ -1,0 +1,559 @@
+"""The s3:// store (AWS S3, MinIO, SeaweedFS, …) with the file store's layout and rules.
+
+Layout under `s3://bucket/prefix/`, identical to the file store so a folder can be mirrored either way:
+
+    <name>/<version>/<file>          the bundle's files; `model.sig` is written last and marks the version complete
+    <name>/_aliases/<alias>          a small object holding the version the alias points at
+
+A version exists once its `model.sig` exists. That object is written with a conditional put
+(`If-None-Match: *`), so two pushes of one version cannot both succeed; servers without
+conditional writes get a read-before-write check instead. Readers never see a half-written version.
+
+URL options (query parameters, never credentials):
+
+    endpoint=https://host:port   S3-compatible endpoint; `http://` is the only way to get plain HTTP
+    region=eu-west-1             signing region
+    ca_bundle=/path/ca.pem       CA certificates to verify the endpoint's TLS certificate
+    addressing=path|virtual|auto bucket addressing (default: path with an endpoint, auto without)
+    profile=name                 a named profile from ~/.aws/config
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, urlparse
+
+import boto3
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSLError,
+)
+from packaging.version import Version
+from s3transfer.exceptions import RetriesExceededError
+from s3transfer.subscribers import BaseSubscriber
+
+from sealserve.bundle import envelope, files
+from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name, check_version
+from sealserve.bundle.verify import read_metadata
+from sealserve.errors import BundleFormatError, BundleTooLargeError, NotFoundError, SealserveError, StoreError, VersionExistsError
+from sealserve.store.base import (
+    Credentials,
+    ProgressStart,
+    StoreAccessError,
+    StoreUnavailableError,
+    VersionInfo,
+    check_alias,
+)
+from sealserve.store.local import ALIASES_DIR, inspect_bundle
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+URL_OPTIONS = ("endpoint", "region", "ca_bundle", "addressing", "profile")
+ACCESS_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidToken",
+    "ExpiredToken",
+    "AuthorizationHeaderMalformed",
+}
+TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "Throttling"}
+NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404"}
+UNSUPPORTED_CODES = {"NotImplemented", "501"}
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A parsed `s3://bucket/prefix?options` URL."""
+
+    bucket: str
+    prefix: str
+    endpoint: str | None = None
+    region: str | None = None
+    ca_bundle: str | None = None
+    addressing: str | None = None
+    profile: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> S3Location:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3":
+            raise StoreError(f"not an s3:// URL: {url!r}")
+        if parsed.username or parsed.password or "@" in parsed.netloc:
+            raise StoreError("credentials do not belong in a store URL; use the AWS environment/profile or store_credentials")
+        bucket = parsed.netloc
+        if not bucket:
+            raise StoreError(f"{url!r} names no bucket; use s3://bucket/prefix")
+        prefix = parsed.path.strip("/")
+        if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+            raise StoreError(f"{url!r}: the prefix must not contain empty, '.' or '..' segments")
+        options: dict[str, str] = {}
+        for key, value in parse_qsl(parsed.query, keep_blank_values=True, strict_parsing=bool(parsed.query)):
+            if key not in URL_OPTIONS:
+                raise StoreError(f"unknown s3 URL option {key!r}; known options: {', '.join(URL_OPTIONS)}")
+            if key in options:
+                raise StoreError(f"s3 URL option {key!r} given twice")
+            options[key] = value
+        endpoint = options.get("endpoint")
+        if endpoint is not None:
+            scheme = urlparse(endpoint).scheme
+            if scheme not in ("https", "http") or not urlparse(endpoint).netloc:
+                raise StoreError(f"endpoint {endpoint!r} must be an https:// (or explicitly http://) URL")
+        addressing = options.get("addressing")
+        if addressing not in (None, "path", "virtual", "auto"):
+            raise StoreError(f"addressing must be path, virtual or auto, not {addressing!r}")
+        return cls(
+            bucket=bucket,
+            prefix=f"{prefix}/" if prefix else "",
+            endpoint=endpoint,
+            region=options.get("region"),
+            ca_bundle=options.get("ca_bundle"),
+            addressing=addressing or ("path" if endpoint else None),
+            profile=options.get("profile"),
+        )
+
+
+def transfer_config(*, chunk_mib: int = 8, concurrency: int = 8) -> TransferConfig:
+    """Multipart above one chunk, concurrent ranged GETs, bounded memory for in-order hashing."""
+    config = TransferConfig(
+        multipart_threshold=chunk_mib * MiB,
+        multipart_chunksize=chunk_mib * MiB,
+        max_concurrency=concurrency,
+        use_threads=True,
+        preferred_transfer_client="classic",
+    )
+    config.max_in_memory_download_chunks = 2 * concurrency
+    return config
+
+
+class S3Store:
+    """Versioned bundles in an S3 bucket; a second implementation of the `Store` protocol."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        credentials: Credentials | None = None,
+        limits: files.Limits | None = None,
+        transfer: TransferConfig | None = None,
+        client: S3Client | None = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.url = url
+        self.location = S3Location.parse(url)
+        self.limits = limits or files.Limits()
+        self.transfer = transfer or transfer_config()
+        self.progress: ProgressStart | None = None
+        self.client: S3Client = client or self._make_client(credentials, connect_timeout, read_timeout)
+        self.endpoint = self.client.meta.endpoint_url
+        if self.endpoint.startswith("http://") and self.location.endpoint is None:
+            raise StoreError(
+                f"the AWS configuration names the plain-HTTP endpoint {self.endpoint}; "
+                "plain HTTP is only used when the store URL says so (?endpoint=http://…)"
+            )
+
+    def _make_client(self, credentials: Credentials | None, connect_timeout: float, read_timeout: float) -> S3Client:
+        location = self.location
+        try:
+            session = boto3.session.Session(
+                profile_name=location.profile,
+                aws_access_key_id=credentials.access_key_id if credentials else None,
+                aws_secret_access_key=credentials.secret_access_key if credentials else None,
+                aws_session_token=credentials.session_token if credentials else None,
+            )
+            config = Config(
+                region_name=location.region,
+                signature_version="s3v4",
+                s3={"addressing_style": cast(Any, location.addressing or "auto")},
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                max_pool_connections=max(10, self.transfer.max_request_concurrency + 4),
+                user_agent_extra="sealserve",
+            )
+            return session.client("s3", endpoint_url=location.endpoint, verify=location.ca_bundle, config=config)
+        except ProfileNotFound as exc:
+            raise StoreError(f"{self.url}: {exc}") from None
+        except (BotoCoreError, ValueError) as exc:
+            raise StoreError(f"{self.url}: cannot configure the S3 client: {exc}") from None
+
+    # -- the Store protocol ---------------------------------------------------------------------
+
+    def push(self, bundle: Path) -> VersionInfo:
+        staging = files.private_directory("sealserve-push-")
+        try:
+            inspect_bundle(bundle, staging, self.limits)
+            metadata = read_metadata(staging)
+            name, version = metadata.name, metadata.version
+            listed = files.list_files(staging, self.limits)
+            signature = (staging / files.SIGNATURE_FILE).read_bytes()
+            info = _info_from_folder(name, version, listed, signature)
+            existing = self._read_optional(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}")
+            if existing is not None:
+                return self._same_version(info, signature, existing)
+            payload = {rel: path for rel, path in listed.items() if rel != files.SIGNATURE_FILE}
+            total = sum(path.stat().st_size for path in payload.values())
+            with self._transfers(f"push {name} {version}", total) as (manager, watch):
+                futures = [
+                    manager.upload(str(path), self.location.bucket, self._key(name, version, rel), subscribers=[watch(path.stat().st_size)])
+                    for rel, path in sorted(payload.items())
+                ]
+                for future in futures:
+                    future.result()
+            self._commit(info, signature)
+            return info
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def fetch(self, name: str, version: str, destination: Path) -> dict[str, str]:
+        objects = self._version_objects(name, version)
+        if files.SIGNATURE_FILE not in objects:
+            raise NotFoundError(f"{name} {version} is not in {self.url}")
+        if len(objects) > self.limits.max_files:
+            raise BundleTooLargeError(f"{name} {version} has more than {self.limits.max_files} files")
+        total = sum(objects.values())
+        if total > self.limits.max_total_bytes:
+            raise BundleTooLargeError(f"{name} {version} is larger than {self.limits.max_total_bytes} bytes")
+        sinks = {rel: HashingSink(destination / rel, size) for rel, size in objects.items()}
+        try:
+            with self._transfers(f"pull {name} {version}", total) as (manager, watch):
+                futures = [
+                    manager.download(self.location.bucket, self._key(name, version, rel), sink, subscribers=[watch(sink.expected)])
+                    for rel, sink in sinks.items()
+                ]
+                for future in futures:
+                    future.result()
+            return {rel: sink.finish() for rel, sink in sinks.items()}
+        finally:
+            for sink in sinks.values():
+                sink.close()
+
+    def resolve(self, name: str, ref: str) -> str:
+        check_name(name)
+        if _is_version(ref):
+            if self._exists(self._key(name, ref, files.SIGNATURE_FILE), f"{name} {ref}"):
+                return ref
+            raise NotFoundError(f"{name}: no version {ref!r} in {self.url}")
+        try:
+            check_alias(ref)
+        except StoreError:
+            raise NotFoundError(f"{name}: {ref!r} is neither a version nor an alias") from None
+        target = self._read_optional(self._alias_key(name, ref), f"{name} alias {ref}")
+        if target is None:
+            raise NotFoundError(f"{name}: no version or alias {ref!r} in {self.url}")
+        version = target.decode("utf-8", "replace").strip()
+        if not _is_version(version):
+            raise StoreError(f"{name}: alias {ref!r} holds {version[:40]!r}, which is not a version")
+        return version
+
+    def models(self) -> list[str]:
+        found = []
+        for prefix in self._list_prefixes(self.location.prefix):
+            candidate = prefix[len(self.location.prefix) :].rstrip("/")
+            if NAME_PATTERN.match(candidate):
+                found.append(candidate)
+        return sorted(found)
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        base = f"{self.location.prefix}{check_name(name)}/"
+        grouped: dict[str, dict[str, int]] = {}
+        seen = False
+        for key, size in self._list_objects(base):
+            seen = True
+            version, _, rel = key[len(base) :].partition("/")
+            if rel and _is_version(version):
+                grouped.setdefault(version, {})[rel] = size
+        if not seen:
+            raise NotFoundError(f"no model {name!r} in {self.url}")
+        complete = {version: sizes for version, sizes in grouped.items() if files.SIGNATURE_FILE in sizes}
+        infos = []
+        for version in sorted(complete, key=Version):
+            signer = "?"
+            signature = self._read_optional(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}")
+            if signature is not None:
+                signer = _signer(signature)
+            raw = self._read_optional(self._key(name, version, METADATA_FILE), f"{name} {version}")
+            created = _created(raw) if raw is not None else ""
+            infos.append(VersionInfo(name, version, sum(complete[version].values()), signer, created))
+        return infos
+
+    def aliases(self, name: str) -> dict[str, str]:
+        base = f"{self.location.prefix}{check_name(name)}/{ALIASES_DIR}/"
+        found = {}
+        for key, _size in self._list_objects(base):
+            alias = key[len(base) :]
+            if "/" in alias or alias.startswith("."):
+                continue
+            body = self._read_optional(key, f"{name} alias {alias}")
+            if body is not None:
+                found[alias] = body.decode("utf-8", "replace").strip()
+        return dict(sorted(found.items()))
+
+    def promote(self, name: str, version: str, alias: str) -> None:
+        check_alias(alias)
+        check_name(name)
+        if not _is_version(version) or not self._exists(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}"):
+            raise NotFoundError(f"{name} {version} is not in {self.url}; push it first")
+        with self._errors(f"promote {name} {version} to {alias}"):
+            self.client.put_object(Bucket=self.location.bucket, Key=self._alias_key(name, alias), Body=f"{version}\n".encode())
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _key(self, name: str, version: str, rel: str) -> str:
+        return f"{self.location.prefix}{name}/{version}/{rel}"
+
+    def _alias_key(self, name: str, alias: str) -> str:
+        return f"{self.location.prefix}{name}/{ALIASES_DIR}/{alias}"
+
+    def _commit(self, info: VersionInfo, signature: bytes) -> None:
+        """Write model.sig only if absent: the version becomes visible atomically, exactly once."""
+        key = self._key(info.name, info.version, files.SIGNATURE_FILE)
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=signature, IfNoneMatch="*")
+            return
+        except ClientError as exc:
+            code, status = _code(exc)
+            if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                existing = self._read_optional(key, f"{info.name} {info.version}")
+                if existing is not None:
+                    self._same_version(info, signature, existing)
+                    return
+                raise StoreUnavailableError(f"{info.name} {info.version}: a concurrent push is writing this version; try again") from None
+            if code not in UNSUPPORTED_CODES and status != 501:
+                raise self._translate(exc, f"push {info.name} {info.version}") from None
+        except (BotoCoreError, RetriesExceededError) as exc:
+            raise self._translate(exc, f"push {info.name} {info.version}") from None
+        # The server has no conditional writes: check, then write (a narrow race remains; see docs/storage.md).
+        existing = self._read_optional(key, f"{info.name} {info.version}")
+        if existing is not None:
+            self._same_version(info, signature, existing)
+            return
+        with self._errors(f"push {info.name} {info.version}"):
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=signature)
+
+    def _same_version(self, info: VersionInfo, ours: bytes, theirs: bytes) -> VersionInfo:
+        """A version may be pushed twice only with identical signed content (signatures themselves may differ)."""
+        try:
+            same = envelope.signed_digests(envelope.parse(theirs).payload) == envelope.signed_digests(envelope.parse(ours).payload)
+        except SealserveError:
+            same = False
+        if not same:
+            raise VersionExistsError(f"{info.name} {info.version} already exists in {self.url} with different content")
+        return info
+
+    def _version_objects(self, name: str, version: str) -> dict[str, int]:
+        check_name(name)
+        if not _is_version(version):
+            raise NotFoundError(f"{name} {version} is not in {self.url}")
+        base = f"{self.location.prefix}{name}/{version}/"
+        objects: dict[str, int] = {}
+        for key, size in self._list_objects(base):
+            rel = key[len(base) :]
+            if rel.endswith("/") and size == 0:
+                continue  # a "folder" marker some tools create
+            objects[files.check_relative_name(rel)] = size
+            if len(objects) > self.limits.max_files:
+                raise BundleTooLargeError(f"{name} {version} has more than {self.limits.max_files} files")
+        return objects
+
+    def _list_objects(self, prefix: str) -> Iterator[tuple[str, int]]:
+        with self._errors(f"list {prefix or '/'}"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"], int(item.get("Size", 0))
+
+    def _list_prefixes(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        with self._errors(f"list {prefix or '/'}"):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix, Delimiter="/"):
+                found.extend(item["Prefix"] for item in page.get("CommonPrefixes", []) if "Prefix" in item)
+        return found
+
+    def _exists(self, key: str, what: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.location.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            error = self._translate(exc, what)
+            if isinstance(error, NotFoundError) and _code(exc)[0] != "NoSuchBucket":
+                return False
+            raise error from None
+        except (BotoCoreError, RetriesExceededError) as exc:
+            raise self._translate(exc, what) from None
+
+    def _read_optional(self, key: str, what: str, limit: int = envelope.MAX_SIGNATURE_BYTES) -> bytes | None:
+        """A small object's bytes, or None when it does not exist."""
+        try:
+            response = self.client.get_object(Bucket=self.location.bucket, Key=key)
+            with response["Body"] as body:
+                data = body.read(limit + 1)
+            if len(data) > limit:
+                raise BundleFormatError(f"{what}: {key.rsplit('/', 1)[-1]} is larger than {limit} bytes")
+            return data
+        except ClientError as exc:
+            error = self._translate(exc, what)
+            if isinstance(error, NotFoundError) and _code(exc)[0] != "NoSuchBucket":
+                return None
+            raise error from None
+        except (BotoCoreError, RetriesExceededError) as exc:
+            raise self._translate(exc, what) from None
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError, RetriesExceededError) as exc:
+            raise self._translate(exc, what) from None
+
+    @contextmanager
+    def _transfers(self, description: str, total: int) -> Iterator[tuple[Any, Callable[[int], _Watch]]]:
+        """A transfer manager for one operation, plus a factory of per-object progress subscribers."""
+        advance = self.progress(description, total) if self.progress is not None else None
+        with self._errors(description), create_transfer_manager(self.client, self.transfer) as manager:
+            yield manager, lambda size: _Watch(size, advance)
+
+    def _translate(self, exc: BaseException, what: str) -> StoreError:
+        """One clear StoreError subtype for every botocore/s3transfer failure; messages carry no secrets."""
+        where = f"{self.location.bucket} at {self.endpoint}"
+        if isinstance(exc, ClientError):
+            code, status = _code(exc)
+            if code == "NoSuchBucket":
+                return NotFoundError(f"{what}: bucket {self.location.bucket!r} does not exist at {self.endpoint}")
+            if code in NOT_FOUND_CODES or status == 404:
+                return NotFoundError(f"{what}: not found in {self.url}")
+            if code in ACCESS_CODES or status in (401, 403):
+                return StoreAccessError(
+                    f"{what}: {where} refused the request ({code or status}); check the access key and secret "
+                    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile, or store_credentials) and the bucket policy"
+                )
+            if code in TRANSIENT_CODES or status >= 500:
+                return StoreUnavailableError(f"{what}: {where} answered {status} {code}; will retry")
+            return StoreError(f"{what}: {where} answered {status} {code}")
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+            return StoreAccessError(
+                f"{what}: no usable S3 credentials ({exc}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                "a profile (?profile=…), or store_credentials in the service config"
+            )
+        if isinstance(exc, SSLError):
+            return StoreError(f"{what}: TLS to {self.endpoint} failed ({exc}); for a private CA add ?ca_bundle=/path/ca.pem")
+        if isinstance(exc, ConnectionError | HTTPClientError | RetriesExceededError | BotoCoreError):
+            return StoreUnavailableError(f"{what}: cannot reach {self.endpoint} ({type(exc).__name__})")
+        return StoreError(f"{what}: {type(exc).__name__}")
+
+
+class HashingSink:
+    """A write-only, non-seekable target: s3transfer then delivers ranged parts in order, and every byte is hashed as written.
+
+    The file is created exclusively inside the caller's private folder and is never read back.
+    """
+
+    def __init__(self, path: Path, expected: int) -> None:
+        self.path = path
+        self.expected = expected
+        self.written = 0
+        self._digest = hashlib.sha256()
+        self._handle: Any = None
+        self._lock = threading.Lock()
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> int:
+        with self._lock:
+            if self.written + len(data) > self.expected:
+                raise BundleFormatError(f"{self.path.name}: the store sent more bytes than it listed")
+            if self._handle is None:
+                self._open()
+            self._digest.update(data)
+            self._handle.write(data)
+            self.written += len(data)
+            return len(data)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("xb")
+
+    def finish(self) -> str:
+        with self._lock:
+            if self._handle is None:
+                self._open()
+            self._handle.close()
+            if self.written != self.expected:
+                raise BundleFormatError(f"{self.path.name}: got {self.written} bytes, the store listed {self.expected}")
+            return self._digest.hexdigest()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._handle is not None and not self._handle.closed:
+                self._handle.close()
+
+
+class _Watch(BaseSubscriber):
+    """Gives s3transfer the listed size (no extra HEAD request) and reports progress."""
+
+    def __init__(self, size: int, advance: Callable[[int], None] | None) -> None:
+        self._size = size
+        self._advance = advance
+
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self._size)
+
+    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+        if self._advance is not None:
+            self._advance(bytes_transferred)
+
+
+def _code(exc: ClientError) -> tuple[str, int]:
+    error = exc.response.get("Error", {})
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return str(error.get("Code", "")), status
+
+
+def _is_version(value: str) -> bool:
+    try:
+        check_version(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _signer(signature: bytes) -> str:
+    try:
+        parsed = envelope.parse(signature)
+    except SealserveError:
+        return "?"
+    return parsed.kid or parsed.hint[:16]
+
+
+def _created(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw).get("created", ""))
+    except (ValueError, AttributeError):
+        return "?"
+
+
+def _info_from_folder(name: str, version: str, listed: dict[str, Path], signature: bytes) -> VersionInfo:
+    size = sum(path.stat().st_size for path in listed.values())
+    return VersionInfo(name, version, size, _signer(signature), _created(listed[METADATA_FILE].read_bytes()))

@@ -1,0 +1,71 @@
+"""The shared layer under the adapters: error mapping, positional rows, the signature of a custom model."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from sealserve.model import MLModelException, MLModelSchemaValidationException
+from sealserve.serve.errors import RequestError
+from sealserve.serve.protocols.core import Kind, ProtocolError, Signature, failure_of
+from sealserve.serve.registry import ModelNotReadyError, UnknownModelError
+from tests.support.seed_model import ThresholdRiskModel
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "message"),
+    [
+        (ProtocolError(400, "bad shape"), 400, "bad shape"),
+        (RequestError(413, "payload_too_large", "too big"), 413, "too big"),
+        (UnknownModelError("no model named 'x'"), 404, "no model named 'x'"),
+        (ModelNotReadyError("not ready"), 503, "not ready"),
+        (MLModelSchemaValidationException("bmi too high"), 400, "bmi too high"),
+        (MLModelException("/secret/path"), 500, "the model could not make a prediction"),
+        (RuntimeError("secret detail"), 500, "internal error"),
+        (RequestValidationError([]), 400, "the request does not match the endpoint"),
+        (HTTPException(405, "Method Not Allowed"), 405, "Method Not Allowed"),
+    ],
+)
+def test_every_failure_maps_to_one_status_and_a_safe_message(exc: Exception, status: int, message: str) -> None:
+    failure = failure_of(exc)
+    assert (failure.status, failure.message) == (status, message)
+    if status == 503:
+        assert failure.headers == {"Retry-After": "5"}
+
+
+def test_a_custom_model_signature_comes_from_its_schemas() -> None:
+    signature = Signature(ThresholdRiskModel())
+    assert [(column.name, column.kind) for column in signature.inputs] == [
+        ("body_mass_index", Kind.INTEGER),
+        ("general_health", Kind.STRING),
+    ]
+    assert [(output.name, output.datatype) for output in signature.outputs.values()] == [("risk_score", "FP64"), ("high_risk", "BOOL")]
+    assert signature.default_outputs == ("risk_score", "high_risk")
+    assert signature.platform == "sealserve_python"
+    assert signature.class_labels is None
+
+
+def test_positional_rows_convert_only_losslessly() -> None:
+    signature = Signature(ThresholdRiskModel())
+    assert signature.records([[30.0, "GOOD"]]) == [{"body_mass_index": 30, "general_health": "GOOD"}]
+    assert signature.records([[30.5, "GOOD"]]) == [{"body_mass_index": 30.5, "general_health": "GOOD"}]  # refused by validation
+    assert signature.records([["30", "GOOD"]]) == [{"body_mass_index": "30", "general_health": "GOOD"}]
+    assert signature.records([["30", "GOOD"]], numeric_strings=True) == [{"body_mass_index": 30, "general_health": "GOOD"}]
+    assert signature.records([["GOOD", "30.0"]], ["general_health", "body_mass_index"], numeric_strings=True) == [
+        {"general_health": "GOOD", "body_mass_index": 30}
+    ]
+    with pytest.raises(ProtocolError, match="row 0 has 1 values"):
+        signature.records([[30]])
+    with pytest.raises(ProtocolError, match="instance 0 is not a list; expected 2 values in the order body_mass_index, general_health"):
+        signature.records([{"body_mass_index": 30}], item="instance")
+    assert signature.records([{"body_mass_index": 30}], objects=True) == [{"body_mass_index": 30}]
+
+
+def test_validation_reports_rows_and_fields_without_echoing_input() -> None:
+    signature = Signature(ThresholdRiskModel())
+    with pytest.raises(ProtocolError) as refused:
+        signature.validate([{"body_mass_index": 30, "general_health": "GOOD"}, {"body_mass_index": 99, "general_health": "SECRET-VALUE"}])
+    assert refused.value.status == 400
+    assert refused.value.message.startswith("row 1, 'body_mass_index': Input should be less than or equal to 60; row 1, 'general_health':")
+    assert "SECRET-VALUE" not in refused.value.message
