@@ -290,7 +290,16 @@ def test_repository_index_and_load(http: httpx.Client) -> None:
     loaded = http.post("/v2/repository/models/demo/load")
     assert (loaded.status_code, loaded.json()) == (200, {"name": "demo", "version": "1.0.0"})
     assert only_error(http.post("/v2/repository/models/nope/load"), 404)
-    assert "not supported" in only_error(http.post("/v2/repository/models/demo/unload"), 501)
+
+
+def test_repository_unload_stops_serving_until_load(http: httpx.Client) -> None:
+    unloaded = http.post("/v2/repository/models/weather/unload")
+    assert (unloaded.status_code, unloaded.json()) == (200, {"name": "weather", "state": "UNAVAILABLE"})
+    assert http.get("/v2/models/weather/ready").status_code != 200
+    assert http.get("/v2/health/ready").status_code == 200  # an explicit unload does not make the server unready
+    assert any(e["name"] == "weather" and e["state"] == "UNAVAILABLE" for e in http.post("/v2/repository/index").json())
+    assert http.post("/v2/repository/models/weather/load").status_code == 200
+    assert http.get("/v2/models/weather/ready").status_code == 200
 
 
 def test_a_failing_model_is_a_generic_500_that_leaks_nothing(http: httpx.Client) -> None:

@@ -80,6 +80,8 @@ class Reloader:
             logger.exception("reload thread stopped by an unexpected error")
 
     def _step(self, state: ModelState) -> None:
+        if state.unloaded:
+            return
         if state.served is None:
             self.registry.load(state)
         else:
@@ -91,7 +93,7 @@ class Reloader:
             self._due[state.key] = float("inf")
             return
         now = time.monotonic()
-        if state.served is None:
+        if state.served is None and not state.unloaded:
             delay = self._delay.get(state.key, self.settings.retry_initial)
             self._delay[state.key] = min(delay * 2, self.settings.retry_max)
             jittered = delay * random.uniform(0.8, 1.2)  # noqa: S311 - spreading retries, not cryptography

@@ -23,6 +23,10 @@ def model_headers(served: ServedModel) -> dict[str, str]:
 def describe_state(state: ModelState) -> dict[str, Any]:
     served = state.served
     summary: dict[str, Any] = {"name": served.name if served else state.key, "ready": state.ready, "error": state.error}
+    if state.ref is not None:
+        summary |= {"ref": state.ref, "pinned": state.pinned is not None, "storage_error": state.storage_error}
+    if state.unloaded:
+        summary["unloaded"] = True
     if served is not None:
         summary |= {
             "display_name": served.model.display_name,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +11,9 @@ from typing import Protocol
 
 from packaging.version import InvalidVersion, Version
 
-from sealserve.bundle.metadata import check_name
-from sealserve.errors import StoreError
+from sealserve.bundle import envelope
+from sealserve.bundle.metadata import check_name, check_version
+from sealserve.errors import SealserveError, StoreError
 
 
 class StoreUnavailableError(StoreError):
@@ -84,3 +87,28 @@ def check_alias(alias: str) -> str:
     except InvalidVersion:
         return alias
     raise StoreError(f"alias {alias!r} looks like a version; use a word such as production or staging")
+
+
+def is_version(value: str) -> bool:
+    """Whether a folder or ref names a version (stray folders and aliases do not)."""
+    try:
+        check_version(value)
+    except ValueError:
+        return False
+    return True
+
+
+def version_info(name: str, version: str, size: int, signature: bytes | None, metadata: bytes | None) -> VersionInfo:
+    """A listing row from a version's model.sig and sealserve.json bytes; unreadable parts show as '?'."""
+    signer = "?"
+    if signature is not None:
+        try:
+            parsed = envelope.parse(signature)
+            signer = parsed.kid or parsed.hint[:16]
+        except SealserveError:
+            pass
+    created = "?"
+    if metadata is not None:
+        with contextlib.suppress(ValueError, AttributeError):
+            created = str(json.loads(metadata).get("created", ""))
+    return VersionInfo(name, version, size, signer, created)

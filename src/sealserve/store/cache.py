@@ -35,6 +35,7 @@ from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import check_name
 from sealserve.bundle.verify import VerifiedBundle, stage, verify_staged
 from sealserve.errors import ConfigError, DigestMismatchError
+from sealserve.store.base import is_version
 
 logger = logging.getLogger("sealserve.cache")
 
@@ -72,7 +73,7 @@ class BundleCache:
 
     def lookup(self, name: str, ref: str) -> CacheEntry | None:
         """The entry a ref (a version, or an alias as last served) names, if it is cached."""
-        version = ref if _is_version(ref) else self._index(name).get("refs", {}).get(ref)
+        version = ref if is_version(ref) else self._index(name).get("refs", {}).get(ref)
         return self.entry(name, version) if isinstance(version, str) else None
 
     def highest(self, name: str) -> Version | None:
@@ -184,11 +185,3 @@ def _private_folder(path: Path) -> None:
         raise ConfigError(f"cache folder {path} belongs to another user")
     if stat.S_IMODE(info.st_mode) != 0o700:
         path.chmod(0o700)
-
-
-def _is_version(value: str) -> bool:
-    try:
-        Version(value)
-    except InvalidVersion:
-        return False
-    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -10,10 +9,10 @@ from pathlib import Path
 from packaging.version import Version
 
 from sealserve.bundle import envelope, files
-from sealserve.bundle.metadata import NAME_PATTERN, check_name, check_version
+from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name, check_version
 from sealserve.bundle.verify import check_digests, read_metadata, stage
-from sealserve.errors import NotFoundError, SealserveError, StoreError, VersionExistsError
-from sealserve.store.base import VersionInfo, check_alias
+from sealserve.errors import NotFoundError, StoreError, VersionExistsError
+from sealserve.store.base import VersionInfo, check_alias, is_version, version_info
 
 ALIASES_DIR = "_aliases"
 
@@ -78,7 +77,7 @@ class LocalStore:
         folder = self.root / check_name(name)
         if not folder.is_dir():
             raise NotFoundError(f"no model {name!r} in {self.url}")
-        names = [p.name for p in folder.iterdir() if p.is_dir() and _is_version(p.name)]
+        names = [p.name for p in folder.iterdir() if p.is_dir() and is_version(p.name)]
         return [self._info(name, version) for version in sorted(names, key=Version)]
 
     def aliases(self, name: str) -> dict[str, str]:
@@ -108,17 +107,8 @@ class LocalStore:
     def _info(self, name: str, version: str) -> VersionInfo:
         folder = self._version_dir(name, version)
         listed = files.list_files(folder)
-        signer = "?"
-        try:
-            parsed = envelope.parse((folder / files.SIGNATURE_FILE).read_bytes())
-            signer = parsed.kid or parsed.hint[:16]
-        except (OSError, SealserveError):
-            pass
-        try:
-            created = str(json.loads((folder / "sealserve.json").read_text()).get("created", ""))
-        except (OSError, ValueError, AttributeError):
-            created = "?"
-        return VersionInfo(name, version, sum(p.stat().st_size for p in listed.values()), signer, created)
+        size = sum(path.stat().st_size for path in listed.values())
+        return version_info(name, version, size, _read(listed.get(files.SIGNATURE_FILE)), _read(listed.get(METADATA_FILE)))
 
 
 def inspect_bundle(bundle: Path, staging: Path, limits: files.Limits | None = None) -> dict[str, str]:
@@ -134,10 +124,8 @@ def inspect_bundle(bundle: Path, staging: Path, limits: files.Limits | None = No
     return digests
 
 
-def _is_version(folder_name: str) -> bool:
-    """Stray folders (editor backups, half-written pushes) are not versions."""
+def _read(path: Path | None) -> bytes | None:
     try:
-        check_version(folder_name)
-    except ValueError:
-        return False
-    return True
+        return None if path is None else path.read_bytes()
+    except OSError:
+        return None

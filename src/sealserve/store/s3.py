@@ -20,16 +20,11 @@ URL options (query parameters, never credentials):
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import parse_qsl, urlparse
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -47,10 +42,9 @@ from botocore.exceptions import (
 )
 from packaging.version import Version
 from s3transfer.exceptions import RetriesExceededError
-from s3transfer.subscribers import BaseSubscriber
 
 from sealserve.bundle import envelope, files
-from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name, check_version
+from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name
 from sealserve.bundle.verify import read_metadata
 from sealserve.errors import BundleFormatError, BundleTooLargeError, NotFoundError, SealserveError, StoreError, VersionExistsError
 from sealserve.store.base import (
@@ -60,13 +54,16 @@ from sealserve.store.base import (
     StoreUnavailableError,
     VersionInfo,
     check_alias,
+    is_version,
+    version_info,
 )
 from sealserve.store.local import ALIASES_DIR, inspect_bundle
+from sealserve.store.s3_location import S3Location
+from sealserve.store.s3_transfer import HashingSink, TransferWatch, transfer_config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-URL_OPTIONS = ("endpoint", "region", "ca_bundle", "addressing", "profile")
 ACCESS_CODES = {
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -78,71 +75,6 @@ ACCESS_CODES = {
 TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "Throttling"}
 NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404"}
 UNSUPPORTED_CODES = {"NotImplemented", "501"}
-MiB = 1 << 20
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A parsed `s3://bucket/prefix?options` URL."""
-
-    bucket: str
-    prefix: str
-    endpoint: str | None = None
-    region: str | None = None
-    ca_bundle: str | None = None
-    addressing: str | None = None
-    profile: str | None = None
-
-    @classmethod
-    def parse(cls, url: str) -> S3Location:
-        parsed = urlparse(url)
-        if parsed.scheme != "s3":
-            raise StoreError(f"not an s3:// URL: {url!r}")
-        if parsed.username or parsed.password or "@" in parsed.netloc:
-            raise StoreError("credentials do not belong in a store URL; use the AWS environment/profile or store_credentials")
-        bucket = parsed.netloc
-        if not bucket:
-            raise StoreError(f"{url!r} names no bucket; use s3://bucket/prefix")
-        prefix = parsed.path.strip("/")
-        if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
-            raise StoreError(f"{url!r}: the prefix must not contain empty, '.' or '..' segments")
-        options: dict[str, str] = {}
-        for key, value in parse_qsl(parsed.query, keep_blank_values=True, strict_parsing=bool(parsed.query)):
-            if key not in URL_OPTIONS:
-                raise StoreError(f"unknown s3 URL option {key!r}; known options: {', '.join(URL_OPTIONS)}")
-            if key in options:
-                raise StoreError(f"s3 URL option {key!r} given twice")
-            options[key] = value
-        endpoint = options.get("endpoint")
-        if endpoint is not None:
-            scheme = urlparse(endpoint).scheme
-            if scheme not in ("https", "http") or not urlparse(endpoint).netloc:
-                raise StoreError(f"endpoint {endpoint!r} must be an https:// (or explicitly http://) URL")
-        addressing = options.get("addressing")
-        if addressing not in (None, "path", "virtual", "auto"):
-            raise StoreError(f"addressing must be path, virtual or auto, not {addressing!r}")
-        return cls(
-            bucket=bucket,
-            prefix=f"{prefix}/" if prefix else "",
-            endpoint=endpoint,
-            region=options.get("region"),
-            ca_bundle=options.get("ca_bundle"),
-            addressing=addressing or ("path" if endpoint else None),
-            profile=options.get("profile"),
-        )
-
-
-def transfer_config(*, chunk_mib: int = 8, concurrency: int = 8) -> TransferConfig:
-    """Multipart above one chunk, concurrent ranged GETs, bounded memory for in-order hashing."""
-    config = TransferConfig(
-        multipart_threshold=chunk_mib * MiB,
-        multipart_chunksize=chunk_mib * MiB,
-        max_concurrency=concurrency,
-        use_threads=True,
-        preferred_transfer_client="classic",
-    )
-    config.max_in_memory_download_chunks = 2 * concurrency
-    return config
 
 
 class S3Store:
@@ -207,7 +139,8 @@ class S3Store:
             name, version = metadata.name, metadata.version
             listed = files.list_files(staging, self.limits)
             signature = (staging / files.SIGNATURE_FILE).read_bytes()
-            info = _info_from_folder(name, version, listed, signature)
+            size = sum(path.stat().st_size for path in listed.values())
+            info = version_info(name, version, size, signature, listed[METADATA_FILE].read_bytes())
             existing = self._read_optional(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}")
             if existing is not None:
                 return self._same_version(info, signature, existing)
@@ -250,7 +183,7 @@ class S3Store:
 
     def resolve(self, name: str, ref: str) -> str:
         check_name(name)
-        if _is_version(ref):
+        if is_version(ref):
             if self._exists(self._key(name, ref, files.SIGNATURE_FILE), f"{name} {ref}"):
                 return ref
             raise NotFoundError(f"{name}: no version {ref!r} in {self.url}")
@@ -262,7 +195,7 @@ class S3Store:
         if target is None:
             raise NotFoundError(f"{name}: no version or alias {ref!r} in {self.url}")
         version = target.decode("utf-8", "replace").strip()
-        if not _is_version(version):
+        if not is_version(version):
             raise StoreError(f"{name}: alias {ref!r} holds {version[:40]!r}, which is not a version")
         return version
 
@@ -281,20 +214,16 @@ class S3Store:
         for key, size in self._list_objects(base):
             seen = True
             version, _, rel = key[len(base) :].partition("/")
-            if rel and _is_version(version):
+            if rel and is_version(version):
                 grouped.setdefault(version, {})[rel] = size
         if not seen:
             raise NotFoundError(f"no model {name!r} in {self.url}")
         complete = {version: sizes for version, sizes in grouped.items() if files.SIGNATURE_FILE in sizes}
         infos = []
         for version in sorted(complete, key=Version):
-            signer = "?"
             signature = self._read_optional(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}")
-            if signature is not None:
-                signer = _signer(signature)
-            raw = self._read_optional(self._key(name, version, METADATA_FILE), f"{name} {version}")
-            created = _created(raw) if raw is not None else ""
-            infos.append(VersionInfo(name, version, sum(complete[version].values()), signer, created))
+            metadata = self._read_optional(self._key(name, version, METADATA_FILE), f"{name} {version}")
+            infos.append(version_info(name, version, sum(complete[version].values()), signature, metadata))
         return infos
 
     def aliases(self, name: str) -> dict[str, str]:
@@ -312,7 +241,7 @@ class S3Store:
     def promote(self, name: str, version: str, alias: str) -> None:
         check_alias(alias)
         check_name(name)
-        if not _is_version(version) or not self._exists(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}"):
+        if not is_version(version) or not self._exists(self._key(name, version, files.SIGNATURE_FILE), f"{name} {version}"):
             raise NotFoundError(f"{name} {version} is not in {self.url}; push it first")
         with self._errors(f"promote {name} {version} to {alias}"):
             self.client.put_object(Bucket=self.location.bucket, Key=self._alias_key(name, alias), Body=f"{version}\n".encode())
@@ -363,7 +292,7 @@ class S3Store:
 
     def _version_objects(self, name: str, version: str) -> dict[str, int]:
         check_name(name)
-        if not _is_version(version):
+        if not is_version(version):
             raise NotFoundError(f"{name} {version} is not in {self.url}")
         base = f"{self.location.prefix}{name}/{version}/"
         objects: dict[str, int] = {}
@@ -428,11 +357,11 @@ class S3Store:
             raise self._translate(exc, what) from None
 
     @contextmanager
-    def _transfers(self, description: str, total: int) -> Iterator[tuple[Any, Callable[[int], _Watch]]]:
+    def _transfers(self, description: str, total: int) -> Iterator[tuple[Any, Callable[[int], TransferWatch]]]:
         """A transfer manager for one operation, plus a factory of per-object progress subscribers."""
         advance = self.progress(description, total) if self.progress is not None else None
         with self._errors(description), create_transfer_manager(self.client, self.transfer) as manager:
-            yield manager, lambda size: _Watch(size, advance)
+            yield manager, lambda size: TransferWatch(size, advance)
 
     def _translate(self, exc: BaseException, what: str) -> StoreError:
         """One clear StoreError subtype for every botocore/s3transfer failure; messages carry no secrets."""
@@ -463,97 +392,7 @@ class S3Store:
         return StoreError(f"{what}: {type(exc).__name__}")
 
 
-class HashingSink:
-    """A write-only, non-seekable target: s3transfer then delivers ranged parts in order, and every byte is hashed as written.
-
-    The file is created exclusively inside the caller's private folder and is never read back.
-    """
-
-    def __init__(self, path: Path, expected: int) -> None:
-        self.path = path
-        self.expected = expected
-        self.written = 0
-        self._digest = hashlib.sha256()
-        self._handle: Any = None
-        self._lock = threading.Lock()
-
-    def seekable(self) -> bool:
-        return False
-
-    def write(self, data: bytes) -> int:
-        with self._lock:
-            if self.written + len(data) > self.expected:
-                raise BundleFormatError(f"{self.path.name}: the store sent more bytes than it listed")
-            if self._handle is None:
-                self._open()
-            self._digest.update(data)
-            self._handle.write(data)
-            self.written += len(data)
-            return len(data)
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("xb")
-
-    def finish(self) -> str:
-        with self._lock:
-            if self._handle is None:
-                self._open()
-            self._handle.close()
-            if self.written != self.expected:
-                raise BundleFormatError(f"{self.path.name}: got {self.written} bytes, the store listed {self.expected}")
-            return self._digest.hexdigest()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._handle is not None and not self._handle.closed:
-                self._handle.close()
-
-
-class _Watch(BaseSubscriber):
-    """Gives s3transfer the listed size (no extra HEAD request) and reports progress."""
-
-    def __init__(self, size: int, advance: Callable[[int], None] | None) -> None:
-        self._size = size
-        self._advance = advance
-
-    def on_queued(self, future: Any, **kwargs: Any) -> None:
-        future.meta.provide_transfer_size(self._size)
-
-    def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
-        if self._advance is not None:
-            self._advance(bytes_transferred)
-
-
 def _code(exc: ClientError) -> tuple[str, int]:
     error = exc.response.get("Error", {})
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     return str(error.get("Code", "")), status
-
-
-def _is_version(value: str) -> bool:
-    try:
-        check_version(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _signer(signature: bytes) -> str:
-    try:
-        parsed = envelope.parse(signature)
-    except SealserveError:
-        return "?"
-    return parsed.kid or parsed.hint[:16]
-
-
-def _created(raw: bytes) -> str:
-    try:
-        return str(json.loads(raw).get("created", ""))
-    except (ValueError, AttributeError):
-        return "?"
-
-
-def _info_from_folder(name: str, version: str, listed: dict[str, Path], signature: bytes) -> VersionInfo:
-    size = sum(path.stat().st_size for path in listed.values())
-    return VersionInfo(name, version, size, _signer(signature), _created(listed[METADATA_FILE].read_bytes()))

@@ -153,11 +153,11 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
         assert state.served is not None
         return json_response({"name": state.served.name, "version": state.served.version}, headers=model_headers(state.served))
 
-    @router.post("/repository/models/{name}/unload", summary="Unload a model (not supported)")
+    @router.post("/repository/models/{name}/unload", summary="Stop serving a model until it is loaded again")
     async def unload(name: str, request: Request) -> Response:
         _loopback_only(request)
-        registry.state(name)
-        raise ProtocolError(501, "unloading is not supported: sealserve serves every configured model; remove it from the configuration")
+        state = registry.unload(name)
+        return json_response({"name": state.served.name if state.served else state.key, "state": "UNAVAILABLE"})
 
 
 def _loopback_only(request: Request) -> None:
