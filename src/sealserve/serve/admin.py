@@ -8,7 +8,6 @@ yet, so these endpoints answer loopback clients only (run the CLI on the same ho
 from __future__ import annotations
 
 import asyncio
-from ipaddress import ip_address
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from sealserve.errors import SealserveError
+from sealserve.serve.body import require_loopback
 from sealserve.serve.errors import RequestError
 from sealserve.serve.health import storage_report
 from sealserve.serve.registry import ModelRegistry, ModelState
@@ -32,13 +32,7 @@ def build_router(registry: ModelRegistry) -> APIRouter:
     router = APIRouter(prefix="/api/admin", tags=["admin"])
 
     def local_only(request: Request) -> None:
-        host = request.client.host if request.client else ""
-        try:
-            loopback = ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise RequestError(403, "forbidden", "admin endpoints answer loopback clients only until authentication exists")
+        require_loopback(request, "the admin API")
 
     def summary(state: ModelState) -> Response:
         detail: dict[str, Any] = describe_state(state) | {"ref": state.ref, "pinned": state.pinned}

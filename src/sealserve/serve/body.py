@@ -1,6 +1,8 @@
-"""Read a request body under a byte limit, before any parsing."""
+"""Read a request body under a byte limit, before any parsing; and the loopback guard for admin calls."""
 
 from __future__ import annotations
+
+from ipaddress import ip_address
 
 from fastapi import Request
 
@@ -9,10 +11,10 @@ from sealserve.serve.errors import RequestError
 JSON_TYPES = ("application/json", "")
 
 
-async def read_json_body(request: Request, max_bytes: int) -> bytes:
-    """The raw body (pydantic parses it straight from bytes); 413 past the limit, 415 for non-JSON."""
+async def read_json_body(request: Request, max_bytes: int, *, json_only: bool = True) -> bytes:
+    """The raw body (pydantic parses it straight from bytes); 413 past the limit, 415 for non-JSON unless `json_only` is off."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+    if json_only and media_type not in JSON_TYPES and not media_type.endswith("+json"):
         raise RequestError(415, "unsupported_media_type", f"expected application/json, got {media_type}")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -25,3 +27,14 @@ async def read_json_body(request: Request, max_bytes: int) -> bytes:
             raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def require_loopback(request: Request, what: str) -> None:
+    """Admin operations answer loopback clients only until authentication (an admin scope) exists."""
+    host = request.client.host if request.client else ""
+    try:
+        loopback = ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise RequestError(403, "forbidden", f"{what} answers loopback clients only until authentication exists")

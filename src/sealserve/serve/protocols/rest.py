@@ -12,7 +12,6 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from sealserve.serve.body import read_json_body
-from sealserve.serve.errors import RequestError
 from sealserve.serve.protocols.core import Failure, ProtocolError, failure_of
 
 Render = Callable[[Failure], Response]
@@ -45,19 +44,7 @@ def error_response(failure: Failure) -> Response:
 
 async def read_body(request: Request, max_bytes: int, *, binary: bool = False) -> bytes:
     """The raw body under the service's byte limit; JSON content types only unless `binary` (V2 binary data)."""
-    if not binary:
-        return await read_json_body(request, max_bytes)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_json_body(request, max_bytes, json_only=not binary)
 
 
 def parse_json(model: type[Envelope], body: bytes, what: str) -> Envelope:

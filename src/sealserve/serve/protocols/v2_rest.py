@@ -8,13 +8,13 @@ version; 413 too large; 503 not ready). Triton's binary tensor extension is acce
 from __future__ import annotations
 
 import asyncio
-from ipaddress import ip_address
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import Response
 
+from sealserve.serve.body import require_loopback
 from sealserve.serve.config import Limits
 from sealserve.serve.protocols import tensors
 from sealserve.serve.protocols.core import ProtocolError, Signatures, resolve
@@ -137,7 +137,7 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
 
     @router.post("/repository/index", summary="Repository index: every configured model and its state")
     async def index(request: Request) -> Response:
-        _loopback_only(request)
+        require_loopback(request, "the repository extension")
         body = await read_body(request, limits.max_body_bytes)
         only_ready = parse_json(IndexRequest, body, "index request").ready if body.strip() else False
         entries = [_index_entry(state) for state in registry.states if state.ready or not only_ready]
@@ -145,7 +145,7 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
 
     @router.post("/repository/models/{name}/load", summary="Load (verify again and reload) a configured model")
     async def load(name: str, request: Request) -> Response:
-        _loopback_only(request)
+        require_loopback(request, "the repository extension")
         state = await asyncio.to_thread(registry.reload, name)
         if state.error is not None:
             kept = f"; still serving version {state.served.version}" if state.served is not None else ""
@@ -155,19 +155,9 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
 
     @router.post("/repository/models/{name}/unload", summary="Stop serving a model until it is loaded again")
     async def unload(name: str, request: Request) -> Response:
-        _loopback_only(request)
+        require_loopback(request, "the repository extension")
         state = registry.unload(name)
         return json_response({"name": state.served.name if state.served else state.key, "state": "UNAVAILABLE"})
-
-
-def _loopback_only(request: Request) -> None:
-    host = request.client.host if request.client else ""
-    try:
-        loopback = ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ProtocolError(403, "the repository extension answers loopback clients only until authentication exists")
 
 
 def _index_entry(state: ModelState) -> dict[str, Any]:
