@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train import train
 
 import sealserve
-from sealserve.bundle import keyring, keys
+from sealserve.bundle import keyring
 from sealserve.errors import NotFoundError
 from sealserve.store import open_store
 
@@ -40,10 +40,7 @@ def ensure_key(home: Path) -> tuple[Path, Path]:
     private_key, keyring_path = home / "signing-key.pem", home / "keyring.json"
     if not private_key.exists():
         home.mkdir(parents=True, exist_ok=True)
-        key = keys.generate(keys.Algorithm.ECDSA_P256, "example-key")
-        keys.write_private_key(key, private_key)
-        ring = keyring.Keyring.load(keyring_path) if keyring_path.exists() else keyring.Keyring()
-        ring.add(keyring.entry_for(key)).save(keyring_path)
+        keyring.create_signing_key(private_key, keyring_path, kid="example-key")
     return private_key, keyring_path
 
 

@@ -63,18 +63,8 @@ def keygen(
 ) -> None:
     """Make a signing key and add its public half to the keyring as the active key."""
 
-    def action() -> None:
-        ring = keyring_module.Keyring.load(keyring) if keyring.exists() else keyring_module.Keyring()
-        key = keys.generate(algorithm, kid)
-        updated = ring.add(keyring_module.entry_for(key, secret_file=private_key.resolve()))  # refuses a duplicate kid first
-        try:
-            keys.write_private_key(key, private_key, _password())
-        except FileExistsError:
-            raise KeyringError(f"{private_key} already exists; refusing to overwrite a key") from None
-        updated.save(keyring)
-        out.print(f"key {key.kid} ({algorithm.value}) written to {private_key}; keyring {keyring} updated")
-
-    run(action)
+    key = run(lambda: keyring_module.create_signing_key(private_key, keyring, algorithm, kid, _password()))
+    out.print(f"key {key.kid} ({algorithm.value}) written to {private_key}; keyring {keyring} updated")
 
 
 @keys_app.command("rotate")

@@ -52,11 +52,9 @@ class Workspace:
 
     @classmethod
     def create(cls, root: Path, kid: str = "test-key") -> Workspace:
-        key = keys.generate(keys.Algorithm.ECDSA_P256, kid)
-        private_key = root / "signing-key.pem"
-        keys.write_private_key(key, private_key)
-        keyring.Keyring().add(keyring.entry_for(key)).save(root / "keyring.json")
-        return cls(root, key, private_key, root / "keyring.json", LocalStore(root / "store"))
+        private_key, ring = root / "signing-key.pem", root / "keyring.json"
+        key = keyring.create_signing_key(private_key, ring, kid=kid)
+        return cls(root, key, private_key, ring, LocalStore(root / "store"))
 
     def publish(self, name: str = "demo", version: str = "1.0.0", alias: str | None = "production", **options: Any) -> Path:
         """Pack a fresh model as name/version, push it and point `alias` at it; return the bundle path."""

@@ -163,3 +163,22 @@ def entry_for(key: keys.SigningKey, *, secret_file: Path | None = None, expires:
             secret_env=None if secret_file else f"SEALSERVE_HMAC_{key.kid.upper().replace('-', '_')}",
         )
     return KeyEntry(kid=key.kid, alg=key.algorithm.jwa, not_before=now, expires=expires, public_key=keys.public_pem(public).decode())
+
+
+def create_signing_key(
+    private_key: Path,
+    keyring: Path,
+    algorithm: keys.Algorithm = keys.Algorithm.ECDSA_P256,
+    kid: str | None = None,
+    password: bytes | None = None,
+) -> keys.SigningKey:
+    """`sealserve keygen`: write a new private key (0600, never overwritten) and trust it in the keyring as the active key."""
+    ring = Keyring.load(keyring) if keyring.exists() else Keyring()
+    key = keys.generate(algorithm, kid)
+    updated = ring.add(entry_for(key, secret_file=private_key.resolve()))  # refuses a duplicate kid before writing anything
+    try:
+        keys.write_private_key(key, private_key, password)
+    except FileExistsError:
+        raise KeyringError(f"{private_key} already exists; refusing to overwrite a key") from None
+    updated.save(keyring)
+    return key
