@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sealserve.admin_client import call_admin
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
 from sealserve.bundle.metadata import ModelFormat
@@ -325,47 +326,22 @@ AdminUrlOption = Annotated[str, typer.Option("--url", help="Base URL of the runn
 @admin_app.command("reload")
 def admin_reload(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
     """Load a model's ref now: download, verify, load, swap (the old version keeps serving on failure)."""
-    state = run(lambda: _admin_call("POST", url, f"/api/admin/models/{name}/reload"))
+    state = run(lambda: call_admin("POST", url, f"/api/admin/models/{name}/reload"))
     _print_admin_state(state)
 
 
 @admin_app.command("pin")
 def admin_pin(name: str, version: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
     """Serve exactly VERSION (an explicit pin may roll back); lasts until unpin or restart."""
-    state = run(lambda: _admin_call("PUT", url, f"/api/admin/models/{name}/pin", {"version": version}))
+    state = run(lambda: call_admin("PUT", url, f"/api/admin/models/{name}/pin", {"version": version}))
     _print_admin_state(state)
 
 
 @admin_app.command("unpin")
 def admin_unpin(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
     """Follow the configured ref again."""
-    state = run(lambda: _admin_call("DELETE", url, f"/api/admin/models/{name}/pin"))
+    state = run(lambda: call_admin("DELETE", url, f"/api/admin/models/{name}/pin"))
     _print_admin_state(state)
-
-
-def _admin_call(method: str, base: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    import urllib.error
-    import urllib.request
-    from urllib.parse import urlparse
-
-    if urlparse(base).scheme not in ("http", "https"):
-        raise SealserveError(f"--url must be an http(s) URL, not {base!r}")
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 - scheme checked above
-            result: dict[str, Any] = json.loads(response.read())
-            return result
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        if exc.code == 404 and "model" not in str(message):
-            message = "the server has no admin endpoints; set `admin: {enabled: true}` in its config"
-        raise SealserveError(f"{method} {path}: {exc.code} {message}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise SealserveError(f"cannot reach {base}: {getattr(exc, 'reason', exc)}") from None
 
 
 def _print_admin_state(state: dict[str, Any]) -> None:
