@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Request
 from pydantic import TypeAdapter, ValidationError
@@ -29,7 +30,7 @@ def parse_input(body: bytes, validator: Any) -> Any:
 
 def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
     router = APIRouter(prefix="/api/models", tags=["models"])
-    batch_validators: dict[int, TypeAdapter[Any]] = {}
+    batch_validators: WeakKeyDictionary[type, TypeAdapter[Any]] = WeakKeyDictionary()  # per schema; dropped with a swapped-out model
 
     @router.get("", summary="List configured models")
     async def list_models() -> Response:
@@ -63,9 +64,9 @@ def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
         served = registry.get(name)
         body = await read_json_body(request, limits.max_body_bytes)
         schema = served.model.input_schema
-        adapter = batch_validators.get(id(schema))
+        adapter = batch_validators.get(schema)
         if adapter is None:
-            adapter = batch_validators[id(schema)] = TypeAdapter(list[schema])  # type: ignore[valid-type]
+            adapter = batch_validators[schema] = TypeAdapter(list[schema])  # type: ignore[valid-type]
         records = parse_input(body, adapter.validate_json)
         if not records:
             raise RequestError(422, "validation_error", "a batch needs at least one record")
