@@ -8,7 +8,6 @@ yet, so these endpoints answer loopback clients only (run the CLI on the same ho
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
@@ -35,8 +34,7 @@ def build_router(registry: ModelRegistry) -> APIRouter:
         require_loopback(request, "the admin API")
 
     def summary(state: ModelState) -> Response:
-        detail: dict[str, Any] = describe_state(state) | {"ref": state.ref, "pinned": state.pinned}
-        return json_response({"model": detail, "storage": storage_report(registry)})
+        return json_response({"model": describe_state(state), "storage": storage_report(registry)})
 
     @router.post("/models/{name}/reload", summary="Load the model's ref now (verify, load, swap)")
     async def reload(name: str, request: Request) -> Response:

@@ -24,7 +24,7 @@ def describe_state(state: ModelState) -> dict[str, Any]:
     served = state.served
     summary: dict[str, Any] = {"name": served.name if served else state.key, "ready": state.ready, "error": state.error}
     if state.ref is not None:
-        summary |= {"ref": state.ref, "pinned": state.pinned is not None, "storage_error": state.storage_error}
+        summary |= {"ref": state.ref, "pinned": state.pinned, "storage_error": state.storage_error}
     if state.unloaded:
         summary["unloaded"] = True
     if served is not None:
