@@ -29,7 +29,6 @@ def per_call_us(statement: object, number: int = 2000) -> float:
 
 def breakdown(home: Path) -> None:
     """Microseconds per step of the request path, measured in-process on the published bundle."""
-    import numpy as np
     import orjson
 
     from sealserve.bundle.files import Limits
@@ -41,14 +40,14 @@ def breakdown(home: Path) -> None:
     model = served.model
     body = json.dumps(RECORD).encode()
     record = model.input_schema.model_validate_json(body)
-    row = np.array([model.encode(record)])  # type: ignore[attr-defined]
-    estimator_call = model._predict_rows  # type: ignore[attr-defined]
+    row = model.adapter.from_records([record])  # type: ignore[attr-defined]
+    prediction = model.runtime(row)  # type: ignore[attr-defined]
     output = model.predict(record)
     steps = {
         "validate JSON body (pydantic)": lambda: model.input_schema.model_validate_json(body),
-        "record -> numpy row": lambda: np.array([model.encode(record)]),  # type: ignore[attr-defined]
-        "estimator predict_proba (1 row)": lambda: estimator_call(row),
-        "build output": lambda: model.predict_rows(row),  # type: ignore[attr-defined]
+        "record -> model input": lambda: model.adapter.from_records([record]),  # type: ignore[attr-defined]
+        "estimator predict + predict_proba": lambda: model.runtime(row),  # type: ignore[attr-defined]
+        "build output": lambda: model.outputs(prediction),  # type: ignore[attr-defined]
         "serialize response (orjson)": lambda: orjson.dumps(
             {"model_name": "m", "model_version": "1", "output": output.model_dump(mode="json")}
         ),

@@ -22,7 +22,8 @@ from sealserve.bundle import keys
 GENERAL_HEALTH = {"EXCELLENT": 1.0, "VERY_GOOD": 2.0, "GOOD": 3.0, "FAIR": 4.0, "POOR": 5.0}
 FEATURE_OVERRIDES: dict[str, dict[str, Any]] = {
     "general_health": {"categories": GENERAL_HEALTH, "description": "Self-reported general health."},
-    "bmi": {"description": "Body mass index."},
+    "bmi": {"description": "Body mass index.", "minimum": 10.0, "maximum": 80.0},
+    "age": {"kind": "integer"},
 }
 CLASS_LABELS = {0: "low_risk", 1: "high_risk"}
 BUNDLE_NAME = "risk"

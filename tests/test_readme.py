@@ -33,7 +33,7 @@ def test_quick_start_is_exactly_the_two_make_commands_and_ci_runs_the_second() -
 def test_the_flow_runs_command_by_command(tmp_path: Path) -> None:
     data = pd.read_csv(ROOT / "examples" / "diabetes_risk" / "data" / "pima.csv.gz")
     features = data.drop(columns=["diabetes"])
-    features.to_csv(tmp_path / "train.csv", index=False)
+    data.to_csv(tmp_path / "train.csv", index=False)
     model = LogisticRegression(max_iter=500).fit(features.to_numpy(dtype="float64"), data["diabetes"])
     skops.io.dump(model, tmp_path / "model.skops")
     store = (tmp_path / "store").as_uri()
@@ -46,10 +46,10 @@ def test_the_flow_runs_command_by_command(tmp_path: Path) -> None:
         result = subprocess.run([SEALSERVE, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, check=False, timeout=120)
         assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
 
+    yaml_block = re.search(r"```yaml\n(.*?)```", README, re.S)
+    assert yaml_block, "README has no service.yaml example"
     config = tmp_path / "service.yaml"
-    config.write_text(
-        f"models:\n  - name: diabetes_risk\n    store_url: {store}\n    ref: production\n    keyring: {tmp_path / 'keyring.json'}\n"
-    )
+    config.write_text(yaml_block.group(1).replace(README_STORE, store).replace("keyring.json", str(tmp_path / "keyring.json")))
     curl = re.search(r"-d '(\{.*?\})'", README)
     assert curl, "README has no curl example body"
     with serve(config, tmp_path) as server:

@@ -21,7 +21,7 @@ from sealserve.admin_client import call_admin
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
 from sealserve.bundle.metadata import ModelFormat
-from sealserve.errors import KeyringError, SealserveError
+from sealserve.errors import BundleFormatError, KeyringError, SealserveError
 
 app = typer.Typer(
     help="Sign, store and serve scikit-learn models; verify every byte before anything is deserialized.", no_args_is_help=True
@@ -130,7 +130,9 @@ def pack(
     version: Annotated[str, typer.Option("--version")],
     private_key: PrivateKeyOption,
     out_path: Annotated[Path, typer.Option("--out", help="Bundle folder, or a .zip archive.")],
-    model_format: Annotated[ModelFormat, typer.Option("--format")] = ModelFormat.SKOPS,
+    model_format: Annotated[
+        ModelFormat | None, typer.Option("--format", help="Model file format in the bundle; default: skops (onnx for an .onnx file).")
+    ] = None,
     sample: Annotated[
         Path | None, typer.Option("--sample", help="CSV of training features (derives the schema and drift statistics).")
     ] = None,
@@ -140,17 +142,18 @@ def pack(
     class_label: Annotated[list[str] | None, typer.Option("--class-label", help="VALUE=LABEL; repeatable.")] = None,
     description: Annotated[str, typer.Option("--description")] = "",
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow the pickle-based joblib format.")] = False,
+    trust: Annotated[
+        list[str] | None, typer.Option("--trust", help="Extra skops type the model needs (module.Name), after review; repeatable.")
+    ] = None,
 ) -> None:
     """Build and sign a bundle from a model file."""
-    import pandas as pd
-
     from sealserve.bundle.pack import pack as pack_bundle
 
     def action() -> Path:
-        frame = pd.read_csv(sample) if sample else None
-        if frame is not None and target:
-            frame = frame.drop(columns=[target])
-        overrides = json.loads(features.read_text()) if features else None
+        frame = _read_sample(sample, target) if sample else None
+        if target and sample is None:
+            raise BundleFormatError("--target names a column of --sample; pass --sample too")
+        overrides = _read_overrides(features) if features else None
         labels = dict(_parse_label(item) for item in class_label or [])
         return pack_bundle(
             model_file,
@@ -165,6 +168,7 @@ def pack(
             reports=report or [],
             description=description,
             allow_pickle=allow_pickle,
+            trust=trust or (),
         )
 
     result = run(action)
@@ -373,6 +377,34 @@ def _progress(store: Any) -> Iterator[None]:
             yield
         finally:
             store.progress = None
+
+
+def _read_sample(path: Path, target: str | None) -> Any:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise BundleFormatError(f"sample file {path} does not exist") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise BundleFormatError(f"sample file {path} is not a readable CSV: {exc}") from None
+    if target is None:
+        return frame
+    if target not in frame.columns:
+        raise BundleFormatError(f"--target {target!r} is not a column of {path}; its columns are {', '.join(map(str, frame.columns))}")
+    return frame.drop(columns=[target])
+
+
+def _read_overrides(path: Path) -> dict[str, Any]:
+    try:
+        overrides = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BundleFormatError(f"features file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleFormatError(f"features file {path} is not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict) or not all(isinstance(spec, dict) for spec in overrides.values()):
+        raise BundleFormatError(f'features file {path} must be an object of per-feature objects, e.g. {{"age": {{"kind": "integer"}}}}')
+    return overrides
 
 
 def _parse_label(item: str) -> tuple[Any, str]:

@@ -17,7 +17,8 @@ from sealserve.store import LocalStore
 COLORS = {"RED": 0.0, "GREEN": 1.0, "BLUE": 2.0}
 FEATURE_OVERRIDES: dict[str, dict[str, Any]] = {
     "color": {"categories": COLORS, "description": "Colour of the item."},
-    "count": {"kind": "integer"},
+    "count": {"kind": "integer", "minimum": 0},
+    "size": {"minimum": 0.0, "maximum": 10.0},
 }
 CLASS_LABELS = {0: "small", 1: "large"}
 

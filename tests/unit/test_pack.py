@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.metadata import BundleMetadata, FeatureKind, ModelFormat
+from sealserve.bundle.metadata import BundleMetadata, FeatureKind, InputShape, ModelFormat
 from sealserve.bundle.onnx_export import check_parity, export_onnx
 from sealserve.bundle.pack import pack
+from sealserve.bundle.runtime import runtime_for
 from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import BundleFormatError, UnsafeModelError
 from tests.conftest import CLASS_LABELS, FEATURE_OVERRIDES, make_training_frame
@@ -42,6 +43,9 @@ def test_metadata_records_identity_schema_classes_statistics_and_provenance(pack
     assert (meta.name, meta.version, meta.format, meta.model_file) == ("risk", "1.0.0", ModelFormat.SKOPS, "model.skops")
     assert meta.feature_names == ["age", "bmi", "general_health"]
     assert [f.kind for f in meta.features] == [FeatureKind.INTEGER, FeatureKind.NUMBER, FeatureKind.CATEGORY]
+    assert meta.input_shape is InputShape.ROWS
+    assert meta.estimator == "sklearn.linear_model._logistic.LogisticRegression"
+    assert meta.required_types == []
     assert meta.features[2].categories == FEATURE_OVERRIDES["general_health"]["categories"]
     assert [(c.value, c.label) for c in meta.output.classes] == [(0, "low_risk"), (1, "high_risk")]
     assert meta.output.task == "classification"
@@ -131,7 +135,7 @@ def test_without_a_sample_features_are_named_from_the_model(
 def test_a_sample_whose_columns_the_model_cannot_use_is_refused(
     fitted_model: LogisticRegression, signing_key: keys.SigningKey, tmp_path: Path
 ) -> None:
-    with pytest.raises(BundleFormatError, match="cannot predict from the sample's columns"):
+    with pytest.raises(BundleFormatError, match="the model takes 3 features; the sample has 1 columns"):
         pack(
             fitted_model,
             name="risk",
@@ -233,7 +237,24 @@ def test_an_onnx_file_needs_class_labels(
     with pytest.raises(BundleFormatError, match="needs class_labels"):
         pack(onnx_file, name="risk", version="1.0.0", private_key=signing_key, out=tmp_path / "b", format="onnx", sample=training_frame)
     with pytest.raises(BundleFormatError, match="pack it with format onnx"):
-        pack(onnx_file, name="risk", version="1.0.0", private_key=signing_key, out=tmp_path / "c")
+        pack(onnx_file, name="risk", version="1.0.0", private_key=signing_key, out=tmp_path / "c", format="skops")
+
+
+def test_a_ready_made_onnx_regressor_packs_without_class_labels_and_serves(
+    training_frame: pd.DataFrame, signing_key: keys.SigningKey, trusted_keyring: Keyring, tmp_path: Path
+) -> None:
+    rows = training_frame.to_numpy(dtype="float64")
+    regressor = LinearRegression().fit(rows, rows @ np.array([0.5, -1.0, 2.0]))
+    onnx_file = tmp_path / "regressor.onnx"
+    onnx_file.write_bytes(export_onnx(regressor, rows))
+    bundle = pack(onnx_file, name="price", version="1.0.0", private_key=signing_key, out=tmp_path / "b", sample=training_frame)
+    assert (metadata_of(bundle).format, metadata_of(bundle).output.task) == (ModelFormat.ONNX, "regression")
+    verified = verify_bundle(bundle, trusted_keyring)
+    try:
+        served = runtime_for(verified.load(), verified.metadata)(rows)
+        assert np.allclose(served.values, regressor.predict(rows), rtol=1e-4)
+    finally:
+        verified.discard()
 
 
 def test_two_reports_with_the_same_name_are_refused(fitted_model: LogisticRegression, signing_key: keys.SigningKey, tmp_path: Path) -> None:

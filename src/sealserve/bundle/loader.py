@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sealserve.bundle.metadata import ModelFormat
+from sealserve.bundle.boosters import load_booster
+from sealserve.bundle.integrity import check_structures
+from sealserve.bundle.metadata import BundleMetadata, ModelFormat
+from sealserve.bundle.type_policy import refused_types
 from sealserve.errors import BundleFormatError, UnsafeModelError
-
-DEFAULT_TRUSTED_TYPES: frozenset[str] = frozenset({"sklearn.tree._tree.Tree"})
 
 SAFE_BUILTINS = (
     "slice",
@@ -57,31 +58,54 @@ SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 SAFE_CLASS_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "scipy.sparse.")
 
 
-def load_model_file(path: Path, model_format: ModelFormat, *, trusted_types: Iterable[str] = (), allow_pickle: bool = False) -> Any:
-    """Load a model file that has already been verified; unsafe content is refused, not run."""
-    if model_format is ModelFormat.SKOPS:
-        return load_skops(path, set(DEFAULT_TRUSTED_TYPES) | set(trusted_types))
+def load_model_file(
+    path: Path,
+    model_format: ModelFormat,
+    *,
+    trusted_types: Iterable[str] = (),
+    allow_pickle: bool = False,
+    metadata: BundleMetadata | None = None,
+) -> Any:
+    """Load a model file that has already been verified; unsafe content is refused, not run.
+
+    The policy is the built-in allow-list plus `trusted_types`. With `metadata`, a skops file must need no type its
+    signed metadata does not declare, and XGBoost/LightGBM files must be the model the metadata describes.
+    """
     if model_format is ModelFormat.ONNX:
         return load_onnx(path)
+    if model_format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM):
+        if metadata is None:
+            raise BundleFormatError(f"{path.name} is loaded from its bundle's metadata only")
+        classes = [item.value for item in metadata.output.classes] if metadata.output.task == "classification" else None
+        return load_booster(path, model_format.value, metadata.estimator, classes=classes, n_features=len(metadata.features))
+    if model_format is ModelFormat.SKOPS:
+        return load_skops(path, trusted_types, metadata.required_types if metadata is not None else None)
     if not allow_pickle:
         raise UnsafeModelError(f"{path.name} is pickle-based (joblib); loading it needs allow_pickle: true")
     return load_joblib(path, set(trusted_types))
 
 
-def load_skops(path: Path, trusted: set[str]) -> Any:
+def load_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable[str] | None = None) -> Any:
+    """Audit before construct: a bundle's declared types must be within the policy, and its file may need no more."""
     import skops.io
 
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception:
         raise BundleFormatError(f"{path.name} is not a readable skops file") from None
-    refused = sorted(set(untrusted) - trusted)
+    if declared is not None:
+        undeclared = sorted(set(untrusted) - set(declared))
+        if undeclared:
+            raise UnsafeModelError(f"{path.name} needs types its signed metadata does not declare: {', '.join(undeclared)}")
+    refused = refused_types(untrusted if declared is None else declared, path, extra_trusted=trusted_types)
     if refused:
-        raise UnsafeModelError(f"{path.name} needs types outside the allow-list: {', '.join(refused)}")
+        raise UnsafeModelError(f"{path.name} needs types outside the allow-list: {', '.join(refused)} (review them; trusted_types)")
     try:
-        return skops.io.load(path, trusted=list(untrusted))
+        model = skops.io.load(path, trusted=list(untrusted))
     except Exception as exc:
         raise BundleFormatError(f"{path.name} could not be loaded by skops: {type(exc).__name__}") from None
+    check_structures(model)
+    return model
 
 
 def load_onnx(path: Path) -> Any:
@@ -171,11 +195,13 @@ def load_joblib(path: Path, extra_globals: set[str]) -> Any:
         if isinstance(stream, str):
             raise UnsafeModelError(f"{path.name} uses joblib's pre-0.10 format, which is refused")
         try:
-            return RestrictedUnpickler(str(path), stream, True).load()
+            model = RestrictedUnpickler(str(path), stream, True).load()
         except UnsafeModelError:
             raise
         except Exception as exc:
             raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None
+    check_structures(model)
+    return model
 
 
 def _is_numpy_scalar_type(name: str) -> bool:

@@ -19,10 +19,30 @@ class ModelFormat(str, Enum):
     SKOPS = "skops"
     ONNX = "onnx"
     JOBLIB = "joblib"
+    XGBOOST = "xgboost"
+    LIGHTGBM = "lightgbm"
 
     @property
     def filename(self) -> str:
-        return f"model.{self.value}"
+        return MODEL_FILES[self]
+
+
+MODEL_FILES = {
+    ModelFormat.SKOPS: "model.skops",
+    ModelFormat.ONNX: "model.onnx",
+    ModelFormat.JOBLIB: "model.joblib",
+    ModelFormat.XGBOOST: "model.xgboost.json",
+    ModelFormat.LIGHTGBM: "model.lightgbm.txt",
+}
+
+
+class InputShape(str, Enum):
+    """What the model was fitted on, so every protocol hands it the same shape."""
+
+    ROWS = "rows"
+    FRAME = "frame"
+    RECORDS = "records"
+    TEXT = "text"
 
 
 class FeatureKind(str, Enum):
@@ -30,10 +50,14 @@ class FeatureKind(str, Enum):
     INTEGER = "integer"
     BOOLEAN = "boolean"
     CATEGORY = "category"
+    TEXT = "text"
 
 
 class Feature(BaseModel):
-    """One input column, in model order. Categories map the label a client sends to the code the model saw."""
+    """One input column, in model order. Categories map the label a client sends to the code the model saw.
+
+    `minimum`/`maximum` are bounds the author declared (enforced); observed ranges live in the statistics.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +67,9 @@ class Feature(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     categories: dict[str, CategoryCode] | None = None
+    allow_unknown: bool = False
+    nullable: bool = False
+    dtype: str | None = None
 
 
 class FeatureStatistics(BaseModel):
@@ -90,6 +117,11 @@ class BundleMetadata(BaseModel):
     library_versions: dict[str, str]
     features: list[Feature]
     output: OutputSpec
+    input_shape: InputShape = InputShape.ROWS
+    estimator: str = Field(default="", description="Qualified class name of the packed model.")
+    required_types: list[str] | None = Field(
+        default=None, description="Types the model file needs beyond its format's own; None in bundles from before they were declared."
+    )
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
     statistics: dict[str, FeatureStatistics] = Field(default_factory=dict)

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, create_model
 
 from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics, OutputSpec
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # pandas is needed at pack time only; the server starts witho
     import pandas as pd
 
 HISTOGRAM_BINS = 10
+MAX_TEXT_LENGTH = 100_000
 
 
 def pascal_case(name: str) -> str:
@@ -29,14 +30,24 @@ def input_model(model_name: str, features: list[Feature]) -> type[BaseModel]:
 
 
 def _field(feature: Feature) -> tuple[str, Any, Any]:
-    described = Field(description=feature.description or None)
+    """Nullable features may be null or absent; the model then sees NaN (numbers) or a missing value."""
+    annotation = _annotation(feature)
+    if feature.nullable:
+        return feature.name, annotation | None, Field(default=None, description=feature.description or None)
+    return feature.name, annotation, Field(description=feature.description or None)
+
+
+def _annotation(feature: Feature) -> Any:
     if feature.kind is FeatureKind.CATEGORY:
-        labels = tuple((feature.categories or {}).keys())
-        return feature.name, Literal[labels], described
+        if feature.allow_unknown:
+            return Annotated[StrictStr, Field(max_length=MAX_TEXT_LENGTH, examples=list(feature.categories or {})[:5])]
+        return Literal[tuple((feature.categories or {}).keys())]
+    if feature.kind is FeatureKind.TEXT:
+        return Annotated[StrictStr, Field(max_length=MAX_TEXT_LENGTH)]
     if feature.kind is FeatureKind.BOOLEAN:
-        return feature.name, StrictBool, described
+        return StrictBool
     base: Any = StrictInt if feature.kind is FeatureKind.INTEGER else StrictFloat
-    return feature.name, Annotated[base, Field(ge=feature.minimum, le=feature.maximum)], described
+    return Annotated[base, Field(ge=feature.minimum, le=feature.maximum)]
 
 
 def output_model(model_name: str, output: OutputSpec) -> type[BaseModel]:
@@ -51,9 +62,12 @@ def output_model(model_name: str, output: OutputSpec) -> type[BaseModel]:
 
 
 def derive_features(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] | None = None) -> list[Feature]:
-    """Feature names, kinds, ranges and categories as the data shows them; `overrides` wins per key."""
+    """Feature names, kinds, categories, dtypes and nullability as the data shows them; `overrides` wins per key.
+
+    Observed ranges are not bounds: they go to the statistics, and only declared `minimum`/`maximum` reject values.
+    """
     overrides = overrides or {}
-    unknown = set(overrides) - set(sample.columns)
+    unknown = set(overrides) - set(map(str, sample.columns))
     if unknown:
         raise ValueError(f"overrides name columns not in the sample: {sorted(unknown)}")
     features = []
@@ -61,12 +75,28 @@ def derive_features(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] |
         series = sample[column]
         spec: dict[str, Any] = {"name": str(column), **_observed(series)}
         spec.update(overrides.get(str(column), {}))
-        if spec.get("categories") is not None:
+        if spec.get("categories") is not None and spec["kind"] is not FeatureKind.TEXT:
             spec["kind"] = FeatureKind.CATEGORY
+        if spec["kind"] in (FeatureKind.CATEGORY, FeatureKind.TEXT):
             spec.pop("minimum", None)
             spec.pop("maximum", None)
+        if spec["kind"] is FeatureKind.TEXT:
+            spec.pop("categories", None)
         features.append(feature_from_spec(spec))
     return features
+
+
+def text_feature(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] | None = None) -> list[Feature]:
+    """A text model's single feature: one string column of the sample."""
+    if sample.shape[1] != 1:
+        raise ValueError(f"a text model takes one string column; the sample has {sample.shape[1]}: {list(sample.columns)}")
+    column = str(sample.columns[0])
+    unknown = set(overrides or {}) - {column}
+    if unknown:
+        raise ValueError(f"overrides name columns not in the sample: {sorted(unknown)}")
+    nullable = bool(sample.iloc[:, 0].isna().any())
+    spec = {"name": column, "kind": FeatureKind.TEXT, "nullable": nullable, "dtype": "object"} | (overrides or {}).get(column, {})
+    return [feature_from_spec(spec)]
 
 
 def feature_from_spec(spec: dict[str, Any]) -> Feature:
@@ -82,14 +112,23 @@ def feature_from_spec(spec: dict[str, Any]) -> Feature:
 def _observed(series: pd.Series) -> dict[str, Any]:
     import pandas as pd
 
+    observed: dict[str, Any] = {"dtype": str(series.dtype), "nullable": bool(series.isna().any())}
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = [_plain(value) for value in series.cat.categories]
+        return observed | {"kind": FeatureKind.CATEGORY, "categories": {str(code): code for code in codes}}
     if pd.api.types.is_bool_dtype(series):
-        return {"kind": FeatureKind.BOOLEAN}
+        return observed | {"kind": FeatureKind.BOOLEAN}
     if pd.api.types.is_numeric_dtype(series):
-        values = series.dropna()
-        kind = FeatureKind.INTEGER if pd.api.types.is_integer_dtype(series) else FeatureKind.NUMBER
-        return {"kind": kind, "minimum": float(values.min()), "maximum": float(values.max())}
-    labels = sorted(str(value) for value in series.dropna().unique())
-    return {"kind": FeatureKind.CATEGORY, "categories": {label: label for label in labels}}
+        return observed | {"kind": FeatureKind.NUMBER}
+    values = series.dropna().unique()
+    if len(values) and all(isinstance(value, bool | np.bool_) for value in values):
+        return observed | {"kind": FeatureKind.BOOLEAN}
+    codes = sorted((_plain(value) for value in values), key=str)
+    return observed | {"kind": FeatureKind.CATEGORY, "categories": {str(code): code for code in codes}}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def feature_statistics(sample: pd.DataFrame, features: list[Feature]) -> dict[str, FeatureStatistics]:
@@ -102,6 +141,8 @@ def feature_statistics(sample: pd.DataFrame, features: list[Feature]) -> dict[st
             counts = series.map(codes_to_labels).fillna(series.astype(str)).value_counts()
             statistics[feature.name] = FeatureStatistics(count=int(series.size), frequencies={str(k): int(v) for k, v in counts.items()})
             continue
+        if feature.kind is FeatureKind.TEXT:
+            series = series.astype(str).str.len()
         values = series.to_numpy(dtype="float64")
         edges = np.unique(np.quantile(values, np.linspace(0, 1, HISTOGRAM_BINS + 1))) if values.size else np.array([])
         counts_per_bin = np.histogram(values, bins=edges)[0] if edges.size > 1 else np.array([values.size])

@@ -40,7 +40,9 @@ class VerifiedBundle:
         return self.path / self.metadata.model_file
 
     def load(self, *, trusted_types: tuple[str, ...] = (), allow_pickle: bool = False) -> Any:
-        return load_model_file(self.model_path, self.metadata.format, trusted_types=trusted_types, allow_pickle=allow_pickle)
+        return load_model_file(
+            self.model_path, self.metadata.format, trusted_types=trusted_types, allow_pickle=allow_pickle, metadata=self.metadata
+        )
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

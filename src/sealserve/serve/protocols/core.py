@@ -12,7 +12,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
 from fastapi.exceptions import RequestValidationError
@@ -96,6 +97,12 @@ class Kind(str, Enum):
 
 
 def kind_of(annotation: Any) -> Kind:
+    """The kind of a field's annotation; a nullable field (`X | None`) has the kind of X."""
+    if get_origin(annotation) in (Union, UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return kind_of(members[0]) if len(members) == 1 else Kind.OTHER
+    if get_origin(annotation) is Annotated:
+        return kind_of(get_args(annotation)[0])
     if annotation is bool:
         return Kind.BOOLEAN
     if annotation is int:

@@ -1,0 +1,156 @@
+"""The model's input in the shape it was fitted on: numpy rows, a typed DataFrame, dict records or raw text.
+
+Pack and serve build it with the same `InputAdapter`, so a bundle that packs is fed at serve time exactly as
+pack checked it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sealserve.bundle.metadata import Feature, FeatureKind, InputShape
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Row = Sequence[Any]
+Column = Callable[[Sequence[Any]], Any]
+
+
+def detect_input_shape(model: Any) -> InputShape:
+    """Dict records for a DictVectorizer front, text for a text vectorizer, a DataFrame when fitted on one."""
+    front = pipeline_front(model)
+    kind = type(front).__name__
+    input_type = getattr(front, "input_type", None)
+    if kind == "DictVectorizer" or (kind == "FeatureHasher" and input_type == "dict"):
+        return InputShape.RECORDS
+    if kind in ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer") or (kind == "FeatureHasher" and input_type == "string"):
+        return InputShape.TEXT
+    if getattr(model, "feature_names_in_", None) is not None:
+        return InputShape.FRAME
+    return InputShape.ROWS
+
+
+def pipeline_front(model: Any) -> Any:
+    """The first step that sees the raw input (nested pipelines unwrapped)."""
+    while hasattr(model, "steps") and model.steps:
+        model = next((step for _, step in model.steps if step not in (None, "passthrough")), model.steps[0][1])
+    return model
+
+
+class InputAdapter:
+    """Validated records (objects with one attribute per feature) or a training sample → the model's input."""
+
+    def __init__(self, features: Sequence[Feature], shape: InputShape) -> None:
+        if shape is InputShape.TEXT and len(features) != 1:
+            raise ValueError(f"a text model takes exactly one feature, not {len(features)}")
+        self.shape = shape
+        self.names = [feature.name for feature in features]
+        read = operator.attrgetter(*self.names)
+        self._read: Callable[[Any], Row] = (lambda record: (read(record),)) if len(self.names) == 1 else read
+        self._codes = [_code_table(feature) for feature in features]
+        self._coded = [(position, table) for position, table in enumerate(self._codes) if table is not None]
+        self._numeric = all(_is_numeric(feature) for feature in features)
+        self._columns = [column_builder(feature) for feature in features]
+        self._assemble: Callable[[list[Row]], Any] = {
+            InputShape.ROWS: self._rows,
+            InputShape.FRAME: self._frame,
+            InputShape.RECORDS: self._records,
+            InputShape.TEXT: self._text,
+        }[shape]
+
+    def from_records(self, records: Iterable[Any]) -> Any:
+        """Category labels become the codes the model saw; null stays missing."""
+        return self._assemble([self._encode(self._read(record)) for record in records])
+
+    def from_sample(self, sample: pd.DataFrame) -> Any:
+        """A training sample already holds model-facing values (codes, not labels)."""
+        import pandas as pd
+
+        columns = [[None if pd.isna(value) else value for value in sample[name].tolist()] for name in self.names]
+        return self._assemble(list(zip(*columns, strict=True)) if columns else [()] * len(sample))
+
+    def _encode(self, values: Row) -> Row:
+        if not self._coded:
+            return values
+        row = list(values)
+        for position, table in self._coded:
+            value = row[position]
+            if value is not None:
+                row[position] = table.get(value, value)
+        return row
+
+    def _rows(self, rows: list[Row]) -> np.ndarray:
+        if self._numeric:
+            return np.array(rows, dtype=np.float64)
+        return np.array([[math.nan if value is None else value for value in row] for row in rows], dtype=object)
+
+    def _frame(self, rows: list[Row]) -> pd.DataFrame:
+        import pandas as pd
+
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.names]
+        return pd.DataFrame({name: build(values) for name, build, values in zip(self.names, self._columns, columns, strict=True)})
+
+    def _records(self, rows: list[Row]) -> list[dict[str, Any]]:
+        names = self.names
+        return [{name: value for name, value in zip(names, row, strict=True) if value is not None} for row in rows]
+
+    def _text(self, rows: list[Row]) -> list[str]:
+        return ["" if row[0] is None else row[0] for row in rows]
+
+
+def column_builder(feature: Feature) -> Column:
+    """One DataFrame column with the training dtype: ints stay ints when every value is whole, strings stay strings."""
+    dtype = feature.dtype or _default_dtype(feature)
+    if dtype == "category":
+        import pandas as pd
+
+        categories = list((feature.categories or {}).values())
+        return lambda values: pd.Categorical(values, categories=categories)
+    if dtype in ("bool", "boolean"):
+        return lambda values: np.array(values, dtype=bool) if None not in values else np.array(_nan_for_none(values), dtype=object)
+    if dtype.lower().startswith(("int", "uint")):
+        return _integers
+    if dtype in ("float32", "Float32"):
+        return lambda values: np.array(values, dtype=np.float32)
+    if dtype.lower().startswith("float"):
+        return lambda values: np.array(values, dtype=np.float64)
+    return lambda values: np.array(_nan_for_none(values), dtype=object)
+
+
+def _integers(values: Sequence[Any]) -> np.ndarray:
+    if all(type(value) is int or (type(value) is float and value.is_integer()) for value in values):
+        return np.array(values, dtype=np.int64)
+    return np.array(values, dtype=np.float64)
+
+
+def _default_dtype(feature: Feature) -> str:
+    if feature.kind is FeatureKind.BOOLEAN:
+        return "bool"
+    if feature.kind in (FeatureKind.NUMBER, FeatureKind.INTEGER) or _is_numeric(feature):
+        return "float64"
+    return "object"
+
+
+def _is_numeric(feature: Feature) -> bool:
+    if feature.kind is FeatureKind.CATEGORY:
+        return all(isinstance(code, int | float) and not isinstance(code, bool) for code in (feature.categories or {}).values())
+    return feature.kind is not FeatureKind.TEXT
+
+
+def _code_table(feature: Feature) -> dict[str, Any] | None:
+    """Label → code, only where they differ (coded categories such as EXCELLENT → 1.0)."""
+    if feature.kind is not FeatureKind.CATEGORY or not feature.categories:
+        return None
+    if all(label == code for label, code in feature.categories.items()):
+        return None
+    return dict(feature.categories)
+
+
+def _nan_for_none(values: Sequence[Any]) -> list[Any]:
+    return [math.nan if value is None else value for value in values]

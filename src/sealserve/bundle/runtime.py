@@ -1,0 +1,62 @@
+"""Run a loaded model on its input and answer in arrays: the predicted class values (or numbers) and probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sealserve.bundle.metadata import BundleMetadata, ModelFormat
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One value per row (the estimator's own `predict`), and class probabilities when the model has them."""
+
+    values: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+Runtime = Callable[[Any], Prediction]
+
+
+def runtime_for(model: Any, metadata: BundleMetadata) -> Runtime:
+    if metadata.format is ModelFormat.ONNX:
+        return onnx_runtime(model)
+    return estimator_runtime(model, metadata.output.probabilities)
+
+
+def estimator_runtime(estimator: Any, with_probabilities: bool) -> Runtime:
+    """The label is `predict`, never the argmax of `predict_proba` (they differ for SVC's Platt scaling)."""
+    if with_probabilities:
+        return lambda model_input: Prediction(
+            _flat(estimator.predict(model_input)), np.asarray(estimator.predict_proba(model_input), dtype=np.float64)
+        )
+    return lambda model_input: Prediction(_flat(estimator.predict(model_input)))
+
+
+def onnx_runtime(session: Any) -> Runtime:
+    """skl2onnx/onnxmltools layout: outputs[0] labels or values, outputs[1] probabilities (a tensor, or ZipMap dicts)."""
+    inputs = session.get_inputs()
+    output_names = [output.name for output in session.get_outputs()]
+    input_name = inputs[0].name
+    input_type = np.float64 if inputs[0].type == "tensor(double)" else np.float32
+
+    def run(rows: np.ndarray) -> Prediction:
+        outputs = session.run(output_names, {input_name: np.asarray(rows, dtype=input_type)})
+        values = _flat(outputs[0])
+        if len(outputs) < 2:
+            return Prediction(values)
+        probabilities = outputs[1]
+        if isinstance(probabilities, list):
+            probabilities = [list(row.values()) for row in probabilities]
+        return Prediction(values, np.asarray(probabilities, dtype=np.float64))
+
+    return run
+
+
+def _flat(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    return array.reshape(len(array)) if array.ndim > 1 and array.shape[1:] == (1,) else array
