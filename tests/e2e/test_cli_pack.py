@@ -16,7 +16,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sealserve.bundle import keyring
-from sealserve.bundle.metadata import BundleMetadata, InputShape
+from sealserve.bundle.keyring import Keyring
+from sealserve.bundle.metadata import BundleMetadata, InputShape, ModelFormat
+from sealserve.bundle.verify import verify_bundle
+from sealserve.serve.bundle_model import BundleModel
 from tests.support.server import SEALSERVE
 
 
@@ -64,6 +67,21 @@ def test_a_dataframe_pipeline_packs_from_a_csv_with_its_label_dropped_and_no_war
     assert [item.value for item in metadata.output.classes] == ["<=50K", ">50K"]
 
 
+def test_the_same_pipeline_packs_to_onnx_with_one_input_per_column_and_answers_like_the_estimator(census: Path) -> None:
+    result = pack(census, "onnx.zip", "--sample", "train.csv", "--target", "income", "--format", "onnx")
+    assert result.returncode == 0, result.stderr
+    verified = verify_bundle(census / "onnx.zip", Keyring.load(census / "keyring.json"))
+    try:
+        model = BundleModel(verified.metadata, verified.load())
+    finally:
+        verified.discard()
+    assert verified.metadata.format is ModelFormat.ONNX
+    frame = pd.read_csv(census / "train.csv").drop(columns=["income"])
+    records = [model.input_schema.model_validate(record) for record in frame.to_dict("records")]
+    expected = skops.io.load(census / "model.skops", trusted=skops.io.get_untrusted_types(file=census / "model.skops")).predict(frame)
+    assert [output.prediction for output in model.predict_batch(records)] == list(expected)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -73,7 +91,7 @@ def test_a_dataframe_pipeline_packs_from_a_csv_with_its_label_dropped_and_no_war
         (("--sample", "train.csv", "--target", "income", "--features", "list.json"), "must be an object of per-feature objects"),
         (("--sample", "train.csv"), "the sample has columns the model was not fitted on: ['income']"),
         (("--target", "income"), "--target names a column of --sample"),
-        (("--sample", "train.csv", "--target", "income", "--format", "onnx"), "--format onnx takes models fed numeric rows"),
+        (("--sample", "train.csv", "--target", "income", "--format", "xgboost"), "the xgboost format holds xgboost models only"),
     ],
 )
 def test_every_mistake_is_one_error_line_and_exit_status_1(census: Path, extra: tuple[str, ...], message: str) -> None:

@@ -22,15 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sealserve.bundle.booster_files import (
-    XGB_CLASSIFIER_OBJECTIVES,
-    Library,
-    Malformed,
-    Summary,
-    check_bytes,
-    lightgbm_summary,
-    xgboost_summary,
-)
+from sealserve.bundle.booster_files import check_bytes
+from sealserve.bundle.booster_summary import Library, Malformed, Summary
+from sealserve.bundle.lightgbm_file import lightgbm_summary
+from sealserve.bundle.xgboost_file import XGB_CLASSIFIER_OBJECTIVES, xgboost_summary
 from sealserve.errors import BundleFormatError
 
 XGB_CLASSIFIER = "xgboost.sklearn.XGBClassifier"

@@ -46,7 +46,8 @@ def pipeline_front(model: Any) -> Any:
 class InputAdapter:
     """Validated records (objects with one attribute per feature) or a training sample → the model's input."""
 
-    def __init__(self, features: Sequence[Feature], shape: InputShape) -> None:
+    def __init__(self, features: Sequence[Feature], shape: InputShape, *, columns: bool = False) -> None:
+        """With `columns`, a DataFrame-shaped input is a dict of typed column arrays (what ONNX takes), not a DataFrame."""
         if shape is InputShape.TEXT and len(features) != 1:
             raise ValueError(f"a text model takes exactly one feature, not {len(features)}")
         self.shape = shape
@@ -59,7 +60,7 @@ class InputAdapter:
         self._columns = [column_builder(feature) for feature in features]
         self._assemble: Callable[[list[Row]], Any] = {
             InputShape.ROWS: self._rows,
-            InputShape.FRAME: self._frame,
+            InputShape.FRAME: self._column_arrays if columns else self._frame,
             InputShape.RECORDS: self._records,
             InputShape.TEXT: self._text,
         }[shape]
@@ -93,8 +94,11 @@ class InputAdapter:
     def _frame(self, rows: list[Row]) -> pd.DataFrame:
         import pandas as pd
 
+        return pd.DataFrame(self._column_arrays(rows))
+
+    def _column_arrays(self, rows: list[Row]) -> dict[str, Any]:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.names]
-        return pd.DataFrame({name: build(values) for name, build, values in zip(self.names, self._columns, columns, strict=True)})
+        return {name: build(values) for name, build, values in zip(self.names, self._columns, columns, strict=True)}
 
     def _records(self, rows: list[Row]) -> list[dict[str, Any]]:
         names = self.names

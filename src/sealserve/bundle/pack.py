@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import shutil
@@ -123,7 +124,7 @@ def pack(
             model_file=model_format.filename,
             created=datetime.now(UTC),
             description=description,
-            library_versions=library_versions(),
+            library_versions=dict(library_versions()),
             features=feature_specs,
             output=output,
             input_shape=shape,
@@ -165,10 +166,10 @@ def write_model(
     """Write the model file; return the skops types it needs (None for formats without types)."""
     if model_format is ModelFormat.ONNX:
         if onnx_bytes is None:
-            if shape is not InputShape.ROWS:
-                raise BundleFormatError(f"--format onnx takes models fed numeric rows; this model takes {shape.value} input")
-            onnx_bytes = export_model_onnx(estimator, model_input)
-            check_parity(as_served(estimator), onnx_bytes, model_input)
+            if shape in (InputShape.RECORDS, InputShape.TEXT):
+                raise BundleFormatError(f"--format onnx does not take {shape.value} input; pack this model with skops")
+            onnx_bytes = export_onnx(estimator, model_input)
+            check_parity(estimator, onnx_bytes, model_input)
         path.write_bytes(onnx_bytes)
         return None
     if model_format is ModelFormat.SKOPS:
@@ -186,14 +187,6 @@ def write_model(
 
     joblib.dump(estimator, path)
     return None
-
-
-def export_model_onnx(estimator: Any, rows: np.ndarray) -> bytes:
-    if booster_library(estimator) is not None:
-        from sealserve.bundle.booster_onnx import export_booster_onnx
-
-        return export_booster_onnx(estimator, rows.shape[1])
-    return export_onnx(estimator, rows)
 
 
 def check_round_trip(
@@ -255,6 +248,7 @@ def sign_folder(folder: Path, key: keys.SigningKey, *, subject: str) -> None:
     (folder / files.SIGNATURE_FILE).write_bytes(envelope.sign(subject, digests, key))
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for library in LIBRARIES:
@@ -274,7 +268,10 @@ def _resolve_model(model: Any, requested: ModelFormat | str | None, allow_pickle
             raise BundleFormatError(f"{path.name} is an ONNX file; pack it with format onnx")
         return None, path.read_bytes()
     if path.suffix == ".skops":
-        return load_skops(path, trust), None
+        try:
+            return load_skops(path, trust), None
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{exc}. To accept reviewed types pass --trust TYPE (trust=[...] in Python)") from None
     if path.suffix in PICKLE_SUFFIXES:
         if not allow_pickle:
             raise UnsafeModelError(f"{path.name} is a pickle; reading it needs allow_pickle (CLI: --allow-pickle)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +39,11 @@ def estimator_runtime(estimator: Any, with_probabilities: bool) -> Runtime:
 
 def onnx_runtime(session: Any) -> Runtime:
     """skl2onnx/onnxmltools layout: outputs[0] labels or values, outputs[1] probabilities (a tensor, or ZipMap dicts)."""
-    inputs = session.get_inputs()
+    feed = onnx_feed(session.get_inputs())
     output_names = [output.name for output in session.get_outputs()]
-    input_name = inputs[0].name
-    input_type = np.float64 if inputs[0].type == "tensor(double)" else np.float32
 
-    def run(rows: np.ndarray) -> Prediction:
-        outputs = session.run(output_names, {input_name: np.asarray(rows, dtype=input_type)})
+    def run(model_input: Any) -> Prediction:
+        outputs = session.run(output_names, feed(model_input))
         values = _flat(outputs[0])
         if len(outputs) < 2:
             return Prediction(values)
@@ -55,6 +53,31 @@ def onnx_runtime(session: Any) -> Runtime:
         return Prediction(values, np.asarray(probabilities, dtype=np.float64))
 
     return run
+
+
+def onnx_feed(inputs: Sequence[Any]) -> Callable[[Any], dict[str, np.ndarray]]:
+    """The model's input (rows, or columns by name) as the session's tensors, cast to their declared types."""
+    if len(inputs) == 1:
+        name, dtype = inputs[0].name, ONNX_TYPES.get(inputs[0].type, np.float32)
+
+        def single(model_input: Any) -> dict[str, np.ndarray]:
+            if not isinstance(model_input, np.ndarray):
+                model_input = np.column_stack([np.asarray(model_input[column], dtype=np.float64) for column in model_input])
+            return {name: np.asarray(model_input, dtype=dtype)}
+
+        return single
+    typed = [(item.name, ONNX_TYPES.get(item.type, np.float32)) for item in inputs]
+    return lambda columns: {name: np.asarray(columns[name], dtype=dtype).reshape(-1, 1) for name, dtype in typed}
+
+
+ONNX_TYPES: dict[str, Any] = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(string)": object,
+}
 
 
 def _flat(values: Any) -> np.ndarray:
