@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sealserve.bundle.inputs import InputAdapter
-from sealserve.bundle.metadata import BundleMetadata
+from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.bundle.runtime import Prediction, Runtime, runtime_for
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
@@ -21,7 +21,7 @@ class BundleModel(MLModel):
         self.metadata = metadata
         self._input_schema = input_model(metadata.name, metadata.features)
         self._output_schema = output_model(metadata.name, metadata.output)
-        self.adapter = InputAdapter(metadata.features, metadata.input_shape)
+        self.adapter = InputAdapter(metadata.features, metadata.input_shape, columns=metadata.format is ModelFormat.ONNX)
         self.runtime: Runtime = runtime_for(estimator, metadata)
         self._labels = [item.label for item in metadata.output.classes]
         self._label_of = {item.value: item.label for item in metadata.output.classes}
