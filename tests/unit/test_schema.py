@@ -182,3 +182,15 @@ def test_training_statistics_describe_each_feature_for_drift(training_frame: pd.
     assert set(health.frequencies) <= set(GENERAL_HEALTH)  # counted under the readable labels, not the codes
     assert sum(health.frequencies.values()) == len(training_frame)
     assert health.frequencies["VERY_GOOD"] == int((training_frame["general_health"] == 2.0).sum())
+
+
+def test_feature_names_python_cannot_use_travel_by_alias_and_reach_the_model_in_order() -> None:
+    from sealserve.bundle.inputs import InputAdapter
+    from sealserve.bundle.metadata import InputShape
+
+    frame = pd.DataFrame({"Sepal.Length": [5.1, 4.9], "_id": [1.0, 2.0], "model_config": [0.5, 0.7], "class": [3.0, 4.0]})
+    features = derive_features(frame)
+    model = input_model("odd", features)
+    record = model.model_validate({"Sepal.Length": 6.0, "_id": 7.0, "model_config": 1.5, "class": 2.0})
+    assert list(model.model_json_schema()["properties"]) == list(frame.columns)
+    assert InputAdapter(features, InputShape.ROWS).from_records([record]).tolist() == [[6.0, 7.0, 1.5, 2.0]]

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sealserve.bundle.metadata import Feature, FeatureKind, InputShape
+from sealserve.bundle.schema import field_names
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Row = Sequence[Any]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Column = Callable[[Sequence[Any]], Any]
 
 
@@ -52,8 +54,10 @@ class InputAdapter:
             raise ValueError(f"a text model takes exactly one feature, not {len(features)}")
         self.shape = shape
         self.names = [feature.name for feature in features]
-        read = operator.attrgetter(*self.names)
-        self._read: Callable[[Any], Row] = (lambda record: (read(record),)) if len(self.names) == 1 else read
+        read = operator.itemgetter(*field_names(list(features)))
+        self._read: Callable[[Any], Row] = (
+            (lambda record: (read(vars(record)),)) if len(self.names) == 1 else lambda record: read(vars(record))
+        )
         self._codes = [_code_table(feature) for feature in features]
         self._coded = [(position, table) for position, table in enumerate(self._codes) if table is not None]
         self._numeric = all(_is_numeric(feature) for feature in features)
@@ -128,7 +132,7 @@ def column_builder(feature: Feature) -> Column:
 
 
 def _integers(values: Sequence[Any]) -> np.ndarray:
-    if all(type(value) is int or (type(value) is float and value.is_integer()) for value in values):
+    if all((type(value) is int or (type(value) is float and value.is_integer())) and INT64_MIN <= value <= INT64_MAX for value in values):
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.float64)
 

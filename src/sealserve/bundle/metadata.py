@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 METADATA_FILE = "sealserve.json"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-CategoryCode = float | int | str
+CategoryCode = bool | int | float | str  # bool first: a boolean class stays a boolean
 
 
 class ModelFormat(str, Enum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -24,17 +25,37 @@ def pascal_case(name: str) -> str:
 
 def input_model(model_name: str, features: list[Feature]) -> type[BaseModel]:
     """One field per feature: numbers refuse NaN/Infinity, categories accept only their labels."""
-    fields: dict[str, Any] = {name: (annotation, field) for name, annotation, field in (_field(f) for f in features)}
+    fields: dict[str, Any] = {
+        field_name: _field(feature, field_name) for field_name, feature in zip(field_names(features), features, strict=True)
+    }
     config = ConfigDict(extra="forbid", allow_inf_nan=False, title=f"{pascal_case(model_name)}Input")
     return create_model(f"{pascal_case(model_name)}Input", __config__=config, **fields)
 
 
-def _field(feature: Feature) -> tuple[str, Any, Any]:
+def field_names(features: list[Feature]) -> list[str]:
+    """The attribute each feature has on a validated record; names Python cannot use (`Sepal.Length`) travel by alias."""
+    plain = {feature.name for feature in features if _usable(feature.name)}
+    names = []
+    for index, feature in enumerate(features):
+        name = feature.name if feature.name in plain else f"feature_{index}"
+        while name != feature.name and name in plain:
+            name += "_"
+        names.append(name)
+    return names
+
+
+def _usable(name: str) -> bool:
+    return name.isidentifier() and not name.startswith("_") and not keyword.iskeyword(name) and not hasattr(BaseModel, name)
+
+
+def _field(feature: Feature, field_name: str) -> tuple[Any, Any]:
     """Nullable features may be null or absent; the model then sees NaN (numbers) or a missing value."""
     annotation = _annotation(feature)
+    alias = feature.name if feature.name != field_name else None
+    description = feature.description or None
     if feature.nullable:
-        return feature.name, annotation | None, Field(default=None, description=feature.description or None)
-    return feature.name, annotation, Field(description=feature.description or None)
+        return annotation | None, Field(default=None, alias=alias, description=description)
+    return annotation, Field(alias=alias, description=description)
 
 
 def _annotation(feature: Feature) -> Any:

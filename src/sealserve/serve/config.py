@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, model_validator
 
 from sealserve.errors import ConfigError
 
@@ -40,10 +40,23 @@ class BundleSource(Strict):
 
 
 class ClassSource(Strict):
-    """A model implemented by a Python class (an MLModel subclass), constructed with `configuration`."""
+    """A model implemented by a Python class (an MLModel subclass), constructed with `configuration`.
+
+    `qualified_name` and `create_endpoint` are rest_model_service's keys, so its YAML runs unchanged: the name,
+    when given, must be the constructed model's `qualified_name`; `create_endpoint: false` loads the model but
+    gives it no native prediction endpoints (404, and no paths in the OpenAPI document).
+    """
 
     class_path: str
+    qualified_name: str | None = Field(default=None, min_length=1)
+    create_endpoint: bool = True
     configuration: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _hidden_models_are_named(self) -> ClassSource:
+        if not self.create_endpoint and self.qualified_name is None:
+            raise ValueError(f"{self.class_path}: create_endpoint: false needs the model's qualified_name (the endpoints it hides)")
+        return self
 
 
 def _source_kind(value: Any) -> str:

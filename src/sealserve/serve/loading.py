@@ -160,4 +160,9 @@ def construct_class_model(source: ClassSource) -> MLModel:
     if not (isinstance(model_class, type) and issubclass(model_class, MLModel)):
         raise ConfigError(f"{source.class_path} is not an MLModel subclass")
     model: MLModel = model_class(**source.configuration)
+    if source.qualified_name is not None and source.qualified_name != model.qualified_name:
+        raise ConfigError(
+            f"{source.class_path}: the configuration names the model {source.qualified_name!r}, "
+            f"but the constructed model's qualified_name is {model.qualified_name!r}"
+        )
     return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -10,9 +11,9 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from sealserve.serve.body import read_json_body
-from sealserve.serve.config import Limits
+from sealserve.serve.config import ClassSource, Limits
 from sealserve.serve.errors import RequestError, validation_details
-from sealserve.serve.registry import ModelRegistry
+from sealserve.serve.registry import ModelRegistry, ModelState, ServedModel
 from sealserve.serve.responses import describe_state, json_response, model_headers
 
 
@@ -28,9 +29,27 @@ def parse_input(body: bytes, validator: Any) -> Any:
         ) from None
 
 
+def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
+    """Names of the class models configured with `create_endpoint: false`: loaded, but given no prediction endpoints."""
+    hidden: set[str] = set()
+    for state in states:
+        source = state.source
+        if isinstance(source, ClassSource) and not source.create_endpoint and source.qualified_name is not None:
+            hidden.add(source.qualified_name)
+    return frozenset(hidden)
+
+
 def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
     router = APIRouter(prefix="/api/models", tags=["models"])
     batch_validators: WeakKeyDictionary[type, TypeAdapter[Any]] = WeakKeyDictionary()  # per schema; dropped with a swapped-out model
+    hidden = without_endpoints(registry.states)
+
+    def predicting(name: str) -> ServedModel:
+        if name in hidden:
+            raise RequestError(
+                404, "not_found", f"model {name!r} has no prediction endpoint: the service configuration sets create_endpoint: false for it"
+            )
+        return registry.get(name)
 
     @router.get("", summary="List configured models")
     async def list_models() -> Response:
@@ -50,7 +69,7 @@ def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
 
     @router.post("/{name}/prediction", include_in_schema=False)
     async def predict_one(name: str, request: Request) -> Response:
-        served = registry.get(name)
+        served = predicting(name)
         body = await read_json_body(request, limits.max_body_bytes)
         record = parse_input(body, served.model.input_schema.model_validate_json)
         output = served.model.predict(record)
@@ -61,7 +80,7 @@ def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
 
     @router.post("/{name}/predictions", include_in_schema=False)
     async def predict_many(name: str, request: Request) -> Response:
-        served = registry.get(name)
+        served = predicting(name)
         body = await read_json_body(request, limits.max_body_bytes)
         schema = served.model.input_schema
         adapter = batch_validators.get(schema)

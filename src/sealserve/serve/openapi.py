@@ -1,4 +1,4 @@
-"""The OpenAPI contract: FastAPI's static routes plus one typed path pair per served model."""
+"""The OpenAPI contract: FastAPI's static routes plus one typed path pair per served model (unless its endpoints are off)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sealserve.bundle.metadata import BundleMetadata
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
+from sealserve.serve.native import without_endpoints
 
 REF = "#/components/schemas/{model}"
 ERROR_SCHEMA = {
@@ -61,7 +62,9 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
     document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA
-    for model in sorted(models, key=lambda m: m.name):
+    registry = getattr(app.state, "registry", None)
+    hidden = without_endpoints(registry.states) if registry is not None else frozenset()  # create_endpoint: false
+    for model in sorted((model for model in models if model.name not in hidden), key=lambda m: m.name):
         input_ref = _register(schemas, model.input_schema)
         output_ref = _register(schemas, model.output_schema)
         provenance = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
