@@ -341,11 +341,14 @@ class World:
     bad_index: int
 
 
+# These cases are about the skops file, so they serve the reference runtime: with the default (auto) a bundle whose
+# model compiles serves its signed model.onnx and never deserializes the skops file at all.
+REFERENCE = {"runtime": "reference"}
 SERVED = {
-    "guarded_untrusted": {},  # the config does not trust numpy.nan_to_num
-    "guarded": {"trusted_types": [UNTRUSTED]},
-    "tree": {},  # control for tree_crafted
-    "tree_crafted": {},
+    "guarded_untrusted": REFERENCE,  # the config does not trust numpy.nan_to_num
+    "guarded": {"trusted_types": [UNTRUSTED], **REFERENCE},
+    "tree": REFERENCE,  # control for tree_crafted
+    "tree_crafted": REFERENCE,
 }
 
 

@@ -27,8 +27,8 @@ def metadata_of(bundle: Path) -> BundleMetadata:
     return BundleMetadata.model_validate_json((bundle / "sealserve.json").read_bytes())
 
 
-def test_bundle_holds_exactly_the_model_metadata_reports_and_signature(packed_bundle: Path) -> None:
-    assert sorted(files.list_files(packed_bundle)) == ["model.sig", "model.skops", "reports/profile.html", "sealserve.json"]
+def test_bundle_holds_exactly_the_model_its_compiled_form_metadata_reports_and_signature(packed_bundle: Path) -> None:
+    assert sorted(files.list_files(packed_bundle)) == ["model.onnx", "model.sig", "model.skops", "reports/profile.html", "sealserve.json"]
 
 
 def test_signature_covers_every_other_file(packed_bundle: Path) -> None:

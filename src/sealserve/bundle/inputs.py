@@ -54,10 +54,19 @@ class InputAdapter:
             raise ValueError(f"a text model takes exactly one feature, not {len(features)}")
         self.shape = shape
         self.names = [feature.name for feature in features]
-        read = operator.itemgetter(*field_names(list(features)))
-        self._read: Callable[[Any], Row] = (
-            (lambda record: (read(vars(record)),)) if len(self.names) == 1 else lambda record: read(vars(record))
-        )
+        by_field = operator.itemgetter(*field_names(list(features)))
+        by_name = operator.itemgetter(*self.names)
+        names, single, optional = self.names, len(self.names) == 1, any(feature.nullable for feature in features)
+
+        def read(record: Any) -> Row:
+            """A validated record: a dict keyed by feature name (batches; nullable features may be absent) or a model."""
+            if isinstance(record, dict):
+                values = tuple(record.get(name) for name in names) if optional else by_name(record)
+            else:
+                values = by_field(vars(record))
+            return (values,) if single and not optional else values
+
+        self._read: Callable[[Any], Row] = read
         self._codes = [_code_table(feature) for feature in features]
         self._coded = [(position, table) for position, table in enumerate(self._codes) if table is not None]
         self._numeric = all(_is_numeric(feature) for feature in features)

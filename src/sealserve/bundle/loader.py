@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sealserve.bundle.boosters import load_booster
+from sealserve.bundle.boosters import check_booster_file, load_booster
 from sealserve.bundle.integrity import check_structures
 from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.bundle.type_policy import refused_types
@@ -85,8 +85,31 @@ def load_model_file(
     return load_joblib(path, set(trusted_types))
 
 
+def audit_model_file(path: Path, metadata: BundleMetadata, *, trusted_types: Iterable[str] = ()) -> None:
+    """Everything loading would check before constructing the reference model, without constructing it."""
+    if metadata.format is ModelFormat.SKOPS:
+        audit_skops(path, trusted_types, metadata.required_types)
+    elif metadata.format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM):
+        check_booster_file(path, "xgboost" if metadata.format is ModelFormat.XGBOOST else "lightgbm")
+    elif metadata.format is ModelFormat.JOBLIB:
+        raise UnsafeModelError(f"{path.name} is pickle-based; it serves only as itself, with allow_pickle")
+
+
 def load_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable[str] | None = None) -> Any:
     """Audit before construct: a bundle's declared types must be within the policy, and its file may need no more."""
+    import skops.io
+
+    untrusted = audit_skops(path, trusted_types, declared)
+    try:
+        model = skops.io.load(path, trusted=list(untrusted))
+    except Exception as exc:
+        raise BundleFormatError(f"{path.name} could not be loaded by skops: {type(exc).__name__}") from None
+    check_structures(model)
+    return model
+
+
+def audit_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable[str] | None = None) -> list[str]:
+    """The types a skops file needs, read from its schema; refused unless declared (when `declared`) and within the policy."""
     import skops.io
 
     try:
@@ -100,12 +123,7 @@ def load_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable
     refused = refused_types(untrusted if declared is None else declared, path, extra_trusted=trusted_types)
     if refused:
         raise UnsafeModelError(f"{path.name} needs types outside the allow-list: {', '.join(refused)} (review them; trusted_types)")
-    try:
-        model = skops.io.load(path, trusted=list(untrusted))
-    except Exception as exc:
-        raise BundleFormatError(f"{path.name} could not be loaded by skops: {type(exc).__name__}") from None
-    check_structures(model)
-    return model
+    return list(untrusted)
 
 
 def load_onnx(path: Path) -> Any:

@@ -11,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 METADATA_FILE = "sealserve.json"
+COMPILED_FILE = "model.onnx"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 CategoryCode = bool | int | float | str  # bool first: a boolean class stays a boolean
 
@@ -102,6 +103,32 @@ class OutputSpec(BaseModel):
     probabilities: bool = False
 
 
+class ParityRecord(BaseModel):
+    """How the compiled model answered the pack sample next to the reference estimator, both fed as the server feeds them.
+
+    Classifiers record label agreement (and the largest probability difference when they have probabilities);
+    regressors record the largest value difference relative to the sample's largest absolute prediction.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = Field(gt=0)
+    label_agreement: float | None = Field(default=None, ge=0, le=1)
+    max_abs_probability_diff: float | None = Field(default=None, ge=0)
+    max_abs_value_diff: float | None = Field(default=None, ge=0, description="Relative to the largest absolute value predicted.")
+    tolerance: float = Field(gt=0)
+
+
+class CompiledModel(BaseModel):
+    """A second, compiled form of the same model (ONNX), signed like every file, with the parity it showed at pack time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = COMPILED_FILE
+    runtime: Literal["onnxruntime"] = "onnxruntime"
+    parity: ParityRecord
+
+
 class BundleMetadata(BaseModel):
     """The content of sealserve.json."""
 
@@ -127,6 +154,8 @@ class BundleMetadata(BaseModel):
     statistics: dict[str, FeatureStatistics] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     reports: list[str] = Field(default_factory=list)
+    compiled: CompiledModel | None = Field(default=None, description="The compiled form served by default; None when there is none.")
+    compiled_skipped: str | None = Field(default=None, description="Why the bundle has no compiled form (None when it has one).")
 
     @field_validator("name")
     @classmethod

@@ -17,6 +17,8 @@ import pandas as pd
 
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.boosters import as_served, booster_library, save_booster
+from sealserve.bundle.compiled import PICKLE_SERVES_ITSELF
+from sealserve.bundle.compiler import NOT_REQUESTED, compile_model
 from sealserve.bundle.inputs import InputAdapter, detect_input_shape
 from sealserve.bundle.loader import load_joblib, load_model_file, load_skops
 from sealserve.bundle.metadata import (
@@ -72,6 +74,7 @@ def pack(
     description: str = "",
     allow_pickle: bool = False,
     trust: Iterable[str] = (),
+    compiled: bool = True,
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
@@ -79,6 +82,8 @@ def pack(
     `sample` holds training features; `features` overrides derived specs per column. `format` defaults to
     skops (XGBoost and LightGBM: their own formats). `trust` names extra skops types the model needs.
     The written model is loaded back as the server would load it and must predict the sample identically.
+    With `compiled` (the default) the bundle also carries the model compiled to ONNX (model.onnx) when it converts
+    and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`).
     """
     try:
         check_name(name)
@@ -137,6 +142,12 @@ def pack(
             reports=report_names,
         )
         check_round_trip(estimator, model_path, metadata, model_input, trusted, allow_pickle)
+        if estimator is not None and model_format is not ModelFormat.ONNX:
+            skipped: str | None = PICKLE_SERVES_ITSELF if model_format is ModelFormat.JOBLIB else NOT_REQUESTED
+            compiled_form = None
+            if compiled and model_format is not ModelFormat.JOBLIB:
+                compiled_form, skipped = compile_model(original, estimator, metadata, sample, staging)
+            metadata = metadata.model_copy(update={"compiled": compiled_form, "compiled_skipped": skipped})
         (staging / METADATA_FILE).write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
         sign_folder(staging, signing_key, subject=name)
         return _emit(staging, Path(out))

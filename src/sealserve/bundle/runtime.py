@@ -28,6 +28,16 @@ def runtime_for(model: Any, metadata: BundleMetadata) -> Runtime:
     return estimator_runtime(model, metadata.output.probabilities)
 
 
+def runtime_name(metadata: BundleMetadata, compiled: bool = False) -> str:
+    """What executes the model: onnxruntime for ONNX (the bundle's model or its compiled form), else the model's library."""
+    if compiled or metadata.format is ModelFormat.ONNX:
+        return "onnxruntime"
+    return RUNTIME_NAMES.get(metadata.format, "scikit-learn")
+
+
+RUNTIME_NAMES = {ModelFormat.XGBOOST: "xgboost", ModelFormat.LIGHTGBM: "lightgbm"}
+
+
 def estimator_runtime(estimator: Any, with_probabilities: bool) -> Runtime:
     """The label is `predict`, never the argmax of `predict_proba` (they differ for SVC's Platt scaling)."""
     if with_probabilities:

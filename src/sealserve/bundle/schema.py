@@ -5,10 +5,11 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, create_model
+from typing_extensions import TypedDict
 
 from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics, OutputSpec
 
@@ -30,6 +31,17 @@ def input_model(model_name: str, features: list[Feature]) -> type[BaseModel]:
     }
     config = ConfigDict(extra="forbid", allow_inf_nan=False, title=f"{pascal_case(model_name)}Input")
     return create_model(f"{pascal_case(model_name)}Input", __config__=config, **fields)
+
+
+def input_records(model_name: str, features: list[Feature]) -> Any:
+    """The same rules as `input_model` as a TypedDict keyed by feature name: batches validate into plain dicts, about
+    twice as fast as model instances, with identical messages; nullable features may be absent."""
+    fields: dict[str, Any] = {
+        feature.name: NotRequired[_annotation(feature) | None] if feature.nullable else _annotation(feature) for feature in features
+    }
+    records = TypedDict(f"{pascal_case(model_name)}Record", fields)  # type: ignore[misc]
+    setattr(records, "__pydantic_config__", ConfigDict(extra="forbid", allow_inf_nan=False))  # noqa: B010
+    return records
 
 
 def field_names(features: list[Feature]) -> list[str]:

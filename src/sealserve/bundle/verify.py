@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.keyring import KeyEntry, Keyring
-from sealserve.bundle.loader import load_model_file
-from sealserve.bundle.metadata import METADATA_FILE, BundleMetadata
+from sealserve.bundle.loader import audit_model_file, load_model_file, load_onnx
+from sealserve.bundle.metadata import COMPILED_FILE, METADATA_FILE, BundleMetadata, ModelFormat
 from sealserve.errors import (
     BadSignatureError,
     BundleFormatError,
@@ -43,6 +43,14 @@ class VerifiedBundle:
         return load_model_file(
             self.model_path, self.metadata.format, trusted_types=trusted_types, allow_pickle=allow_pickle, metadata=self.metadata
         )
+
+    def load_compiled(self, *, trusted_types: tuple[str, ...] = ()) -> Any:
+        """The compiled form (an ONNX Runtime session), after auditing the reference model file as if it were loaded:
+        a bundle is refused for the same reasons whichever runtime serves it."""
+        if self.metadata.compiled is None:
+            raise BundleFormatError(f"{self.metadata.name} {self.metadata.version} has no compiled model")
+        audit_model_file(self.model_path, self.metadata, trusted_types=trusted_types)
+        return load_onnx(self.path / self.metadata.compiled.file)
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -106,7 +114,18 @@ def verify_staged(
         raise IdentityMismatchError(f"bundle is signed as version {metadata.version!r}, but {version!r} was requested")
     if metadata.model_file not in signed or metadata.model_file != metadata.format.filename:
         raise BundleFormatError(f"metadata names model file {metadata.model_file!r}, which is not the signed {metadata.format.filename}")
+    check_compiled_file(metadata, signed)
     return VerifiedBundle(workdir, metadata, signer, envelope.root_digest(signed), signed)
+
+
+def check_compiled_file(metadata: BundleMetadata, signed: dict[str, str]) -> None:
+    """A compiled form is the signed model.onnx beside a model of another format, never any other file."""
+    if metadata.compiled is None:
+        return
+    if metadata.compiled.file != COMPILED_FILE or COMPILED_FILE not in signed:
+        raise BundleFormatError(f"metadata names compiled file {metadata.compiled.file!r}, which is not the signed {COMPILED_FILE}")
+    if metadata.format is ModelFormat.ONNX:
+        raise BundleFormatError("an ONNX bundle's model file is its compiled form; it cannot name another")
 
 
 def check_digests(signed: dict[str, str], actual: dict[str, str]) -> None:

@@ -6,7 +6,7 @@ from ipaddress import ip_address
 
 from fastapi import Request
 
-from sealserve.serve.errors import RequestError
+from sealserve.serve.errors import ServingError
 
 JSON_TYPES = ("application/json", "")
 
@@ -15,16 +15,16 @@ async def read_json_body(request: Request, max_bytes: int, *, json_only: bool = 
     """The raw body (pydantic parses it straight from bytes); 413 past the limit, 415 for non-JSON unless `json_only` is off."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if json_only and media_type not in JSON_TYPES and not media_type.endswith("+json"):
-        raise RequestError(415, "unsupported_media_type", f"expected application/json, got {media_type}")
+        raise ServingError(415, "unsupported_media_type", f"expected application/json, got {media_type}")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+        raise ServingError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise RequestError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
+            raise ServingError(413, "payload_too_large", f"request body exceeds {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -37,4 +37,4 @@ def require_loopback(request: Request, what: str) -> None:
     except ValueError:
         loopback = False
     if not loopback:
-        raise RequestError(403, "forbidden", f"{what} answers loopback clients only until authentication exists")
+        raise ServingError(403, "forbidden", f"{what} answers loopback clients only until authentication exists")

@@ -9,20 +9,27 @@ from pydantic import BaseModel
 
 from sealserve.bundle.inputs import InputAdapter
 from sealserve.bundle.metadata import BundleMetadata, ModelFormat
-from sealserve.bundle.runtime import Prediction, Runtime, runtime_for
+from sealserve.bundle.runtime import Prediction, Runtime, estimator_runtime, onnx_runtime, runtime_name
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
 
 
 class BundleModel(MLModel):
-    """Everything that can be computed once (input adapter, label tables, schemas) is computed at load time."""
+    """Everything that can be computed once (input adapter, label tables, schemas) is computed at load time.
 
-    def __init__(self, metadata: BundleMetadata, estimator: Any) -> None:
+    `estimator` is what serves: the reference model, or with `compiled` the bundle's compiled form (an ONNX Runtime
+    session, fed column arrays). `compiled_skipped` says why the reference serves when the bundle is not ONNX.
+    """
+
+    def __init__(self, metadata: BundleMetadata, estimator: Any, *, compiled: bool = False, compiled_skipped: str | None = None) -> None:
         self.metadata = metadata
         self._input_schema = input_model(metadata.name, metadata.features)
         self._output_schema = output_model(metadata.name, metadata.output)
-        self.adapter = InputAdapter(metadata.features, metadata.input_shape, columns=metadata.format is ModelFormat.ONNX)
-        self.runtime: Runtime = runtime_for(estimator, metadata)
+        onnx = compiled or metadata.format is ModelFormat.ONNX
+        self.adapter = InputAdapter(metadata.features, metadata.input_shape, columns=onnx)
+        self.runtime: Runtime = onnx_runtime(estimator) if onnx else estimator_runtime(estimator, metadata.output.probabilities)
+        self.runtime_name = runtime_name(metadata, compiled)
+        self.compiled_skipped = None if onnx else compiled_skipped
         self._labels = [item.label for item in metadata.output.classes]
         self._label_of = {item.value: item.label for item in metadata.output.classes}
         self._classification = metadata.output.task == "classification"

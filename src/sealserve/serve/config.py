@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, model_validator
@@ -37,6 +37,9 @@ class BundleSource(Strict):
     trusted_types: tuple[str, ...] = ()
     allow_pickle: bool = False
     store_credentials: StoreCredentials | None = None
+    runtime: Literal["auto", "reference", "compiled"] = Field(
+        default="auto", description="auto: the bundle's compiled form when its parity is within tolerance; compiled: require it."
+    )
 
 
 class ClassSource(Strict):
@@ -73,6 +76,14 @@ class Limits(Strict):
     max_batch_size: int = Field(default=1000, gt=0)
 
 
+class Batching(Strict):
+    """Adaptive batching of the requests queued for one model: what is already waiting runs as one model call."""
+
+    max_batch_size: int = Field(default=1000, gt=0, description="Most rows in one model call.")
+    max_latency_ms: float = Field(default=0.0, ge=0, description="How long a batch may wait to fill; 0 takes only what is queued.")
+    max_queue: int = Field(default=256, gt=0, description="Requests waiting per model before answering 503 with Retry-After.")
+
+
 class Storage(Strict):
     """How the service talks to its stores: verified local cache, alias polling, start-up retry."""
 
@@ -102,6 +113,7 @@ class ServiceConfig(Strict):
     description: str = ""
     version: str = "0.1.0"
     limits: Limits = Limits()
+    batching: Batching = Batching()
     storage: Storage = Storage()
     admin: Admin = Admin()
     protocols: Protocols = Protocols()

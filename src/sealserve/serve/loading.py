@@ -7,13 +7,14 @@ import importlib
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 from sealserve.bundle import files
+from sealserve.bundle.compiled import choose_runtime
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import BundleMetadata
 from sealserve.bundle.verify import VerifiedBundle, verify_staged
@@ -29,7 +30,7 @@ logger = logging.getLogger("sealserve.registry")
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded model and the provenance every response and status page reports."""
+    """One loaded model and the provenance every response and status page reports; load hooks attach what serves it."""
 
     name: str
     model: MLModel
@@ -39,6 +40,7 @@ class ServedModel:
     digest: str | None = None
     metadata: BundleMetadata | None = None
     origin: str = "store"
+    attachments: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def credentials_of(source: BundleSource) -> Credentials | None:
@@ -61,8 +63,12 @@ def serve_verified(
 ) -> ServedModel:
     """Deserialize a verified bundle (allow-listed loaders only), then keep it in the cache or discard its folder."""
     try:
-        estimator = verified.load(trusted_types=source.trusted_types, allow_pickle=source.allow_pickle)
-        model = BundleModel(verified.metadata, estimator)
+        choice = choose_runtime(verified.metadata, source.runtime)  # only what serves is deserialized
+        if choice.compiled:
+            estimator = verified.load_compiled(trusted_types=source.trusted_types)
+        else:
+            estimator = verified.load(trusted_types=source.trusted_types, allow_pickle=source.allow_pickle)
+        model = BundleModel(verified.metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)
         if keep is not None:
             try:
                 keep(verified)

@@ -4,29 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from weakref import WeakKeyDictionary
 
+import pydantic_core
 from fastapi import APIRouter, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
+from starlette.routing import Route
 
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import ClassSource, Limits
-from sealserve.serve.errors import RequestError, validation_details
-from sealserve.serve.registry import ModelRegistry, ModelState, ServedModel
+from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.errors import ServingError, validation_details
+from sealserve.serve.registry import ModelRegistry, ModelState
 from sealserve.serve.responses import describe_state, json_response, model_headers
+from sealserve.serve.signature import Signature
 
 
-def parse_input(body: bytes, validator: Any) -> Any:
+def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
     """Validate straight from bytes; malformed JSON is 400, schema violations are 422 with field paths."""
     try:
-        return validator(body)
+        return schema.model_validate_json(body)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise RequestError(400, "malformed_json", "request body is not valid JSON") from None
-        raise RequestError(
-            422, "validation_error", "request body does not match the model's input schema", validation_details(exc)
-        ) from None
+            raise ServingError(400, "malformed_json", "request body is not valid JSON") from None
+        raise _invalid(exc) from None
+
+
+def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> list[Any]:
+    """Count the records before validating any: an oversized batch is refused before work proportional to it."""
+    try:
+        items = pydantic_core.from_json(body, allow_inf_nan=True)
+    except ValueError:
+        raise ServingError(400, "malformed_json", "request body is not valid JSON") from None
+    if not isinstance(items, list):
+        raise ServingError(422, "validation_error", "a batch is a JSON array of records")
+    if not items:
+        raise ServingError(422, "validation_error", "a batch needs at least one record")
+    dataplane.check_rows(len(items))
+    try:
+        return signature.schema_list.validate_python(items)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> ServingError:
+    return ServingError(422, "validation_error", "request body does not match the model's input schema", validation_details(exc))
 
 
 def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
@@ -39,17 +61,15 @@ def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
     return frozenset(hidden)
 
 
-def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
+def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane) -> APIRouter:
     router = APIRouter(prefix="/api/models", tags=["models"])
-    batch_validators: WeakKeyDictionary[type, TypeAdapter[Any]] = WeakKeyDictionary()  # per schema; dropped with a swapped-out model
     hidden = without_endpoints(registry.states)
 
-    def predicting(name: str) -> ServedModel:
+    def check_endpoint(name: str) -> None:
         if name in hidden:
-            raise RequestError(
+            raise ServingError(
                 404, "not_found", f"model {name!r} has no prediction endpoint: the service configuration sets create_endpoint: false for it"
             )
-        return registry.get(name)
 
     @router.get("", summary="List configured models")
     async def list_models() -> Response:
@@ -67,34 +87,33 @@ def build_router(registry: ModelRegistry, limits: Limits) -> APIRouter:
                 detail["metadata"] = state.served.metadata.model_dump(mode="json", exclude={"input_schema", "output_schema"})
         return json_response(detail)
 
-    @router.post("/{name}/prediction", include_in_schema=False)
-    async def predict_one(name: str, request: Request) -> Response:
-        served = predicting(name)
+    async def predict_one(request: Request) -> Response:
+        name = request.path_params["name"]
+        check_endpoint(name)
         body = await read_json_body(request, limits.max_body_bytes)
-        record = parse_input(body, served.model.input_schema.model_validate_json)
-        output = served.model.predict(record)
+        result = await dataplane.infer(
+            InferenceRequest(name, Protocol.NATIVE, lambda signature: [parse_input(body, signature.schema)], rows=1, validated=True)
+        )
+        served = result.served
         return json_response(
-            {"model_name": served.name, "model_version": served.version, "output": output.model_dump(mode="json")},
+            {"model_name": served.name, "model_version": served.version, "output": result.outputs[0].model_dump(mode="json")},
             headers=model_headers(served),
         )
 
-    @router.post("/{name}/predictions", include_in_schema=False)
-    async def predict_many(name: str, request: Request) -> Response:
-        served = predicting(name)
+    async def predict_many(request: Request) -> Response:
+        name = request.path_params["name"]
+        check_endpoint(name)
         body = await read_json_body(request, limits.max_body_bytes)
-        schema = served.model.input_schema
-        adapter = batch_validators.get(schema)
-        if adapter is None:
-            adapter = batch_validators[schema] = TypeAdapter(list[schema])  # type: ignore[valid-type]
-        records = parse_input(body, adapter.validate_json)
-        if not records:
-            raise RequestError(422, "validation_error", "a batch needs at least one record")
-        if len(records) > limits.max_batch_size:
-            raise RequestError(413, "batch_too_large", f"batch of {len(records)} records exceeds max_batch_size {limits.max_batch_size}")
-        outputs = served.model.predict_batch(records)
+        result = await dataplane.infer(
+            InferenceRequest(name, Protocol.NATIVE, lambda signature: parse_batch(body, signature, dataplane), validated=True)
+        )
+        served = result.served
         return json_response(
-            {"model_name": served.name, "model_version": served.version, "outputs": [o.model_dump(mode="json") for o in outputs]},
+            {"model_name": served.name, "model_version": served.version, "outputs": [o.model_dump(mode="json") for o in result.outputs]},
             headers=model_headers(served),
         )
 
+    # Plain Starlette routes: no per-request dependency solving on the hot path; the contract is built in openapi.py.
+    router.routes.append(Route("/api/models/{name}/prediction", predict_one, methods=["POST"], include_in_schema=False))
+    router.routes.append(Route("/api/models/{name}/predictions", predict_many, methods=["POST"], include_in_schema=False))
     return router

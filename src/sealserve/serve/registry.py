@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,11 +15,12 @@ from sealserve.bundle import files
 from sealserve.bundle.metadata import check_version
 from sealserve.errors import ConfigError, NotFoundError, SealserveError, StoreError
 from sealserve.serve.config import BundleSource, ClassSource
+from sealserve.serve.errors import ModelNotReadyError, UnknownModelError
 from sealserve.serve.loading import ServedModel, credentials_of, fetch_bundle, load_source, serve_verified
 from sealserve.store import Store, open_store
 from sealserve.store.cache import BundleCache
 
-__all__ = ["ModelNotReadyError", "ModelRegistry", "ModelState", "ServedModel", "UnknownModelError"]
+__all__ = ["ModelRegistry", "ModelState", "ServedModel"]
 
 logger = logging.getLogger("sealserve.registry")
 
@@ -52,14 +54,6 @@ class ModelState:
         return self.pinned or self.source.ref
 
 
-class UnknownModelError(SealserveError):
-    """No configured model has this name."""
-
-
-class ModelNotReadyError(SealserveError):
-    """The model is configured but has no verified, loaded version yet."""
-
-
 @dataclass
 class ModelRegistry:
     """All configured models of one app; no module-level state, so two apps can run side by side.
@@ -72,6 +66,7 @@ class ModelRegistry:
     sources: list[BundleSource | ClassSource]
     limits: files.Limits = field(default_factory=files.Limits)
     cache_dir: Path | None = None
+    on_load: list[Callable[[ServedModel], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._states = [ModelState(_key(source), source) for source in self.sources]
@@ -110,6 +105,8 @@ class ModelRegistry:
             attempt: list[str] = []
             try:
                 served = self._load(state, attempt)
+                for hook in self.on_load:  # a hook that fails fails the load: the previous version keeps serving
+                    hook(served)
             except NotFoundError as exc:  # the store answered: the version or alias is not there
                 self._storage_ok(state)
                 state.error = _failure(state, exc)

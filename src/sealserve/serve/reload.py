@@ -6,6 +6,8 @@
   alias names another version the registry downloads, verifies and loads it, then swaps atomically.
   Requests already holding the old model finish on it. Failures keep the old model serving.
 - A store that cannot be reached only marks storage degraded; polling carries on and recovers by itself.
+- With several worker processes (`sync`, see fanout.py) the thread also applies the admin actions every
+  worker must apply: it checks the shared desired state every `fanout.WATCH_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 
 from sealserve.serve.config import BundleSource, Storage
+from sealserve.serve.fanout import WATCH_INTERVAL, WorkerSync
 from sealserve.serve.registry import ModelRegistry, ModelState
 
 logger = logging.getLogger("sealserve.reload")
@@ -24,21 +27,27 @@ logger = logging.getLogger("sealserve.reload")
 class Reloader:
     """Runs the registry's loads and polls on a schedule; `stop()` ends the thread between two steps."""
 
-    def __init__(self, registry: ModelRegistry, settings: Storage) -> None:
+    def __init__(self, registry: ModelRegistry, settings: Storage, sync: WorkerSync | None = None) -> None:
         self.registry = registry
         self.settings = settings
+        self.sync = sync
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._due: dict[str, float] = {}
         self._delay: dict[str, float] = {}
 
     def load_initial(self) -> None:
-        """Try every model once, in configuration order."""
+        """Try every model once, in configuration order (with workers: after adopting the admin state every worker shares)."""
+        if self.sync is not None:
+            self.sync.join()
         for state in self.registry.states:
             if self._stop.is_set():
                 return
-            self.registry.load(state)
+            if not state.unloaded:  # unloaded by an admin before this worker started: stays unloaded
+                self.registry.load(state)
             self._schedule(state)
+        if self.sync is not None:
+            self.sync.acknowledge()
 
     def start(self, *, initial: bool = True) -> None:
         """Start the thread; with `initial` it begins with the first load of every model."""
@@ -56,6 +65,8 @@ class Reloader:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.warning("reload thread still busy after %.0fs (a transfer in progress); leaving it to exit", timeout)
+        if self.sync is not None:
+            self.sync.leave()  # admin actions stop waiting for this worker
 
     @property
     def running(self) -> bool:
@@ -66,6 +77,9 @@ class Reloader:
             if initial:
                 self.load_initial()
             while not self._stop.is_set():
+                if self.sync is not None:
+                    for state in self.sync.poll():
+                        self._schedule(state)
                 now = time.monotonic()
                 for state in self.registry.states:
                     if self._stop.is_set():
@@ -75,7 +89,7 @@ class Reloader:
                         self._schedule(state)
                 pending = [due for due in self._due.values() if due != float("inf")]
                 wait = min(pending) - time.monotonic() if pending else 1.0
-                self._stop.wait(min(max(wait, 0.01), 1.0))
+                self._stop.wait(min(max(wait, 0.01), 1.0 if self.sync is None else WATCH_INTERVAL))
         except Exception:  # never let the thread die silently: log, the app keeps serving what it has
             logger.exception("reload thread stopped by an unexpected error")
 

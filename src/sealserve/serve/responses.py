@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from sealserve.serve.bundle_model import BundleModel
 from sealserve.serve.registry import ModelState, ServedModel
 
 
@@ -36,4 +37,8 @@ def describe_state(state: ModelState) -> dict[str, Any]:
             "digest": served.digest,
             "loaded_at": served.loaded_at.isoformat(),
         }
+        if isinstance(served.model, BundleModel):
+            summary["runtime"] = served.model.runtime_name
+            if served.model.compiled_skipped is not None:
+                summary["compiled_skipped"] = served.model.compiled_skipped
     return summary

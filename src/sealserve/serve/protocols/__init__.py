@@ -1,5 +1,5 @@
-"""Standard inference protocols over the one model registry: KServe V1, Open Inference Protocol V2
-(REST and gRPC) and Seldon. One thin adapter module per protocol; `core` holds what they share."""
+"""Standard inference protocols over the one data plane: KServe V1, Open Inference Protocol V2 (REST and gRPC)
+and Seldon. One thin adapter module per protocol: decode, call `DataPlane.infer`, encode."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from importlib import metadata
 from fastapi import APIRouter
 
 from sealserve.serve.config import ServiceConfig
+from sealserve.serve.dataplane import DataPlane
 from sealserve.serve.protocols import kserve_v1, seldon, tensors, v2_rest
-from sealserve.serve.protocols.core import Signatures
 from sealserve.serve.protocols.v2_grpc import GrpcServer, InferenceService
 from sealserve.serve.registry import ModelRegistry
 
@@ -20,22 +20,21 @@ __all__ = ["StandardProtocols"]
 class StandardProtocols:
     """The protocol endpoints of one app: REST routers to include, and the gRPC server its lifespan runs."""
 
-    def __init__(self, registry: ModelRegistry, config: ServiceConfig) -> None:
+    def __init__(self, registry: ModelRegistry, dataplane: DataPlane, config: ServiceConfig) -> None:
         settings = config.protocols
-        self.registry, self.limits, self.repository = registry, config.limits, settings.v2_repository
-        self.signatures = Signatures()
+        self.registry, self.dataplane, self.limits, self.repository = registry, dataplane, config.limits, settings.v2_repository
         extensions = ("binary_tensor_data", "model_repository") if settings.v2_repository else ("binary_tensor_data",)
         self.server = tensors.ServerInfo("sealserve", _version(), extensions)
         self.grpc: GrpcServer | None = None
         if settings.grpc_port is not None:
-            service = InferenceService(registry, self.signatures, config.limits, self.server)
+            service = InferenceService(registry, dataplane, config.limits, self.server)
             self.grpc = GrpcServer(service, settings.grpc_host, settings.grpc_port, settings.grpc_workers, config.limits)
 
     def routers(self) -> list[APIRouter]:
         return [
-            kserve_v1.build_router(self.registry, self.signatures, self.limits),
-            v2_rest.build_router(self.registry, self.signatures, self.limits, self.server, self.repository),
-            seldon.build_router(self.registry, self.signatures, self.limits),
+            kserve_v1.build_router(self.registry, self.dataplane, self.limits),
+            v2_rest.build_router(self.registry, self.dataplane, self.limits, self.server, self.repository),
+            seldon.build_router(self.registry, self.dataplane, self.limits),
         ]
 
     @property

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from sealserve.serve.config import Limits
-from sealserve.serve.protocols.core import ProtocolError, Signatures, check_batch, resolve
+from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.errors import ProtocolError
 from sealserve.serve.protocols.rest import error_response, guarded_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.responses import json_response, model_headers
@@ -26,7 +27,7 @@ class PredictRequest(BaseModel):
     inputs: list[Any] | None = None
 
 
-def build_router(registry: ModelRegistry, signatures: Signatures, limits: Limits) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits) -> APIRouter:
     router = APIRouter(prefix="/v1/models", tags=["KServe V1"], route_class=guarded_route(error_response))
 
     @router.get("", summary="Names of the configured models")
@@ -43,17 +44,22 @@ def build_router(registry: ModelRegistry, signatures: Signatures, limits: Limits
 
     @router.post("/{name}:predict", summary="Predict a batch of instances")
     async def predict(name: str, request: Request) -> Response:
-        served = resolve(registry, name)
         envelope = parse_json(PredictRequest, await read_body(request, limits.max_body_bytes), "predict request")
         instances = envelope.instances if envelope.instances is not None else envelope.inputs
         if instances is None:
             raise ProtocolError(400, 'missing input: the body needs "instances" (a list of feature lists or objects)')
-        check_batch(len(instances), limits)
-        signature = signatures.of(served.model)
-        records = signature.records(instances, objects=True, item="instance")
-        predictions = signature.predict(served.model, records, item="instance")
+        result = await dataplane.infer(
+            InferenceRequest(
+                name,
+                Protocol.KSERVE_V1,
+                lambda signature: signature.records(instances, objects=True, item="instance"),
+                rows=len(instances),
+                item="instance",
+            )
+        )
+        served = result.served
         return json_response(
-            {"predictions": signature.predictions(predictions), "model_name": served.name, "model_version": served.version},
+            {"predictions": result.signature.predictions(result.outputs), "model_name": served.name, "model_version": served.version},
             headers=model_headers(served),
         )
 

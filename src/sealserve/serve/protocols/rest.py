@@ -12,9 +12,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from sealserve.serve.body import read_json_body
-from sealserve.serve.protocols.core import Failure, ProtocolError, failure_of
+from sealserve.serve.errors import ProtocolError, ServingError, protocol_error_of
 
-Render = Callable[[Failure], Response]
+Render = Callable[[ServingError], Response]
 Envelope = TypeVar("Envelope", bound=BaseModel)
 
 
@@ -29,14 +29,14 @@ def guarded_route(render: Render) -> type[APIRoute]:
                 try:
                     return await handler(request)
                 except Exception as exc:
-                    return render(failure_of(exc))
+                    return render(protocol_error_of(exc))
 
             return guarded
 
     return GuardedRoute
 
 
-def error_response(failure: Failure) -> Response:
+def error_response(failure: ServingError) -> Response:
     """KServe's and the Open Inference Protocol's error body: {"error": "<message>"}."""
     body = orjson.dumps({"error": failure.message})
     return Response(body, status_code=failure.status, media_type="application/json", headers=failure.headers)

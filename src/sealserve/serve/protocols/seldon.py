@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import PlainTextResponse, Response
 
 from sealserve.serve.config import Limits
-from sealserve.serve.protocols.core import Failure, ProtocolError, Signatures, check_batch, resolve
+from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.errors import ProtocolError, ServingError
 from sealserve.serve.protocols.rest import guarded_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ServedModel
 from sealserve.serve.responses import json_response, model_headers
@@ -55,27 +56,29 @@ class SeldonMessage(BaseModel):
     meta: Meta | None = None
 
 
-def error(failure: Failure) -> Response:
+def error(failure: ServingError) -> Response:
     reason = REASONS.get(failure.status, "MICROSERVICE_BAD_DATA")
     body = {"status": {"code": failure.status, "info": failure.message, "reason": reason, "status": "FAILURE"}}
     return Response(orjson.dumps(body), status_code=failure.status, media_type="application/json", headers=failure.headers)
 
 
-def build_router(registry: ModelRegistry, signatures: Signatures, limits: Limits) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits) -> APIRouter:
     router = APIRouter(tags=["Seldon"], route_class=guarded_route(error))
 
     async def predict(name: str, request: Request) -> Response:
-        served = resolve(registry, name)
         message = parse_json(SeldonMessage, await read_body(request, limits.max_body_bytes), "SeldonMessage")
         data = message.data
         if data is None or (data.ndarray is None) == (data.tensor is None):
             raise ProtocolError(400, "missing input: data needs exactly one of ndarray or tensor")
-        signature = signatures.of(served.model)
         names = data.names or None
         rows = _tensor_rows(data.tensor) if data.tensor is not None else _ndarray_rows(data.ndarray or [])
-        check_batch(len(rows), limits)
-        records = signature.records(rows, names, numeric_strings=data.ndarray is not None)
-        predictions = signature.predict(served.model, records)
+        numeric_strings = data.ndarray is not None
+        inference = await dataplane.infer(
+            InferenceRequest(
+                name, Protocol.SELDON, lambda signature: signature.records(rows, names, numeric_strings=numeric_strings), rows=len(rows)
+            )
+        )
+        served, signature, predictions = inference.served, inference.signature, inference.outputs
         labels = signature.class_labels
         if labels is not None:
             names_out, values = list(labels), signature.outputs["predict_proba"].extract(predictions)

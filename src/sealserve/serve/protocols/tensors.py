@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from sealserve.serve.config import Limits
-from sealserve.serve.protocols.core import DATATYPE_OF_KIND, Kind, ProtocolError, Signature, check_batch
+from sealserve.serve.dataplane import check_rows
+from sealserve.serve.errors import ProtocolError
 from sealserve.serve.registry import ServedModel
+from sealserve.serve.signature import DATATYPE_OF_KIND, Kind, Signature
 
 NUMPY_TYPES: dict[str, np.dtype[Any]] = {
     name: np.dtype(code)
@@ -147,7 +149,7 @@ def _from_matrix(signature: Signature, matrix: Tensor, limits: Limits) -> list[d
     for column in signature.inputs:
         _check_carries(matrix, column.name, column.kind)
     rows = matrix.shape[0]
-    check_batch(rows, limits)
+    check_rows(rows, limits)
     values = matrix.values
     return signature.records([values[start : start + width] for start in range(0, rows * width, width)])
 
@@ -164,7 +166,7 @@ def _from_columns(signature: Signature, tensors: Sequence[Tensor], limits: Limit
             rows = item.shape[0]
         elif item.shape[0] != rows:
             raise ProtocolError(400, f"input {item.name!r} has {item.shape[0]} rows; the other inputs have {rows}")
-    check_batch(rows or 0, limits)
+    check_rows(rows or 0, limits)
     return signature.records([list(row) for row in zip(*(item.values for item in tensors), strict=True)], names)
 
 

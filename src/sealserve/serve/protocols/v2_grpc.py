@@ -6,7 +6,7 @@ tritonclient's or kserve's own ``inference.*`` classes in the same process. Hand
 generically by method path, so no generated service stubs are needed either.
 
 The server is grpcio's threaded server, started and stopped by the app's lifespan; it answers from
-the same registry, signatures and validation as the REST protocols. Outputs travel in
+the same data plane and validation as the REST protocols. Outputs travel in
 ``raw_output_contents`` (as Triton answers, and as tritonclient reads them).
 """
 
@@ -21,8 +21,9 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
 
 from sealserve.serve.config import Limits
+from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.errors import ProtocolError, protocol_error_of
 from sealserve.serve.protocols import tensors
-from sealserve.serve.protocols.core import ProtocolError, Signatures, failure_of, resolve
 from sealserve.serve.protocols.oip_v2_descriptor import FILE_DESCRIPTOR
 from sealserve.serve.registry import ModelRegistry
 
@@ -68,8 +69,8 @@ Handler = Callable[[Any, grpc.ServicerContext], Any]
 class InferenceService:
     """The six RPCs; each only translates messages to core calls and back."""
 
-    def __init__(self, registry: ModelRegistry, signatures: Signatures, limits: Limits, server: tensors.ServerInfo) -> None:
-        self.registry, self.signatures, self.limits, self.server = registry, signatures, limits, server
+    def __init__(self, registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo) -> None:
+        self.registry, self.dataplane, self.limits, self.server = registry, dataplane, limits, server
 
     def server_live(self, request: Any, context: grpc.ServicerContext) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
@@ -86,16 +87,22 @@ class InferenceService:
         return MESSAGES["ServerMetadataResponse"](**self.server.as_dict())
 
     def model_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-        served = resolve(self.registry, request.name, request.version or None)
-        metadata = tensors.model_metadata(served, self.signatures.of(served.model))
+        served = self.dataplane.resolve(request.name, request.version or None)
+        metadata = tensors.model_metadata(served, self.dataplane.signature(served))
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
     def model_infer(self, request: Any, context: grpc.ServicerContext) -> Any:
-        served = resolve(self.registry, request.model_name, request.model_version or None)
-        signature = self.signatures.of(served.model)
-        records = tensors.records(signature, decode_inputs(request), self.limits)
-        selected = signature.select([output.name for output in request.outputs])
-        predictions = signature.predict(served.model, records)
+        inputs = decode_inputs(request)
+        result = self.dataplane.infer_blocking(
+            InferenceRequest(
+                request.model_name,
+                Protocol.V2_GRPC,
+                lambda signature: tensors.records(signature, inputs, self.limits),
+                version=request.model_version or None,
+            )
+        )
+        served, predictions = result.served, result.outputs
+        selected = result.signature.select([output.name for output in request.outputs])
         response = MESSAGES["ModelInferResponse"](model_name=served.name, model_version=served.version, id=request.id)
         rows = len(predictions)
         for output in selected:
@@ -137,7 +144,7 @@ def guarded(method: Handler) -> Handler:
         try:
             return method(request, context)
         except Exception as exc:
-            failure = failure_of(exc)
+            failure = protocol_error_of(exc)
         context.abort(STATUS_CODES.get(failure.status, grpc.StatusCode.INTERNAL), failure.message)
 
     return handler

@@ -16,8 +16,9 @@ from starlette.responses import Response
 
 from sealserve.serve.body import require_loopback
 from sealserve.serve.config import Limits
+from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.errors import ProtocolError
 from sealserve.serve.protocols import tensors
-from sealserve.serve.protocols.core import ProtocolError, Signatures, resolve
 from sealserve.serve.protocols.rest import error_response, guarded_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ModelState
 from sealserve.serve.responses import json_response, model_headers
@@ -51,9 +52,7 @@ class InferRequest(BaseModel):
     outputs: list[RequestedOutput] | None = None
 
 
-def build_router(
-    registry: ModelRegistry, signatures: Signatures, limits: Limits, server: tensors.ServerInfo, repository: bool
-) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, repository: bool) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], route_class=guarded_route(error_response))
 
     @router.get("", summary="Server metadata")
@@ -70,23 +69,24 @@ def build_router(
         return json_response({"ready": is_ready}, status=200 if is_ready else 503)
 
     async def metadata(name: str, version: str | None) -> Response:
-        served = resolve(registry, name, version)
-        return json_response(tensors.model_metadata(served, signatures.of(served.model)), headers=model_headers(served))
+        served = dataplane.resolve(name, version)
+        return json_response(tensors.model_metadata(served, dataplane.signature(served)), headers=model_headers(served))
 
     async def model_ready(name: str, version: str | None) -> Response:
         state = registry.state(name)
         if state.served is None:
             return json_response({"name": name, "ready": False}, status=503)
-        served = resolve(registry, name, version)
+        served = dataplane.resolve(name, version)
         return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))
 
     async def infer(name: str, version: str | None, request: Request) -> Response:
-        served = resolve(registry, name, version)
         envelope, binary = await _read_request(request, limits)
-        signature = signatures.of(served.model)
-        records = tensors.records(signature, _decode_inputs(envelope.inputs, binary), limits)
-        selected = signature.select([output.name for output in envelope.outputs] if envelope.outputs else None)
-        predictions = signature.predict(served.model, records)
+        inputs = _decode_inputs(envelope.inputs, binary)
+        result = await dataplane.infer(
+            InferenceRequest(name, Protocol.V2_REST, lambda signature: tensors.records(signature, inputs, limits), version=version)
+        )
+        served, predictions = result.served, result.outputs
+        selected = result.signature.select([output.name for output in envelope.outputs] if envelope.outputs else None)
         body: dict[str, Any] = {"model_name": served.name, "model_version": served.version}
         if envelope.id is not None:
             body["id"] = envelope.id
@@ -128,7 +128,9 @@ def build_router(
 
 def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Limits) -> None:
     """The model repository extension (index, load, unload): only when `protocols.v2_repository` is on and,
-    like the admin endpoints, for loopback clients only until authentication (an admin scope) exists."""
+    like the admin endpoints, for loopback clients only until authentication (an admin scope) exists.
+    With several worker processes, load and unload apply to every worker and succeed only when all did (fanout.py)."""
+    from sealserve.serve.fanout import WorkerSync
 
     class IndexRequest(BaseModel):
         model_config = ConfigDict(extra="ignore")
@@ -146,7 +148,15 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
     @router.post("/repository/models/{name}/load", summary="Load (verify again and reload) a configured model")
     async def load(name: str, request: Request) -> Response:
         require_loopback(request, "the repository extension")
-        state = await asyncio.to_thread(registry.reload, name)
+        fanout: WorkerSync | None = getattr(request.app.state, "fanout", None)  # several workers: every one loads it
+        if fanout is None:
+            state = await asyncio.to_thread(registry.reload, name)
+        else:
+            outcome = await fanout.apply("reload", name)
+            state = registry.state(name)
+            problems = outcome.problems(clean=True)
+            if problems:
+                raise ProtocolError(outcome.status(400), f"failed to load model {name!r} on every worker: {'; '.join(problems)}")
         if state.error is not None:
             kept = f"; still serving version {state.served.version}" if state.served is not None else ""
             raise ProtocolError(400, f"failed to load model {name!r}: {state.error}{kept}")
@@ -156,7 +166,15 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
     @router.post("/repository/models/{name}/unload", summary="Stop serving a model until it is loaded again")
     async def unload(name: str, request: Request) -> Response:
         require_loopback(request, "the repository extension")
-        state = registry.unload(name)
+        fanout: WorkerSync | None = getattr(request.app.state, "fanout", None)
+        if fanout is None:
+            state = registry.unload(name)
+        else:
+            outcome = await fanout.apply("unload", name)
+            state = registry.state(name)
+            problems = outcome.problems()
+            if problems:
+                raise ProtocolError(outcome.status(409), f"failed to unload model {name!r} on every worker: {'; '.join(problems)}")
         return json_response({"name": state.served.name if state.served else state.key, "state": "UNAVAILABLE"})
 
 

@@ -1,14 +1,12 @@
-"""What every protocol shares underneath: model lookup, rows → validated records, outputs, errors.
+"""A model's inputs and outputs as every protocol sees them: rows → records → validated records, outputs → values.
 
-The adapters (kserve_v1, v2_rest, v2_grpc, seldon) only translate their wire shapes into calls
-on this module and back. Validation is the model's own `input_schema` (the same pydantic model the
-native API uses: ranges, categories, NaN/Infinity, unknown fields), applied here once for all.
+Validation is the model's own `input_schema` (the same pydantic model the native API uses: bounds, categories,
+NaN/Infinity, unknown fields), applied once for all protocols by the data plane.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -16,74 +14,16 @@ from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import orjson
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
-from starlette.exceptions import HTTPException
 
-from sealserve.model import MLModel, MLModelException, MLModelSchemaValidationException
+from sealserve.bundle.schema import input_records
+from sealserve.model import MLModel
 from sealserve.serve.bundle_model import BundleModel
-from sealserve.serve.config import Limits
-from sealserve.serve.errors import RequestError
-from sealserve.serve.registry import ModelNotReadyError, ModelRegistry, ServedModel, UnknownModelError
+from sealserve.serve.errors import ProtocolError
 
 logger = logging.getLogger("sealserve.protocols")
 MAX_REPORTED_ERRORS = 5
-
-
-class ProtocolError(Exception):
-    """A client error any protocol can report: an HTTP-style status and a message safe to return."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An exception as every protocol reports it; each adapter only chooses the error body's shape."""
-
-    status: int
-    message: str
-    headers: dict[str, str] | None = None
-
-
-def failure_of(exc: BaseException) -> Failure:
-    """Map any exception to a status and a client-safe message; only a model or server fault is a 500."""
-    if isinstance(exc, ProtocolError):
-        return Failure(exc.status, exc.message)
-    if isinstance(exc, RequestError):
-        return Failure(exc.status, exc.message, exc.headers)
-    if isinstance(exc, UnknownModelError):
-        return Failure(404, str(exc))
-    if isinstance(exc, ModelNotReadyError):
-        return Failure(503, str(exc), {"Retry-After": "5"})
-    if isinstance(exc, RequestValidationError):
-        return Failure(400, "the request does not match the endpoint")
-    if isinstance(exc, HTTPException):
-        return Failure(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
-    if isinstance(exc, MLModelSchemaValidationException):
-        return Failure(400, str(exc) or "input rejected by the model")
-    if isinstance(exc, MLModelException):
-        logger.warning("model raised %s", type(exc).__name__)
-        return Failure(500, "the model could not make a prediction")
-    logger.error("unexpected error in a protocol handler", exc_info=exc)
-    return Failure(500, "internal error")
-
-
-def resolve(registry: ModelRegistry, name: str, version: str | None = None) -> ServedModel:
-    """The served model; a named version must be the one being served (404 otherwise)."""
-    served = registry.get(name)
-    if version and version != served.version:
-        raise ProtocolError(404, f"model {name!r} has no version {version!r}; serving {served.version}")
-    return served
-
-
-def check_batch(rows: int, limits: Limits) -> None:
-    if rows == 0:
-        raise ProtocolError(400, "the request holds no rows to predict")
-    if rows > limits.max_batch_size:
-        raise ProtocolError(413, f"batch of {rows} rows exceeds max_batch_size {limits.max_batch_size}")
 
 
 class Kind(str, Enum):
@@ -148,7 +88,9 @@ class Signature:
         self.inputs = tuple(Column(field.alias or name, kind_of(field.annotation)) for name, field in schema.model_fields.items())
         self.names = tuple(column.name for column in self.inputs)
         self._kinds = {column.name: column.kind for column in self.inputs}
-        self._validator: TypeAdapter[list[Any]] = TypeAdapter(list[schema])  # type: ignore[valid-type]
+        self.schema = schema
+        records = input_records(model.metadata.name, model.metadata.features) if isinstance(model, BundleModel) else schema
+        self.schema_list: TypeAdapter[list[Any]] = TypeAdapter(list[records])  # type: ignore[valid-type]  # bundle batches: dicts
         if isinstance(model, BundleModel):
             self.platform = f"sealserve_{model.metadata.format.value}"
             outputs, self.default_outputs, self.class_labels = _bundle_outputs(model)
@@ -207,12 +149,9 @@ class Signature:
     def validate(self, records: Sequence[Any], item: str = "row") -> list[Any]:
         """Validate all records in one call against the model's input schema; 400 names rows and fields."""
         try:
-            return self._validator.validate_python(records)
+            return self.schema_list.validate_python(records)
         except ValidationError as exc:
             raise ProtocolError(400, describe(exc, item)) from None
-
-    def predict(self, model: MLModel, records: Sequence[Any], item: str = "row") -> list[Any]:
-        return model.predict_batch(self.validate(records, item))
 
     def predictions(self, outputs: Sequence[Any]) -> list[Any]:
         """One JSON value per row: the class value or number (bundles), else the output object."""
@@ -225,22 +164,6 @@ class Signature:
         if unknown:
             raise ProtocolError(400, f"unknown output {', '.join(map(repr, unknown))}; the model's outputs are {', '.join(self.outputs)}")
         return [self.outputs[name] for name in names]
-
-
-class Signatures:
-    """Signature cache of one app, keyed by model object so a hot-swapped model gets its own."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, tuple[weakref.ref[MLModel], Signature]] = {}
-
-    def of(self, model: MLModel) -> Signature:
-        entry = self._cache.get(id(model))
-        if entry is not None and entry[0]() is model:
-            return entry[1]
-        signature = Signature(model)
-        self._cache = {key: value for key, value in self._cache.items() if value[0]() is not None}
-        self._cache[id(model)] = (weakref.ref(model), signature)
-        return signature
 
 
 def describe(exc: ValidationError, item: str) -> str:

@@ -1,0 +1,1 @@
+"""Helpers for benchmarks/compare.py: peer environments, models, servers and load generators."""

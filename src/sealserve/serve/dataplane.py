@@ -1,0 +1,205 @@
+"""The one inference entry under every protocol: resolve the model, check limits, validate, run, observe.
+
+Protocol adapters decode their wire format into records and encode the outputs back; everything between is
+here, so authorization, metrics and drift hook into one place (`InferenceHook`) instead of five.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from sealserve.model import MLModel
+from sealserve.serve.batching import AdaptiveBatcher
+from sealserve.serve.bundle_model import BundleModel
+from sealserve.serve.config import Batching, Limits
+from sealserve.serve.errors import ProtocolError, ServingError, serving_error_of
+from sealserve.serve.registry import ModelRegistry, ServedModel
+from sealserve.serve.signature import Signature
+
+INLINE_RUNTIMES = frozenset({"onnxruntime"})
+RUNNER = "runner"
+
+
+def check_rows(rows: int, limits: Limits) -> None:
+    """The one batch-size rule, applied before anything proportional to the request is built."""
+    if rows == 0:
+        raise ProtocolError(400, "the request holds no rows to predict")
+    if rows > limits.max_batch_size:
+        raise ServingError(413, "batch_too_large", f"batch of {rows} rows exceeds max_batch_size {limits.max_batch_size}")
+
+
+class Protocol(str, Enum):
+    NATIVE = "native"
+    KSERVE_V1 = "kserve_v1"
+    V2_REST = "v2_rest"
+    V2_GRPC = "v2_grpc"
+    SELDON = "seldon"
+
+
+Decode = Callable[[Signature], Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What an adapter hands over: which model, and how to turn its message into records once the model is known.
+
+    `rows`, when the message states it before decoding (a declared shape, a list length), is checked first, so an
+    oversized request is refused before any work proportional to it. `validated`: `decode` already applied the
+    model's schema (the native API validates straight from its JSON bytes, with per-field details).
+    """
+
+    model: str
+    protocol: Protocol
+    decode: Decode
+    version: str | None = None
+    rows: int | None = None
+    item: str = "row"
+    validated: bool = False
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The served model, its protocol signature and one output object per row."""
+
+    served: ServedModel
+    signature: Signature
+    outputs: list[Any]
+    seconds: float
+
+
+class InferenceHook:
+    """Called around every inference on every protocol; `before` may refuse it by raising a ServingError."""
+
+    def before(self, request: InferenceRequest, served: ServedModel) -> None:
+        """Runs after the model is resolved, before the request is decoded."""
+
+    def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
+        """Runs once per request with its result or the error its client received."""
+
+
+class ModelRunner:
+    """How one loaded model runs: in line for a microsecond runtime, else off the event loop through its batcher."""
+
+    def __init__(self, model: MLModel, batching: Batching) -> None:
+        self.model = model
+        self.signature = Signature(model)
+        self.inline = isinstance(model, BundleModel) and getattr(model, "runtime_name", None) in INLINE_RUNTIMES
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{model.qualified_name}")
+        self.batcher: AdaptiveBatcher[Sequence[Any], list[Any]] = AdaptiveBatcher(
+            self._run_parts,
+            len,
+            max_batch_size=batching.max_batch_size,
+            max_latency_ms=batching.max_latency_ms,
+            max_queue=batching.max_queue,
+            executor=self._executor,
+            name=model.qualified_name,
+        )
+
+    def run_blocking(self, records: Sequence[Any]) -> list[Any]:
+        return list(self.model.predict_batch(records))
+
+    async def run(self, records: Sequence[Any]) -> list[Any]:
+        if self.inline:
+            return self.run_blocking(records)
+        return await self.batcher.submit(records)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        self._executor.shutdown(wait=False)
+
+    def _run_parts(self, parts: list[Sequence[Any]]) -> list[list[Any]]:
+        """One model call for several callers' records; each caller gets back exactly its own rows."""
+        if len(parts) == 1:
+            return [self.run_blocking(parts[0])]
+        outputs = self.run_blocking([record for part in parts for record in part])
+        results, start = [], 0
+        for part in parts:
+            results.append(outputs[start : start + len(part)])
+            start += len(part)
+        return results
+
+
+class DataPlane:
+    """Inference for one app: the registry attaches a runner to each model as it loads (a load hook)."""
+
+    def __init__(self, registry: ModelRegistry, limits: Limits, batching: Batching, hooks: Iterable[InferenceHook] = ()) -> None:
+        self.registry, self.limits, self.batching = registry, limits, batching
+        self.hooks = list(hooks)
+        registry.on_load.append(self.attach)
+
+    def attach(self, served: ServedModel) -> None:
+        """Load hook: build the model's runner (signature, batcher) before it starts serving; it lives as long as the model."""
+        served.attachments[RUNNER] = ModelRunner(served.model, self.batching)
+
+    def runner(self, served: ServedModel) -> ModelRunner:
+        runner = served.attachments.get(RUNNER)
+        if runner is None:
+            self.attach(served)
+            runner = served.attachments[RUNNER]
+        assert isinstance(runner, ModelRunner)
+        return runner
+
+    def resolve(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model (404 unknown, 503 not ready); a named version must be the one being served."""
+        served = self.registry.get(name)
+        if version and version != served.version:
+            raise ProtocolError(404, f"model {name!r} has no version {version!r}; serving {served.version}")
+        return served
+
+    def signature(self, served: ServedModel) -> Signature:
+        return self.runner(served).signature
+
+    def check_rows(self, rows: int) -> None:
+        check_rows(rows, self.limits)
+
+    async def infer(self, request: InferenceRequest) -> Inference:
+        started = time.perf_counter()
+        try:
+            served, runner, records = self._prepare(request)
+            outputs = await runner.run(records)
+        except Exception as exc:
+            self._after(request, None, serving_error_of(exc))
+            raise
+        return self._finish(request, served, runner, outputs, started)
+
+    def infer_blocking(self, request: InferenceRequest) -> Inference:
+        """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""
+        started = time.perf_counter()
+        try:
+            served, runner, records = self._prepare(request)
+            outputs = runner.run_blocking(records)
+        except Exception as exc:
+            self._after(request, None, serving_error_of(exc))
+            raise
+        return self._finish(request, served, runner, outputs, started)
+
+    def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, list[Any]]:
+        served = self.resolve(request.model, request.version)
+        for hook in self.hooks:
+            hook.before(request, served)
+        if request.rows is not None:
+            self.check_rows(request.rows)
+        runner = self.runner(served)
+        records = request.decode(runner.signature)
+        self.check_rows(len(records))
+        return served, runner, list(records) if request.validated else runner.signature.validate(records, request.item)
+
+    def _finish(self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, outputs: list[Any], started: float) -> Inference:
+        result = Inference(served, runner.signature, outputs, time.perf_counter() - started)
+        self._after(request, result, None)
+        return result
+
+    def _after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
+        for hook in self.hooks:
+            hook.after(request, result, error)
+
+    async def close(self) -> None:
+        for served in self.registry.served:
+            runner = served.attachments.get(RUNNER)
+            if isinstance(runner, ModelRunner):
+                await runner.close()
