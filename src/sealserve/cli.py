@@ -291,7 +291,7 @@ def serve(
     """Serve the models in a YAML config."""
     import uvicorn
 
-    from sealserve.serve.app import CONFIG_ENV, create_app
+    from sealserve.serve.app import create_app
     from sealserve.serve.config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -304,49 +304,9 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(service_config), host=host, port=port, log_level="info", access_log=False)
         return
-    from sealserve.bundle.files import private_directory
-    from sealserve.serve.fanout import RUNTIME_ENV
+    from sealserve.serve.launch import serve_workers
 
-    # The workers share this private folder (0700) for admin actions every one of them must apply; it lasts as long as the server.
-    runtime = private_directory("sealserve-workers-")
-    os.environ[CONFIG_ENV] = str(config.resolve())
-    os.environ[RUNTIME_ENV] = str(runtime)
-    try:
-        _serve_workers(workers, host, port)
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
-
-
-def _serve_workers(workers: int, host: str, port: int) -> None:
-    """uvicorn.run's multi-worker path, with a listening socket that says it is TCP.
-
-    uvicorn binds the shared socket with proto 0; accepted sockets inherit it, and asyncio's loop only sets
-    TCP_NODELAY on sockets whose proto is IPPROTO_TCP, so with --workers every response could wait on the
-    client's delayed ACK (uvicorn issue 3149; uvloop sets it regardless). The same descriptor, re-wrapped
-    with IPPROTO_TCP, fixes that for either loop.
-    """
-    import inspect
-    import socket
-
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        "sealserve.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False
-    )
-    bound = config.bind_socket()
-    listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
-    listener.set_inheritable(True)
-    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases take the worker entry point
-        supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[listener])  # type: ignore[call-arg,unused-ignore]
-    else:
-        supervisor = Multiprocess(config, sockets=[listener])
-    try:
-        supervisor.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        listener.close()
+    serve_workers(config, workers, host, port)
 
 
 @app.command()
