@@ -105,7 +105,7 @@ def test_model_signing_verifies_a_sealserve_bundle(interop: Interop) -> None:
 def test_model_signing_ignores_git_files_when_signing(interop: Interop) -> None:
     signed = envelope.signed_digests(envelope.parse((interop.signed_folder / "model.sig").read_bytes()).payload)
     assert (interop.signed_folder / ".gitignore").is_file()
-    assert sorted(signed) == ["model.skops", "reports/profile.html", "sealserve.json"]
+    assert sorted(signed) == ["model.onnx", "model.skops", "reports/profile.html", "sealserve.json"]
 
 
 def test_sealserve_accepts_model_signing_folders_and_refuses_changed_or_ignored_files(interop: Interop, tmp_path: Path) -> None:
