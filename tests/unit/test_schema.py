@@ -194,3 +194,14 @@ def test_feature_names_python_cannot_use_travel_by_alias_and_reach_the_model_in_
     record = model.model_validate({"Sepal.Length": 6.0, "_id": 7.0, "model_config": 1.5, "class": 2.0})
     assert list(model.model_json_schema()["properties"]) == list(frame.columns)
     assert InputAdapter(features, InputShape.ROWS).from_records([record]).tolist() == [[6.0, 7.0, 1.5, 2.0]]
+
+
+def test_a_single_nullable_feature_reaches_the_model_whole_from_a_record_or_a_batch_dict() -> None:
+    from sealserve.bundle.inputs import InputAdapter
+    from sealserve.bundle.metadata import InputShape
+    from sealserve.bundle.schema import text_feature
+
+    features = text_feature(pd.DataFrame({"review": ["good", None, "bad"]}))
+    adapter = InputAdapter(features, InputShape.TEXT)
+    record = input_model("reviews", features).model_validate({"review": "great film"})
+    assert adapter.from_records([record, {"review": "dull"}, {}]) == ["great film", "dull", ""]

@@ -60,11 +60,10 @@ class InputAdapter:
 
         def read(record: Any) -> Row:
             """A validated record: a dict keyed by feature name (batches; nullable features may be absent) or a model."""
-            if isinstance(record, dict):
-                values = tuple(record.get(name) for name in names) if optional else by_name(record)
-            else:
-                values = by_field(vars(record))
-            return (values,) if single and not optional else values
+            if isinstance(record, dict) and optional:
+                return tuple(record.get(name) for name in names)
+            values = by_name(record) if isinstance(record, dict) else by_field(vars(record))
+            return (values,) if single else values
 
         self._read: Callable[[Any], Row] = read
         self._codes = [_code_table(feature) for feature in features]

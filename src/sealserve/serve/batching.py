@@ -1,6 +1,6 @@
 """Adaptive batching per model: concurrent callers' parts run together in one model call, each caller gets its own result.
 
-- A background task (started on the first `submit`) forms a batch from what is already queued: the first waiting
+- A background task (started by a `submit`, ended when the queue is empty) forms a batch from what is already queued: the first waiting
   part, then more queued parts in order while the total `size` stays ≤ `max_batch_size` (a larger part runs alone).
   With `max_latency_ms` > 0 it waits for more parts up to that long after the first part arrived, never longer; with
   0 (the default) it never waits, so an idle model answers a lone caller at once.
@@ -152,14 +152,12 @@ class AdaptiveBatcher(Generic[P, R]):
             self._worker.add_done_callback(self._worker_ended)
 
     async def _work(self) -> None:
-        """Form and run batches one at a time until closed; sleeps on the wakeup event when idle."""
+        """Form and run batches one at a time while parts are queued; the next submit starts a new worker.
+
+        Ending when idle means nothing keeps a swapped-out model alive: an idle batcher holds no task on the loop.
+        """
         while True:
-            while not self._queue:
-                if self._closed:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            if self._closed:
+            if self._closed or not self._queue:
                 return
             batch: list[_Pending[P, R]] = []
             try:

@@ -88,7 +88,7 @@ class ModelRunner:
     def __init__(self, model: MLModel, batching: Batching) -> None:
         self.model = model
         self.signature = Signature(model)
-        self.inline = isinstance(model, BundleModel) and getattr(model, "runtime_name", None) in INLINE_RUNTIMES
+        self.inline = isinstance(model, BundleModel) and model.runtime_name in INLINE_RUNTIMES
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{model.qualified_name}")
         self.batcher: AdaptiveBatcher[Sequence[Any], list[Any]] = AdaptiveBatcher(
             self._run_parts,
