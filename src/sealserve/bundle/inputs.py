@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 Row = Sequence[Any]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-Column = Callable[[Sequence[Any]], Any]
+Column = Callable[[Sequence[Any] | np.ndarray], Any]
 
 
 def detect_input_shape(model: Any) -> InputShape:
@@ -53,6 +53,7 @@ class InputAdapter:
         if shape is InputShape.TEXT and len(features) != 1:
             raise ValueError(f"a text model takes exactly one feature, not {len(features)}")
         self.shape = shape
+        self._frame_as_columns = columns
         self.names = [feature.name for feature in features]
         by_field = operator.itemgetter(*field_names(list(features)))
         by_name = operator.itemgetter(*self.names)
@@ -81,6 +82,16 @@ class InputAdapter:
         """Category labels become the codes the model saw; null stays missing."""
         return self._assemble([self._encode(self._read(record)) for record in records])
 
+    def from_columns(self, columns: dict[str, np.ndarray]) -> Any:
+        """Model-facing column arrays (codes, not labels; no nulls), one per feature: the batch path without rows."""
+        arrays = [columns[name] for name in self.names]
+        if self.shape is InputShape.ROWS and self._numeric:
+            return np.column_stack([np.asarray(array, dtype=np.float64) for array in arrays])
+        if self.shape is InputShape.FRAME:
+            built = {name: build(array) for name, build, array in zip(self.names, self._columns, arrays, strict=True)}
+            return built if self._frame_as_columns else _data_frame(built)
+        return self._assemble(list(zip(*(array.tolist() for array in arrays), strict=True)))
+
     def from_sample(self, sample: pd.DataFrame) -> Any:
         """A training sample already holds model-facing values (codes, not labels)."""
         import pandas as pd
@@ -104,9 +115,7 @@ class InputAdapter:
         return np.array([[math.nan if value is None else value for value in row] for row in rows], dtype=object)
 
     def _frame(self, rows: list[Row]) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame(self._column_arrays(rows))
+        return _data_frame(self._column_arrays(rows))
 
     def _column_arrays(self, rows: list[Row]) -> dict[str, Any]:
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in self.names]
@@ -139,7 +148,15 @@ def column_builder(feature: Feature) -> Column:
     return lambda values: np.array(_nan_for_none(values), dtype=object)
 
 
-def _integers(values: Sequence[Any]) -> np.ndarray:
+def _data_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns)
+
+
+def _integers(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return values.astype(np.int64)
     if all((type(value) is int or (type(value) is float and value.is_integer())) and INT64_MIN <= value <= INT64_MAX for value in values):
         return np.array(values, dtype=np.int64)
     return np.array(values, dtype=np.float64)
@@ -168,5 +185,5 @@ def _code_table(feature: Feature) -> dict[str, Any] | None:
     return dict(feature.categories)
 
 
-def _nan_for_none(values: Sequence[Any]) -> list[Any]:
+def _nan_for_none(values: Sequence[Any] | np.ndarray) -> list[Any]:
     return [math.nan if value is None else value for value in values]

@@ -10,18 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
+from starlette.routing import Route
 
 from sealserve.serve import admin, health, native
 from sealserve.serve.config import ServiceConfig, load_config
 from sealserve.serve.dataplane import DataPlane
 from sealserve.serve.error_handlers import install_error_handlers
 from sealserve.serve.fanout import RUNTIME_ENV, WorkerSync
+from sealserve.serve.hot_routes import HotRoutes
 from sealserve.serve.openapi import ModelDescription, build_openapi
 from sealserve.serve.protocols import StandardProtocols
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.reload import Reloader
 
 CONFIG_ENV = "SEALSERVE_CONFIG"
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False) -> FastAPI:
@@ -45,17 +49,25 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         await asyncio.to_thread(reloader.stop)
         await dataplane.close()
 
-    app = FastAPI(title=config.service_title, description=config.description, version=config.version, lifespan=lifespan)
+    app = FastAPI(
+        title=config.service_title,
+        description=config.description,
+        version=config.version,
+        lifespan=lifespan,
+        telemetry=NO_TELEMETRY,  # FastAPI's OpenTelemetry probe reads the environment on every request
+    )
     app.state.registry = models
     app.state.dataplane = dataplane
     app.state.protocols = protocols
     install_error_handlers(app)
-    app.include_router(native.build_router(models, config.limits, dataplane))
+    hot: list[Route] = []
+    app.include_router(native.build_router(models, config.limits, dataplane, hot))
     app.include_router(health.build_router(models))
     if config.admin.enabled:
         app.include_router(admin.build_router(models))
-    for router in protocols.routers():
+    for router in protocols.routers(hot):
         app.include_router(router)
+    app.add_middleware(HotRoutes, routes=hot)
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])

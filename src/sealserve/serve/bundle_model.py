@@ -1,10 +1,11 @@
-"""An MLModel backed by a verified bundle: validated records become the model's input, its arrays become outputs."""
+"""An MLModel backed by a verified bundle: validated records or columns become the model's input, its arrays the answer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from sealserve.bundle.inputs import InputAdapter
@@ -12,6 +13,61 @@ from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.bundle.runtime import Prediction, Runtime, estimator_runtime, onnx_runtime, runtime_name
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
+
+
+class Classes:
+    """A classifier's label tables, built once per model: class value → label, and labels in probability-column order."""
+
+    def __init__(self, metadata: BundleMetadata) -> None:
+        self.labels = [item.label for item in metadata.output.classes]
+        self.label_of = {item.value: item.label for item in metadata.output.classes}
+        self.classification = metadata.output.task == "classification"
+        self.with_probabilities = self.classification and metadata.output.probabilities
+
+
+class Predictions:
+    """A batch's answer kept as arrays (class values or numbers, probabilities); labels and objects only on request.
+
+    Protocols read the arrays they need; slicing gives each caller of a shared batch its own rows.
+    """
+
+    def __init__(self, classes: Classes, values: np.ndarray, probabilities: np.ndarray | None) -> None:
+        self.classes, self.values = classes, values
+        self.probabilities = probabilities if classes.with_probabilities else None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, rows: slice) -> Predictions:
+        probabilities = None if self.probabilities is None else self.probabilities[rows]
+        return Predictions(self.classes, self.values[rows], probabilities)
+
+    def labels(self) -> list[Any]:
+        """Class labels (classifiers) or numbers (regressors), one per row."""
+        if not self.classes.classification:
+            return [float(value) for value in self.values.tolist()]
+        label_of = self.classes.label_of
+        return [label_of.get(value, str(value)) for value in self.values.tolist()]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """The native API's output objects: `prediction`, and `probabilities` keyed by label when the model has them."""
+        labels = self.labels()
+        if self.probabilities is None:
+            return [{"prediction": label} for label in labels]
+        names = self.classes.labels
+        return [
+            {"prediction": label, "probabilities": dict(zip(names, row, strict=True))}
+            for label, row in zip(labels, self.probabilities.tolist(), strict=True)
+        ]
+
+    @classmethod
+    def concat(cls, parts: Sequence[Predictions]) -> Predictions:
+        probabilities = (
+            None
+            if parts[0].probabilities is None
+            else np.concatenate([part.probabilities for part in parts if part.probabilities is not None])
+        )
+        return cls(parts[0].classes, np.concatenate([part.values for part in parts]), probabilities)
 
 
 class BundleModel(MLModel):
@@ -30,10 +86,7 @@ class BundleModel(MLModel):
         self.runtime: Runtime = onnx_runtime(estimator) if onnx else estimator_runtime(estimator, metadata.output.probabilities)
         self.runtime_name = runtime_name(metadata, compiled)
         self.compiled_skipped = None if onnx else compiled_skipped
-        self._labels = [item.label for item in metadata.output.classes]
-        self._label_of = {item.value: item.label for item in metadata.output.classes}
-        self._classification = metadata.output.task == "classification"
-        self._with_probabilities = metadata.output.probabilities
+        self.classes = Classes(metadata)
 
     @property
     def display_name(self) -> str:
@@ -63,18 +116,16 @@ class BundleModel(MLModel):
         return self.predict_batch((data,))[0]
 
     def predict_batch(self, data: Sequence[Any]) -> list[BaseModel]:
-        return self.outputs(self.runtime(self.adapter.from_records(data)))
-
-    def outputs(self, prediction: Prediction) -> list[BaseModel]:
         build = self._output_schema.model_construct
-        if not self._classification:
-            return [build(prediction=float(value)) for value in prediction.values.tolist()]
-        label_of = self._label_of
-        labels = [label_of.get(value, str(value)) for value in prediction.values.tolist()]
-        if prediction.probabilities is None or not self._with_probabilities:
-            return [build(prediction=label) for label in labels]
-        names = self._labels
-        return [
-            build(prediction=label, probabilities=dict(zip(names, row, strict=True)))
-            for label, row in zip(labels, prediction.probabilities.tolist(), strict=True)
-        ]
+        return [build(**output) for output in self.predict_records(data).as_json()]
+
+    def predict_records(self, records: Sequence[Any]) -> Predictions:
+        """Validated records (schema instances or dicts keyed by feature) → the answer as arrays."""
+        return self.answer(self.runtime(self.adapter.from_records(records)))
+
+    def predict_columns(self, columns: dict[str, np.ndarray]) -> Predictions:
+        """Validated, model-facing column arrays (see `ColumnCheck`) → the answer as arrays."""
+        return self.answer(self.runtime(self.adapter.from_columns(columns)))
+
+    def answer(self, prediction: Prediction) -> Predictions:
+        return Predictions(self.classes, prediction.values, prediction.probabilities)

@@ -1,7 +1,7 @@
 """The one inference entry under every protocol: resolve the model, check limits, validate, run, observe.
 
-Protocol adapters decode their wire format into records and encode the outputs back; everything between is
-here, so authorization, metrics and drift hook into one place (`InferenceHook`) instead of five.
+Protocol adapters decode their wire format into records or a validated columnar batch and encode the outputs
+back; everything between is here, so authorization, metrics and drift hook into one place (`InferenceHook`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from sealserve.model import MLModel
 from sealserve.serve.batching import AdaptiveBatcher
-from sealserve.serve.bundle_model import BundleModel
+from sealserve.serve.bundle_model import BundleModel, Predictions
+from sealserve.serve.columns import Columns
 from sealserve.serve.config import Batching, Limits
 from sealserve.serve.errors import ProtocolError, ServingError, serving_error_of
 from sealserve.serve.registry import ModelRegistry, ServedModel
@@ -41,7 +42,9 @@ class Protocol(str, Enum):
     SELDON = "seldon"
 
 
-Decode = Callable[[Signature], Sequence[Any]]
+Batch = Sequence[Any] | Columns  # records, or a batch already validated column by column
+Outputs = Predictions | list[Any]  # arrays for bundle models, one output object per row for class models
+Decode = Callable[[Signature], Batch]
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,11 @@ class InferenceRequest:
 
 @dataclass(frozen=True)
 class Inference:
-    """The served model, its protocol signature and one output object per row."""
+    """The served model, its protocol signature and the outputs (read them through the signature)."""
 
     served: ServedModel
     signature: Signature
-    outputs: list[Any]
+    outputs: Outputs
     seconds: float
 
 
@@ -90,7 +93,7 @@ class ModelRunner:
         self.signature = Signature(model)
         self.inline = isinstance(model, BundleModel) and model.runtime_name in INLINE_RUNTIMES
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{model.qualified_name}")
-        self.batcher: AdaptiveBatcher[Sequence[Any], list[Any]] = AdaptiveBatcher(
+        self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
             self._run_parts,
             len,
             max_batch_size=batching.max_batch_size,
@@ -100,23 +103,31 @@ class ModelRunner:
             name=model.qualified_name,
         )
 
-    def run_blocking(self, records: Sequence[Any]) -> list[Any]:
-        return list(self.model.predict_batch(records))
+    def run_blocking(self, batch: Batch) -> Outputs:
+        model = self.model
+        if isinstance(model, BundleModel):
+            return model.predict_columns(batch.arrays) if isinstance(batch, Columns) else model.predict_records(batch)
+        assert not isinstance(batch, Columns)
+        return list(model.predict_batch(batch))
 
-    async def run(self, records: Sequence[Any]) -> list[Any]:
+    async def run(self, batch: Batch) -> Outputs:
         if self.inline:
-            return self.run_blocking(records)
-        return await self.batcher.submit(records)
+            return self.run_blocking(batch)
+        return await self.batcher.submit(batch)
 
     async def close(self) -> None:
         await self.batcher.close()
         self._executor.shutdown(wait=False)
 
-    def _run_parts(self, parts: list[Sequence[Any]]) -> list[list[Any]]:
-        """One model call for several callers' records; each caller gets back exactly its own rows."""
+    def _run_parts(self, parts: list[Batch]) -> list[Outputs]:
+        """One model call for several callers' batches; each caller gets back exactly its own rows."""
         if len(parts) == 1:
             return [self.run_blocking(parts[0])]
-        outputs = self.run_blocking([record for part in parts for record in part])
+        columns = [part for part in parts if isinstance(part, Columns)]
+        records = [part for part in parts if not isinstance(part, Columns)]
+        if columns and records:  # the two forms hold different values (codes, labels): one call each
+            return [self.run_blocking(part) for part in parts]
+        outputs = self.run_blocking(Columns.concat(columns) if columns else [record for part in records for record in part])
         results, start = [], 0
         for part in parts:
             results.append(outputs[start : start + len(part)])
@@ -160,8 +171,8 @@ class DataPlane:
     async def infer(self, request: InferenceRequest) -> Inference:
         started = time.perf_counter()
         try:
-            served, runner, records = self._prepare(request)
-            outputs = await runner.run(records)
+            served, runner, batch = self._prepare(request)
+            outputs = await runner.run(batch)
         except Exception as exc:
             self._after(request, None, serving_error_of(exc))
             raise
@@ -171,25 +182,27 @@ class DataPlane:
         """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""
         started = time.perf_counter()
         try:
-            served, runner, records = self._prepare(request)
-            outputs = runner.run_blocking(records)
+            served, runner, batch = self._prepare(request)
+            outputs = runner.run_blocking(batch)
         except Exception as exc:
             self._after(request, None, serving_error_of(exc))
             raise
         return self._finish(request, served, runner, outputs, started)
 
-    def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, list[Any]]:
+    def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, Batch]:
         served = self.resolve(request.model, request.version)
         for hook in self.hooks:
             hook.before(request, served)
         if request.rows is not None:
             self.check_rows(request.rows)
         runner = self.runner(served)
-        records = request.decode(runner.signature)
-        self.check_rows(len(records))
-        return served, runner, list(records) if request.validated else runner.signature.validate(records, request.item)
+        batch = request.decode(runner.signature)
+        self.check_rows(len(batch))
+        if isinstance(batch, Columns) or request.validated:
+            return served, runner, batch
+        return served, runner, runner.signature.validate(batch, request.item)
 
-    def _finish(self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, outputs: list[Any], started: float) -> Inference:
+    def _finish(self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, outputs: Outputs, started: float) -> Inference:
         result = Inference(served, runner.signature, outputs, time.perf_counter() - started)
         self._after(request, result, None)
         return result

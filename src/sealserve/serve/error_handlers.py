@@ -25,10 +25,14 @@ def error_response(
     return Response(orjson.dumps({"error": body}), status_code=status, media_type="application/json", headers=headers)
 
 
+def render_error(exc: Exception) -> Response:
+    error = serving_error_of(exc)
+    return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def render(request: Request, exc: Exception) -> Response:
-        error = serving_error_of(exc)
-        return error_response(error.status, error.code, error.message, error.details, error.headers)
+        return render_error(exc)
 
     for kind in (ServingError, ValidationError, RequestValidationError, HTTPException, MLModelException, SealserveError, Exception):
         app.add_exception_handler(kind, render)

@@ -13,8 +13,10 @@ from starlette.routing import Route
 
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import ClassSource, Limits
-from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.dataplane import Batch, DataPlane, InferenceRequest, Protocol
+from sealserve.serve.error_handlers import render_error
 from sealserve.serve.errors import ServingError, validation_details
+from sealserve.serve.hot_routes import hot_route
 from sealserve.serve.registry import ModelRegistry, ModelState
 from sealserve.serve.responses import describe_state, json_response, model_headers
 from sealserve.serve.signature import Signature
@@ -30,8 +32,9 @@ def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
         raise _invalid(exc) from None
 
 
-def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> list[Any]:
-    """Count the records before validating any: an oversized batch is refused before work proportional to it."""
+def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> Batch:
+    """Count the records before validating any: an oversized batch is refused before work proportional to it.
+    A batch the columnar check accepts skips per-record validation; any other gets the schema's per-field 422."""
     try:
         items = pydantic_core.from_json(body, allow_inf_nan=True)
     except ValueError:
@@ -41,6 +44,9 @@ def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> list
     if not items:
         raise ServingError(422, "validation_error", "a batch needs at least one record")
     dataplane.check_rows(len(items))
+    columns = signature.columns_of_records(items)
+    if columns is not None:
+        return columns
     try:
         return signature.schema_list.validate_python(items)
     except ValidationError as exc:
@@ -61,7 +67,8 @@ def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
     return frozenset(hidden)
 
 
-def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane) -> APIRouter:
+def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[Route]) -> APIRouter:
+    """Listing and metadata routes; the two prediction routes go to `hot` (documented per model in openapi.py)."""
     router = APIRouter(prefix="/api/models", tags=["models"])
     hidden = without_endpoints(registry.states)
 
@@ -96,7 +103,7 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane) 
         )
         served = result.served
         return json_response(
-            {"model_name": served.name, "model_version": served.version, "output": result.outputs[0].model_dump(mode="json")},
+            {"model_name": served.name, "model_version": served.version, "output": result.signature.json_outputs(result.outputs)[0]},
             headers=model_headers(served),
         )
 
@@ -109,11 +116,10 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane) 
         )
         served = result.served
         return json_response(
-            {"model_name": served.name, "model_version": served.version, "outputs": [o.model_dump(mode="json") for o in result.outputs]},
+            {"model_name": served.name, "model_version": served.version, "outputs": result.signature.json_outputs(result.outputs)},
             headers=model_headers(served),
         )
 
-    # Plain Starlette routes: no per-request dependency solving on the hot path; the contract is built in openapi.py.
-    router.routes.append(Route("/api/models/{name}/prediction", predict_one, methods=["POST"], include_in_schema=False))
-    router.routes.append(Route("/api/models/{name}/predictions", predict_many, methods=["POST"], include_in_schema=False))
+    hot.append(hot_route("/api/models/{name}/prediction", predict_one, render_error))
+    hot.append(hot_route("/api/models/{name}/predictions", predict_many, render_error))
     return router

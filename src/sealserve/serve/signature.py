@@ -7,23 +7,26 @@ NaN/Infinity, unknown fields), applied once for all protocols by the data plane.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+import numpy as np
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from sealserve.bundle.schema import input_records
 from sealserve.model import MLModel
-from sealserve.serve.bundle_model import BundleModel
+from sealserve.serve.bundle_model import BundleModel, Predictions
+from sealserve.serve.columns import ColumnCheck, Columns, Raw
 from sealserve.serve.errors import ProtocolError
 
 logger = logging.getLogger("sealserve.protocols")
 MAX_REPORTED_ERRORS = 5
+COLUMNAR_ROWS = 16
 
 
 class Kind(str, Enum):
@@ -71,7 +74,7 @@ class Output:
     name: str
     datatype: str
     width: int | None
-    extract: Callable[[Sequence[Any]], list[Any]]
+    extract: Callable[[Any], list[Any]]  # the run's outputs (`Predictions` for bundles) → flat values
 
     def shape(self, rows: int) -> list[int]:
         return [rows] if self.width is None else [rows, self.width]
@@ -91,6 +94,7 @@ class Signature:
         self.schema = schema
         records = input_records(model.metadata.name, model.metadata.features) if isinstance(model, BundleModel) else schema
         self.schema_list: TypeAdapter[list[Any]] = TypeAdapter(list[records])  # type: ignore[valid-type]  # bundle batches: dicts
+        self.column_check = ColumnCheck(model.metadata.features) if isinstance(model, BundleModel) else None
         if isinstance(model, BundleModel):
             self.platform = f"sealserve_{model.metadata.format.value}"
             outputs, self.default_outputs, self.class_labels = _bundle_outputs(model)
@@ -153,9 +157,27 @@ class Signature:
         except ValidationError as exc:
             raise ProtocolError(400, describe(exc, item)) from None
 
-    def predictions(self, outputs: Sequence[Any]) -> list[Any]:
+    def columns(self, raw: Mapping[str, Raw], rows: int, *, whole_floats: bool = False) -> Columns | None:
+        """Client values per feature as a validated columnar batch; None sends the caller to per-record validation
+        (also below COLUMNAR_ROWS, where one check per feature costs more than the schema's check per record)."""
+        if self.column_check is None or rows < COLUMNAR_ROWS:
+            return None
+        return self.column_check(raw, rows, whole_floats=whole_floats)
+
+    def columns_of_records(self, records: Sequence[Any]) -> Columns | None:
+        if self.column_check is None or len(records) < COLUMNAR_ROWS:
+            return None
+        return self.column_check.records(records)
+
+    def predictions(self, outputs: Any) -> list[Any]:
         """One JSON value per row: the class value or number (bundles), else the output object."""
         return self._predictions(outputs)
+
+    def json_outputs(self, outputs: Any) -> list[Any]:
+        """The native API's output objects, one per row."""
+        if isinstance(outputs, Predictions):
+            return outputs.as_json()
+        return [output.model_dump(mode="json") for output in outputs]
 
     def select(self, names: Sequence[str] | None) -> list[Output]:
         if not names:
@@ -220,26 +242,25 @@ def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], 
     """predict (class values, like KServe's sklearn server), label (class labels), predict_proba ([N, classes])."""
     spec = model.metadata.output
     if spec.task == "regression":
-        return [Output("predict", "FP64", None, lambda outputs: [output.prediction for output in outputs])], ("predict",), None
+        return [Output("predict", "FP64", None, lambda outputs: outputs.values.astype(np.float64).tolist())], ("predict",), None
     values = [item.value for item in spec.classes]
     labels = tuple(item.label for item in spec.classes)
-    value_of = {item.label: item.value for item in spec.classes}
     datatype = _datatype_of_values(values)
-    if datatype == "BYTES":
-        value_of = {label: str(value) for label, value in value_of.items()}
+    declared: dict[Any, Any] = {value: str(value) if datatype == "BYTES" else value for value in values}
 
-    def predict(outputs: Sequence[Any]) -> list[Any]:
-        return [value_of.get(output.prediction, output.prediction) for output in outputs]
+    def predict(outputs: Predictions) -> list[Any]:
+        return [declared.get(value, value) for value in outputs.values.tolist()]
 
-    def label(outputs: Sequence[Any]) -> list[Any]:
-        return [output.prediction for output in outputs]
+    def label(outputs: Predictions) -> list[Any]:
+        return outputs.labels()
 
     result = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
     if not spec.probabilities:
         return result, ("predict",), None
 
-    def probabilities(outputs: Sequence[Any]) -> list[Any]:
-        return [output.probabilities[name] for output in outputs for name in labels]
+    def probabilities(outputs: Predictions) -> list[Any]:
+        assert outputs.probabilities is not None
+        return outputs.probabilities.ravel().tolist()
 
     return [*result, Output("predict_proba", "FP64", len(labels), probabilities)], ("predict",), labels
 

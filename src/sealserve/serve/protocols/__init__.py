@@ -7,6 +7,7 @@ import asyncio
 from importlib import metadata
 
 from fastapi import APIRouter
+from starlette.routing import Route
 
 from sealserve.serve.config import ServiceConfig
 from sealserve.serve.dataplane import DataPlane
@@ -30,11 +31,12 @@ class StandardProtocols:
             service = InferenceService(registry, dataplane, config.limits, self.server)
             self.grpc = GrpcServer(service, settings.grpc_host, settings.grpc_port, settings.grpc_workers, config.limits)
 
-    def routers(self) -> list[APIRouter]:
+    def routers(self, hot: list[Route]) -> list[APIRouter]:
+        """The REST routers; their inference routes are also added to `hot` (see hot_routes.py)."""
         return [
-            kserve_v1.build_router(self.registry, self.dataplane, self.limits),
-            v2_rest.build_router(self.registry, self.dataplane, self.limits, self.server, self.repository),
-            seldon.build_router(self.registry, self.dataplane, self.limits),
+            kserve_v1.build_router(self.registry, self.dataplane, self.limits, hot),
+            v2_rest.build_router(self.registry, self.dataplane, self.limits, self.server, self.repository, hot),
+            seldon.build_router(self.registry, self.dataplane, self.limits, hot),
         ]
 
     @property

@@ -11,11 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
+from starlette.routing import Route
 
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError
-from sealserve.serve.protocols.rest import error_response, guarded_route, parse_json, read_body
+from sealserve.serve.protocols.rest import error_response, guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.responses import json_response, model_headers
 
@@ -27,7 +28,7 @@ class PredictRequest(BaseModel):
     inputs: list[Any] | None = None
 
 
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[Route]) -> APIRouter:
     router = APIRouter(prefix="/v1/models", tags=["KServe V1"], route_class=guarded_route(error_response))
 
     @router.get("", summary="Names of the configured models")
@@ -63,4 +64,8 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits) 
             headers=model_headers(served),
         )
 
+    async def hot_predict(request: Request) -> Response:
+        return await predict(request.path_params["name"], request)
+
+    hot.append(hot_protocol_route("/v1/models/{name}:predict", hot_predict, error_response))
     return router

@@ -10,9 +10,11 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
+from starlette.routing import Route
 
 from sealserve.serve.body import read_json_body
 from sealserve.serve.errors import ProtocolError, ServingError, protocol_error_of
+from sealserve.serve.hot_routes import Endpoint, hot_route
 
 Render = Callable[[ServingError], Response]
 Envelope = TypeVar("Envelope", bound=BaseModel)
@@ -36,6 +38,11 @@ def guarded_route(render: Render) -> type[APIRoute]:
     return GuardedRoute
 
 
+def hot_protocol_route(path: str, endpoint: Endpoint, render: Render) -> Route:
+    """An inference route for `HotRoutes`, its failures rendered like the protocol's other routes."""
+    return hot_route(path, endpoint, lambda exc: render(protocol_error_of(exc)))
+
+
 def error_response(failure: ServingError) -> Response:
     """KServe's and the Open Inference Protocol's error body: {"error": "<message>"}."""
     body = orjson.dumps({"error": failure.message})
@@ -48,7 +55,19 @@ async def read_body(request: Request, max_bytes: int, *, binary: bool = False) -
 
 
 def parse_json(model: type[Envelope], body: bytes, what: str) -> Envelope:
-    """A protocol's request envelope straight from the body bytes; every failure is a 400 naming the field."""
+    """A protocol's request envelope from the body bytes; every failure is a 400 naming the field.
+
+    orjson parses large tensors about twice as fast as pydantic's own parser; anything it declines (NaN tokens,
+    integers past 64 bits) and every invalid envelope go through pydantic's JSON mode, whose messages clients see."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        try:
+            return model.model_validate(parsed)
+        except ValidationError:
+            pass
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:

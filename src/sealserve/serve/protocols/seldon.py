@@ -16,11 +16,12 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError, ServingError
-from sealserve.serve.protocols.rest import guarded_route, parse_json, read_body
+from sealserve.serve.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ServedModel
 from sealserve.serve.responses import json_response, model_headers
 
@@ -62,7 +63,7 @@ def error(failure: ServingError) -> Response:
     return Response(orjson.dumps(body), status_code=failure.status, media_type="application/json", headers=failure.headers)
 
 
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[Route]) -> APIRouter:
     router = APIRouter(tags=["Seldon"], route_class=guarded_route(error))
 
     async def predict(name: str, request: Request) -> Response:
@@ -108,6 +109,14 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits) 
             return json_response({"status": {"code": 200, "status": "SUCCESS", "info": "ready"}, "meta": {"requestPath": path}})
         return json_response({"status": {"code": 503, "status": "FAILURE", "info": "not ready"}, "meta": {"requestPath": path}}, status=503)
 
+    async def hot_predictions(request: Request) -> Response:
+        return await predictions(request)
+
+    async def hot_deployment_predictions(request: Request) -> Response:
+        return await predict(request.path_params["name"], request)
+
+    hot.append(hot_protocol_route("/api/v1.0/predictions", hot_predictions, error))
+    hot.append(hot_protocol_route("/seldon/{namespace}/{name}/api/v1.0/predictions", hot_deployment_predictions, error))
     return router
 
 

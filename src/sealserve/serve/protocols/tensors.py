@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from sealserve.serve.columns import NUMBER_TYPES
 from sealserve.serve.config import Limits
-from sealserve.serve.dataplane import check_rows
+from sealserve.serve.dataplane import Batch, check_rows
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.registry import ServedModel
 from sealserve.serve.signature import DATATYPE_OF_KIND, Kind, Signature
@@ -58,7 +59,7 @@ class Tensor:
     name: str
     datatype: str
     shape: Sequence[int]
-    values: list[Any]
+    values: Sequence[Any] | np.ndarray  # raw binary contents stay an array
 
 
 def check_datatype(name: str, datatype: str) -> None:
@@ -72,7 +73,7 @@ def element_count(name: str, shape: Sequence[int]) -> int:
     return math.prod(shape)
 
 
-def tensor(name: str, datatype: str, shape: Sequence[int], values: list[Any]) -> Tensor:
+def tensor(name: str, datatype: str, shape: Sequence[int], values: Sequence[Any] | np.ndarray) -> Tensor:
     """A tensor whose value count matches its shape."""
     expected = element_count(name, shape)
     if len(values) != expected:
@@ -101,7 +102,7 @@ def decode_raw(name: str, datatype: str, shape: Sequence[int], raw: bytes) -> Te
     dtype = NUMPY_TYPES[datatype]
     if len(raw) != count * dtype.itemsize:
         raise ProtocolError(400, f"input {name!r}: {datatype} shape {list(shape)} needs {count * dtype.itemsize} bytes, got {len(raw)}")
-    return Tensor(name, datatype, shape, np.frombuffer(raw, dtype=dtype).tolist())
+    return Tensor(name, datatype, shape, np.frombuffer(raw, dtype=dtype))
 
 
 def decode_bytes_elements(name: str, raw: bytes) -> list[Any]:
@@ -126,8 +127,9 @@ def text(name: str, value: bytes) -> str:
         raise ProtocolError(400, f"input {name!r}: BYTES element is not UTF-8 text") from None
 
 
-def records(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> list[dict[str, Any]]:
-    """Decoded input tensors as records keyed by feature, in either layout; shape and datatype checked."""
+def batch(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> Batch:
+    """Decoded input tensors as a batch, in either layout; shape and datatype checked. Columns when the columnar
+    check accepts every value, else records keyed by feature (the schema then names what is wrong)."""
     if not tensors:
         features = ", ".join(signature.names)
         raise ProtocolError(400, f"missing input: send one [N, {len(signature.names)}] tensor or one [N] tensor per feature ({features})")
@@ -138,7 +140,7 @@ def records(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> 
     return _from_columns(signature, tensors, limits)
 
 
-def _from_matrix(signature: Signature, matrix: Tensor, limits: Limits) -> list[dict[str, Any]]:
+def _from_matrix(signature: Signature, matrix: Tensor, limits: Limits) -> Batch:
     width = len(signature.names)
     if len(matrix.shape) != 2 or matrix.shape[1] != width:
         raise ProtocolError(
@@ -151,10 +153,14 @@ def _from_matrix(signature: Signature, matrix: Tensor, limits: Limits) -> list[d
     rows = matrix.shape[0]
     check_rows(rows, limits)
     values = matrix.values
-    return signature.records([values[start : start + width] for start in range(0, rows * width, width)])
+    columns = signature.columns(_matrix_columns(signature.names, values, rows), rows, whole_floats=True)
+    if columns is not None:
+        return columns
+    flat = _as_list(values)
+    return signature.records([flat[start : start + width] for start in range(0, rows * width, width)])
 
 
-def _from_columns(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> list[dict[str, Any]]:
+def _from_columns(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> Batch:
     names = signature.check_names([item.name for item in tensors])
     kinds = {column.name: column.kind for column in signature.inputs}
     rows = None
@@ -167,7 +173,25 @@ def _from_columns(signature: Signature, tensors: Sequence[Tensor], limits: Limit
         elif item.shape[0] != rows:
             raise ProtocolError(400, f"input {item.name!r} has {item.shape[0]} rows; the other inputs have {rows}")
     check_rows(rows or 0, limits)
-    return signature.records([list(row) for row in zip(*(item.values for item in tensors), strict=True)], names)
+    columns = signature.columns({item.name: item.values for item in tensors}, rows or 0, whole_floats=True)
+    if columns is not None:
+        return columns
+    return signature.records([list(row) for row in zip(*(_as_list(item.values) for item in tensors), strict=True)], names)
+
+
+def _matrix_columns(names: Sequence[str], values: Sequence[Any] | np.ndarray, rows: int) -> dict[str, Any]:
+    """An [N, F] tensor's columns: views of one array when every value is a number, else strided slices of the list."""
+    width = len(names)
+    if not isinstance(values, np.ndarray) and set(map(type, values)) <= NUMBER_TYPES:
+        values = np.array(values, dtype=np.float64)
+    if isinstance(values, np.ndarray):
+        matrix = values.reshape(rows, width)
+        return {name: matrix[:, index] for index, name in enumerate(names)}
+    return {name: values[index::width] for index, name in enumerate(names)}
+
+
+def _as_list(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 def _check_carries(item: Tensor, feature: str, kind: Kind) -> None:

@@ -97,7 +97,7 @@ class InferenceService:
             InferenceRequest(
                 request.model_name,
                 Protocol.V2_GRPC,
-                lambda signature: tensors.records(signature, inputs, self.limits),
+                lambda signature: tensors.batch(signature, inputs, self.limits),
                 version=request.model_version or None,
             )
         )

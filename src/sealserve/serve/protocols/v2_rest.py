@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import Response
+from starlette.routing import Route
 
 from sealserve.serve.body import require_loopback
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.protocols import tensors
-from sealserve.serve.protocols.rest import error_response, guarded_route, parse_json, read_body
+from sealserve.serve.protocols.rest import error_response, guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ModelState
 from sealserve.serve.responses import json_response, model_headers
 
@@ -52,7 +53,9 @@ class InferRequest(BaseModel):
     outputs: list[RequestedOutput] | None = None
 
 
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, repository: bool) -> APIRouter:
+def build_router(
+    registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, repository: bool, hot: list[Route]
+) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], route_class=guarded_route(error_response))
 
     @router.get("", summary="Server metadata")
@@ -83,7 +86,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
         envelope, binary = await _read_request(request, limits)
         inputs = _decode_inputs(envelope.inputs, binary)
         result = await dataplane.infer(
-            InferenceRequest(name, Protocol.V2_REST, lambda signature: tensors.records(signature, inputs, limits), version=version)
+            InferenceRequest(name, Protocol.V2_REST, lambda signature: tensors.batch(signature, inputs, limits), version=version)
         )
         served, predictions = result.served, result.outputs
         selected = result.signature.select([output.name for output in envelope.outputs] if envelope.outputs else None)
@@ -121,6 +124,11 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
     async def infer_version(name: str, version: str, request: Request) -> Response:
         return await infer(name, version, request)
 
+    async def hot_infer(request: Request) -> Response:
+        return await infer(request.path_params["name"], request.path_params.get("version"), request)
+
+    hot.append(hot_protocol_route("/v2/models/{name}/infer", hot_infer, error_response))
+    hot.append(hot_protocol_route("/v2/models/{name}/versions/{version}/infer", hot_infer, error_response))
     if repository:
         add_repository_routes(router, registry, limits)
     return router
