@@ -67,6 +67,7 @@ COMPARISONS = [
     for peer, peer_api in (("floor", "JSON"), ("MLServer", "V2 REST"), ("rest_model_service", "native"))
 ]
 GRPC_COMPARISONS = [("V2 gRPC", "MLServer", "V2 gRPC")]
+TWO_WORKERS = "sealserve-2w"  # the same server with --workers 2, compared with one worker
 
 
 @dataclass(frozen=True)
@@ -267,11 +268,13 @@ def print_tables(results: Results, models: list[BenchModel], header: list[str]) 
             table(rows, ["model", "server", "API", *titles, "failed requests", "other load"])
     rows = []
     for model in (m.name for m in models):
-        for api, peer, peer_api in COMPARISONS + GRPC_COMPARISONS:
-            ours, theirs = (model, "sealserve", api), (model, peer, peer_api)
+        pairs = [(("sealserve", api), (peer, peer_api)) for api, peer, peer_api in COMPARISONS + GRPC_COMPARISONS]
+        pairs += [((TWO_WORKERS, api), ("sealserve", api)) for api in ("native", "V2 REST")]
+        for (server, api), (peer, peer_api) in pairs:
+            ours, theirs = (model, server, api), (model, peer, peer_api)
             if ours in results.values and theirs in results.values:
                 rows.append(
-                    [model, f"sealserve {api}", f"{peer} {peer_api}"]
+                    [model, f"{server} {api}", f"{peer} {peer_api}"]
                     + [_ratio(results.median(ours, m), results.median(theirs, m), better) for m, (_, better) in METRICS.items()]
                 )
     if rows:
@@ -368,7 +371,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--profile", action="store_true", help="also record sealserve with py-spy under load (10 s)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".sealserve" / "bench-envs", help="peer envs, work files, results")
     parser.add_argument(
-        "--servers", default="sealserve,floor,MLServer,rest_model_service", help="comma-separated subset to run (default: all four)"
+        "--servers", default=f"sealserve,{TWO_WORKERS},floor,MLServer,rest_model_service", help="comma-separated subset to run (default: all)"
     )
     args = parser.parse_args(argv)
     rounds, seconds = (1, 3.0) if args.quick else (args.rounds, args.seconds)
@@ -408,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         versions = {"sealserve": version("sealserve"), "uvicorn": version("uvicorn"), "onnxruntime": version("onnxruntime")}
         factories: dict[str, tuple[envs.EnvSpec | None, Callable[..., Peer]]] = {
             "sealserve": (None, Sealserve),
+            TWO_WORKERS: (None, lambda: Sealserve(workers=2)),
             "floor": (None, Floor),
             "MLServer": (envs.MLSERVER, MLServer),
             "rest_model_service": (envs.REST_MODEL_SERVICE, RestModelService),

@@ -101,7 +101,9 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Sealserve:
-    name = "sealserve"
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.name = "sealserve" if workers == 1 else f"sealserve-{workers}w"
 
     def launch(self, model: BenchModel, work: Path, port: int, grpc_port: int) -> Launch:
         config = work / f"sealserve-{model.name}.yaml"
@@ -112,7 +114,7 @@ class Sealserve:
             "models": [{"name": model.name, "store_url": model.store_url, "keyring": str(model.keyring), "ref": "production"}],
         }
         config.write_text(yaml.safe_dump(service))
-        argv = [str(VENV_BIN / "sealserve"), "serve", str(config), "--host", HOST, "--port", str(port), "--workers", "1"]
+        argv = [str(VENV_BIN / "sealserve"), "serve", str(config), "--host", HOST, "--port", str(port), "--workers", str(self.workers)]
         return Launch([*argv, "--grpc-port", str(grpc_port)], "/api/health/ready")
 
     def endpoints(self, model: BenchModel) -> list[Endpoint]:

@@ -120,6 +120,10 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
             headers=model_headers(served),
         )
 
-    hot.append(hot_route("/api/models/{name}/prediction", predict_one, render_error))
-    hot.append(hot_route("/api/models/{name}/predictions", predict_many, render_error))
+    for route in (
+        hot_route("/api/models/{name}/prediction", predict_one, render_error),
+        hot_route("/api/models/{name}/predictions", predict_many, render_error),
+    ):
+        hot.append(route)
+        router.routes.append(route)  # also here, so another method on the path is a 405, not a 404
     return router

@@ -91,6 +91,7 @@ class Signature:
         self.inputs = tuple(Column(field.alias or name, kind_of(field.annotation)) for name, field in schema.model_fields.items())
         self.names = tuple(column.name for column in self.inputs)
         self._kinds = {column.name: column.kind for column in self.inputs}
+        self._converter_cache: dict[tuple[tuple[str, ...], bool], list[tuple[int, Callable[[Any], Any]]]] = {}
         self.schema = schema
         records = input_records(model.metadata.name, model.metadata.features) if isinstance(model, BundleModel) else schema
         self.schema_list: TypeAdapter[list[Any]] = TypeAdapter(list[records])  # type: ignore[valid-type]  # bundle batches: dicts
@@ -125,8 +126,7 @@ class Signature:
         """
         order = self.names if names is None else self.check_names(names)
         width = len(order)
-        converters = [(position, _converter(self._kinds[name], numeric_strings)) for position, name in enumerate(order)]
-        active = [(position, convert) for position, convert in converters if convert is not None]
+        active = self._converters(tuple(order), numeric_strings)
         records: list[Any] = []
         for index, row in enumerate(rows):
             if isinstance(row, list) and len(row) == width:
@@ -138,6 +138,17 @@ class Signature:
                 alternative = ", or an object keyed by feature name" if objects else ""
                 raise ProtocolError(400, f"{item} {index} {got}; expected {width} values in the order {', '.join(order)}{alternative}")
         return records
+
+    def _converters(self, order: tuple[str, ...], numeric_strings: bool) -> list[tuple[int, Callable[[Any], Any]]]:
+        key = (order, numeric_strings)
+        found = self._converter_cache.get(key)
+        if found is None:
+            found = [
+                (position, convert) for position, name in enumerate(order) if (convert := _converter(self._kinds[name], numeric_strings))
+            ]
+            if len(self._converter_cache) < 64:  # orders come from clients: keep a few
+                self._converter_cache[key] = found
+        return found
 
     def check_names(self, names: Sequence[str]) -> Sequence[str]:
         unknown = [name for name in names if name not in self._kinds]
@@ -160,14 +171,18 @@ class Signature:
     def columns(self, raw: Mapping[str, Raw], rows: int, *, whole_floats: bool = False) -> Columns | None:
         """Client values per feature as a validated columnar batch; None sends the caller to per-record validation
         (also below COLUMNAR_ROWS, where one check per feature costs more than the schema's check per record)."""
-        if self.column_check is None or rows < COLUMNAR_ROWS:
+        if self.column_check is None or not self.columnar(rows):
             return None
         return self.column_check(raw, rows, whole_floats=whole_floats)
 
     def columns_of_records(self, records: Sequence[Any]) -> Columns | None:
-        if self.column_check is None or len(records) < COLUMNAR_ROWS:
+        if self.column_check is None or not self.columnar(len(records)):
             return None
         return self.column_check.records(records)
+
+    def columnar(self, rows: int) -> bool:
+        """Whether `columns` would try a batch of this many rows (callers skip building its columns otherwise)."""
+        return self.column_check is not None and rows >= COLUMNAR_ROWS
 
     def predictions(self, outputs: Any) -> list[Any]:
         """One JSON value per row: the class value or number (bundles), else the output object."""

@@ -153,9 +153,10 @@ def _from_matrix(signature: Signature, matrix: Tensor, limits: Limits) -> Batch:
     rows = matrix.shape[0]
     check_rows(rows, limits)
     values = matrix.values
-    columns = signature.columns(_matrix_columns(signature.names, values, rows), rows, whole_floats=True)
-    if columns is not None:
-        return columns
+    if signature.columnar(rows):
+        columns = signature.columns(_matrix_columns(signature.names, values, rows), rows, whole_floats=True)
+        if columns is not None:
+            return columns
     flat = _as_list(values)
     return signature.records([flat[start : start + width] for start in range(0, rows * width, width)])
 
