@@ -371,7 +371,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--profile", action="store_true", help="also record sealserve with py-spy under load (10 s)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".sealserve" / "bench-envs", help="peer envs, work files, results")
     parser.add_argument(
-        "--servers", default=f"sealserve,{TWO_WORKERS},floor,MLServer,rest_model_service", help="comma-separated subset to run (default: all)"
+        "--servers", default=f"sealserve,{TWO_WORKERS},floor,MLServer,rest_model_service", help="comma-separated subset (default: all)"
     )
     args = parser.parse_args(argv)
     rounds, seconds = (1, 3.0) if args.quick else (args.rounds, args.seconds)

@@ -106,16 +106,17 @@ class Sealserve:
         self.name = "sealserve" if workers == 1 else f"sealserve-{workers}w"
 
     def launch(self, model: BenchModel, work: Path, port: int, grpc_port: int) -> Launch:
-        config = work / f"sealserve-{model.name}.yaml"
+        config = work / f"{self.name}-{model.name}.yaml"
         service = {
             "service_title": "sealserve benchmark",
             # raised so one request can carry the 10,000-record batch; every other setting is the default
             "limits": {"max_body_bytes": 64 << 20, "max_batch_size": BATCH_RECORDS},
+            "protocols": {"grpc_port": grpc_port},  # the config's port is shared by every worker
             "models": [{"name": model.name, "store_url": model.store_url, "keyring": str(model.keyring), "ref": "production"}],
         }
         config.write_text(yaml.safe_dump(service))
         argv = [str(VENV_BIN / "sealserve"), "serve", str(config), "--host", HOST, "--port", str(port), "--workers", str(self.workers)]
-        return Launch([*argv, "--grpc-port", str(grpc_port)], "/api/health/ready")
+        return Launch(argv, "/api/health/ready")
 
     def endpoints(self, model: BenchModel) -> list[Endpoint]:
         one, many = native_bodies(model)
