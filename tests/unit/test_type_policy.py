@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import importlib
 import io
+import tempfile
 import warnings
 import zipfile
 from functools import partial
+from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 import skops.io
@@ -16,6 +19,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sealserve.bundle import integrity
 from sealserve.bundle.integrity import check_structures
+from sealserve.bundle.loader import load_joblib
+from sealserve.bundle.pickle_policy import CLASS_ARGUMENTS, DATA_ONLY_STATE, JOBLIB_TYPES, pickle_policy
 from sealserve.bundle.type_policy import (
     CHECKED,
     DEFAULT_TRUSTED_TYPES,
@@ -25,6 +30,7 @@ from sealserve.bundle.type_policy import (
     TRUSTED_TYPES,
     refused_types,
 )
+from sealserve.errors import SealserveError
 from tools.sklearn_catalog import fitted_estimators, predictive_estimators, skipped
 
 DENIED_NAMES = {
@@ -82,21 +88,34 @@ DENIED_PREFIXES = (
 
 
 @pytest.fixture(scope="module")
-def catalog_files() -> dict[str, tuple[list[str], list[str]]]:
-    """Each catalog entry → (types skops does not trust by default, types the policy refuses) in its skops file.
+def catalog() -> tuple[dict[str, tuple[list[str], list[str]]], dict[str, str]]:
+    """Each catalog entry → (types skops does not trust by default, types the policy refuses) in its skops file, and
+    → why the restricted unpickler refused its joblib file (absent when it loaded).
 
     Files the policy accepts are also loaded and must pass check_structures, as the loader will require.
     """
-    files = {}
-    for entry in fitted_estimators():
-        data = skops.io.dumps(entry.estimator)
-        untrusted = sorted(skops.io.get_untrusted_types(data=data))
-        files[entry.name] = (untrusted, refused_types(untrusted, data))
-        if not files[entry.name][1]:
+    files, pickles = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        pickled = Path(folder) / "model.joblib"
+        for entry in fitted_estimators():
+            data = skops.io.dumps(entry.estimator)
+            untrusted = sorted(skops.io.get_untrusted_types(data=data))
+            files[entry.name] = (untrusted, refused_types(untrusted, data))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
-                check_structures(skops.io.loads(data, trusted=untrusted))
-    return files
+                if not files[entry.name][1]:
+                    check_structures(skops.io.loads(data, trusted=untrusted))
+                joblib.dump(entry.estimator, pickled)
+                try:
+                    load_joblib(pickled, set())
+                except SealserveError as exc:
+                    pickles[entry.name] = str(exc)
+    return files, pickles
+
+
+@pytest.fixture(scope="module")
+def catalog_files(catalog: tuple[dict[str, tuple[list[str], list[str]]], dict[str, str]]) -> dict[str, tuple[list[str], list[str]]]:
+    return catalog[0]
 
 
 def test_every_catalog_estimator_needs_only_trusted_types(catalog_files: dict[str, tuple[list[str], list[str]]]) -> None:
@@ -186,3 +205,36 @@ def test_partial_in_an_unreadable_schema_is_refused() -> None:
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("schema.json", "{not json")
     assert refused_types([PARTIAL], archive.getvalue()) == [f"{PARTIAL} of an unreadable schema"]
+
+
+def test_every_catalog_estimator_unpickles_under_the_class_allow_list(
+    catalog: tuple[dict[str, tuple[list[str], list[str]]], dict[str, str]],
+) -> None:
+    refused = catalog[1]
+    assert len(catalog[0]) > 250
+    assert not refused, "joblib files the restricted unpickler refuses: " + "; ".join(f"{k}: {v}" for k, v in sorted(refused.items()))
+
+
+def test_the_pickle_policy_is_exact_names_that_resolve_and_never_a_code_runner() -> None:
+    policy = pickle_policy()
+    assert not policy.constructors & policy.references
+    reviewed = set(JOBLIB_TYPES) | set(CLASS_ARGUMENTS)  # named one by one, each with its reason (partial: per call)
+    for name in policy.constructors | policy.references:
+        assert name not in DENIED_NAMES - {PARTIAL}, name
+        assert not name.startswith(DENIED_PREFIXES) or name in reviewed, name
+        module, _, attribute = name.rpartition(".")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # numpy.core.*: names older joblib files use
+            found = getattr(importlib.import_module(module), attribute, None)
+        assert found is not None, f"{name} does not import"
+        assert not isinstance(found, type) or found.__module__ == module, f"{name} is defined in {found.__module__}: unresolvable"
+    assert "sklearn.callback._scoring_monitor.ScoringMonitor" not in policy.constructors
+    assert "sklearn.utils.validation.check_array" in policy.references  # a value (HistGradientBoosting), never called
+
+
+def test_every_reviewed_state_hook_names_a_class_defining_one() -> None:
+    for name in DATA_ONLY_STATE:
+        module, _, attribute = name.rpartition(".")
+        cls = getattr(importlib.import_module(module), attribute)
+        assert isinstance(cls, type), name
+        assert {"__setstate__", "__setstate_cython__", "__getattr__"} & set(vars(cls)), f"{name} defines no state hook"

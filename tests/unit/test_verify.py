@@ -241,7 +241,7 @@ def test_hmac_bundles_verify_with_the_shared_secret_and_not_with_another(
     verified = verify_bundle(bundle_copy, Keyring().add(entry_for(key, secret_file=secret_file)))
     verified.discard()
     assert verified.signer.kid == "team"
-    monkeypatch.setenv("SEALSERVE_HMAC_TEAM", base64.b64encode(b"a different shared secret").decode())
+    monkeypatch.setenv("SEALSERVE_HMAC_TEAM", base64.b64encode(b"a different shared secret of 32 bytes").decode())
     with pytest.raises(BadSignatureError, match="key 'team'"):
         verify_bundle(bundle_copy, Keyring().add(entry_for(key)))  # secret from $SEALSERVE_HMAC_TEAM
     assert key.secret is not None

@@ -9,15 +9,33 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sealserve.bundle.files import SIGNATURE_FILE
+from sealserve.bundle.files import SIGNATURE_FILE, check_relative_name
 from sealserve.bundle.keys import SigningKey
-from sealserve.errors import SignatureFormatError
+from sealserve.errors import SignatureFormatError, UnsafePathError
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 MAX_SIGNATURE_BYTES = 16 << 20
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice."""
+
+
+def strict_json(data: bytes | str) -> Any:
+    """JSON with every key at most once per object: parsers disagree on which duplicate wins, so none is accepted."""
+    return json.loads(data, object_pairs_hook=_unique_keys)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKeyError(f"duplicate JSON key {key!r}")
+        found[key] = value
+    return found
 
 
 def pae(payload: bytes) -> bytes:
@@ -81,7 +99,7 @@ def parse(data: bytes) -> Envelope:
     if len(data) > MAX_SIGNATURE_BYTES:
         raise SignatureFormatError(f"{SIGNATURE_FILE} is larger than {MAX_SIGNATURE_BYTES} bytes")
     try:
-        document = json.loads(data)
+        document = strict_json(data)
         if document["mediaType"] != BUNDLE_MEDIA_TYPE:
             raise SignatureFormatError(f"{SIGNATURE_FILE}: media type {document['mediaType']!r} is not {BUNDLE_MEDIA_TYPE}")
         dsse = document["dsseEnvelope"]
@@ -94,19 +112,29 @@ def parse(data: bytes) -> Envelope:
         return Envelope(
             kid=str(signatures[0].get("keyid") or ""),
             hint=str(hint),
-            payload=base64.b64decode(dsse["payload"], validate=True),
-            signature=base64.b64decode(signatures[0]["sig"], validate=True),
+            payload=canonical_base64(dsse["payload"]),
+            signature=canonical_base64(signatures[0]["sig"]),
         )
     except SignatureFormatError:
         raise
+    except DuplicateKeyError as exc:
+        raise SignatureFormatError(f"{SIGNATURE_FILE} is refused: {exc}") from None
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         raise SignatureFormatError(f"{SIGNATURE_FILE} is not a Sigstore bundle with a DSSE envelope") from None
+
+
+def canonical_base64(text: str) -> bytes:
+    """Standard base64 with exactly the padding it needs: one signature file has one spelling."""
+    decoded = base64.b64decode(text, validate=True)
+    if base64.b64encode(decoded).decode() != text:
+        raise ValueError("base64 is not in its canonical form")
+    return decoded
 
 
 def signed_digests(payload: bytes) -> dict[str, str]:
     """File digests from a verified payload; the root digest must agree with them."""
     try:
-        body: dict[str, Any] = json.loads(payload)
+        body: dict[str, Any] = strict_json(payload)
         if body["_type"] != STATEMENT_TYPE or body["predicateType"] != PREDICATE_TYPE:
             raise SignatureFormatError(f"signed statement is not an in-toto {PREDICATE_TYPE} statement")
         predicate = body["predicate"]
@@ -116,12 +144,22 @@ def signed_digests(payload: bytes) -> dict[str, str]:
         for resource in predicate["resources"]:
             if resource["algorithm"] != "sha256" or resource["name"] in digests:
                 raise SignatureFormatError(f"signed manifest entry {resource['name']!r} is duplicated or not sha256")
-            digests[str(resource["name"])] = str(resource["digest"]).lower()
+            digests[manifest_name(resource["name"])] = str(resource["digest"]).lower()
         subjects = body["subject"]
         if len(subjects) != 1 or subjects[0]["digest"]["sha256"] != root_digest(digests):
             raise SignatureFormatError("signed statement's subject digest does not match its resources")
     except SignatureFormatError:
         raise
+    except DuplicateKeyError as exc:
+        raise SignatureFormatError(f"signed statement is refused: {exc}") from None
     except (ValueError, KeyError, TypeError, AttributeError):
         raise SignatureFormatError("signed statement is not valid in-toto JSON") from None
     return digests
+
+
+def manifest_name(name: object) -> str:
+    """A signed file name is a plain relative POSIX path, as staging names are: './x', 'a\\b' or '../x' never match."""
+    try:
+        return check_relative_name(str(name))
+    except UnsafePathError as exc:
+        raise SignatureFormatError(f"signed manifest {exc}") from None

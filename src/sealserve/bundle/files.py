@@ -18,6 +18,7 @@ from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafePathE
 SIGNATURE_FILE = "model.sig"
 CHUNK_SIZE = 1 << 20
 RATIO_CHECK_MIN_BYTES = 16 << 20
+EMPTY_DEFLATE_BYTES = 2
 
 
 @dataclass(frozen=True)
@@ -90,26 +91,11 @@ def extract_zip(archive: Path, destination: Path, limits: Limits | None = None) 
     limits = limits or Limits()
     try:
         zipped = zipfile.ZipFile(archive)
+        archive_bytes = archive.stat().st_size
     except (zipfile.BadZipFile, OSError) as exc:
         raise BundleFormatError(f"{archive.name}: not a readable zip archive ({exc})") from None
     with zipped:
-        members = [m for m in zipped.infolist() if not m.is_dir()]
-        if len(members) > limits.max_files:
-            raise BundleTooLargeError(f"archive has more than {limits.max_files} files")
-        seen: set[str] = set()
-        total = 0
-        for member in members:
-            name = check_relative_name(member.filename)
-            if stat.S_ISLNK(member.external_attr >> 16):
-                raise UnsafePathError(f"refused symbolic link {name!r} in archive")
-            if name in seen:
-                raise UnsafePathError(f"refused duplicate archive entry {name!r}")
-            seen.add(name)
-            total += member.file_size
-            if total > limits.max_total_bytes:
-                raise BundleTooLargeError(f"archive expands beyond {limits.max_total_bytes} bytes")
-            if member.file_size > RATIO_CHECK_MIN_BYTES and member.file_size / max(member.compress_size, 1) > limits.max_compression_ratio:
-                raise BundleTooLargeError(f"refused {name!r}: compression ratio above {limits.max_compression_ratio}")
+        members = check_members(zipped.infolist(), archive_bytes, limits)
         digests = {}
         for member in members:
             try:
@@ -118,6 +104,43 @@ def extract_zip(archive: Path, destination: Path, limits: Limits | None = None) 
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
                 raise BundleFormatError(f"{archive.name}: cannot extract {member.filename!r} ({exc})") from None
         return digests
+
+
+def check_members(entries: list[zipfile.ZipInfo], archive_bytes: int, limits: Limits) -> list[zipfile.ZipInfo]:
+    """The file entries to extract, once every entry's name, kind and declared size passed, before a byte is written.
+
+    Declared sizes bound what is written (extraction stops at them), so the caps hold for the sum of many small entries:
+    beyond RATIO_CHECK_MIN_BYTES the whole archive may expand at most `max_compression_ratio` times its size on disk.
+    """
+    members = []
+    for entry in entries:
+        if entry.is_dir():
+            check_relative_name(entry.filename.removesuffix("/"))
+            if entry.file_size or entry.compress_size > EMPTY_DEFLATE_BYTES:
+                raise UnsafePathError(f"refused directory entry {entry.filename!r} carrying data (the signature covers files only)")
+        else:
+            members.append(entry)
+    if len(members) > limits.max_files:
+        raise BundleTooLargeError(f"archive has more than {limits.max_files} files")
+    seen: set[str] = set()
+    total = 0
+    for member in members:
+        name = check_relative_name(member.filename)
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise UnsafePathError(f"refused symbolic link {name!r} in archive")
+        if name in seen:
+            raise UnsafePathError(f"refused duplicate archive entry {name!r}")
+        seen.add(name)
+        total += member.file_size
+        if total > limits.max_total_bytes:
+            raise BundleTooLargeError(f"archive expands beyond {limits.max_total_bytes} bytes")
+        if member.file_size > RATIO_CHECK_MIN_BYTES and member.file_size / max(member.compress_size, 1) > limits.max_compression_ratio:
+            raise BundleTooLargeError(f"refused {name!r}: compression ratio above {limits.max_compression_ratio}")
+    if total > RATIO_CHECK_MIN_BYTES and total / max(archive_bytes, 1) > limits.max_compression_ratio:
+        raise BundleTooLargeError(
+            f"archive of {archive_bytes} bytes expands to {total} bytes: compression ratio above {limits.max_compression_ratio}"
+        )
+    return members
 
 
 def copy_and_hash(source: IO[bytes], target: Path, *, limit: int | None = None) -> str:

@@ -69,11 +69,22 @@ class KeyEntry(BaseModel):
             if not value:
                 raise KeyringError(f"key {self.kid!r}: environment variable {self.secret_env} is not set")
             try:
-                return base64.b64decode(value, validate=True)
+                secret = base64.b64decode(value, validate=True)
             except binascii.Error:
                 raise KeyringError(f"key {self.kid!r}: {self.secret_env} must hold the secret in base64, as keygen writes it") from None
+            return keys.check_hmac_secret(secret, f"key {self.kid!r} ({self.secret_env})")
         assert self.secret_file is not None
-        return keys.read_private_key(Path(self.secret_file)).secret or b""
+        stored = keys.read_private_key(Path(self.secret_file)).secret
+        if stored is None:
+            raise KeyringError(f"key {self.kid!r}: {self.secret_file} holds a private key, not an HMAC secret")
+        return keys.check_hmac_secret(stored, f"key {self.kid!r} ({self.secret_file})")
+
+    def check_secret_if_present(self) -> None:
+        """At keyring load: a short or wrong secret is refused now; one not provided yet is refused when used."""
+        if self.alg != "HS256":
+            return
+        if (self.secret_env is not None and os.environ.get(self.secret_env)) or (self.secret_file and Path(self.secret_file).exists()):
+            self.secret()
 
     def check_usable(self, now: datetime) -> None:
         if self.status is KeyStatus.REVOKED:
@@ -103,13 +114,16 @@ class Keyring(BaseModel):
     @classmethod
     def load(cls, path: Path) -> Keyring:
         try:
-            return cls.model_validate_json(path.read_bytes())
+            ring = cls.model_validate_json(path.read_bytes())
         except OSError as exc:
             raise KeyringError(f"cannot read keyring {path}: {exc.strerror}") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise KeyringError(f"keyring {path} is invalid at {where or 'top level'}: {first['msg']}") from None
+        for entry in ring.keys:
+            entry.check_secret_if_present()
+        return ring
 
     def save(self, path: Path) -> None:
         """Write atomically so a server never reads half a keyring."""

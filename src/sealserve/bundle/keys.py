@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -19,6 +20,7 @@ from sealserve.errors import KeyringError
 
 HMAC_PEM_LABEL = "SEALSERVE HMAC SECRET"
 PASSWORD_ENV = "SEALSERVE_KEY_PASSWORD"  # noqa: S105
+MIN_HMAC_SECRET_BYTES = 32
 
 
 class Algorithm(str, Enum):
@@ -91,6 +93,13 @@ def hmac_sha256(secret: bytes, message: bytes) -> bytes:
 
 def verify_hmac(secret: bytes, signature: bytes, message: bytes) -> bool:
     return hmac.compare_digest(hmac_sha256(secret, message), signature)
+
+
+def check_hmac_secret(secret: bytes, where: str) -> bytes:
+    """An empty or short secret would verify signatures anyone can compute (HMAC with the empty key)."""
+    if len(secret) < MIN_HMAC_SECRET_BYTES:
+        raise KeyringError(f"{where}: HMAC secret is {len(secret)} bytes; at least {MIN_HMAC_SECRET_BYTES} are required (keygen writes 32)")
+    return secret
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,11 @@ def read_private_key(path: Path, password: bytes | None = None) -> SigningKey:
         kid = headers.get("sealserve-kid")
         if not kid:
             raise KeyringError(f"{path}: HMAC key file has no sealserve-kid line")
-        return SigningKey(kid, Algorithm.HMAC_SHA256, secret=base64.decodebytes(body))
+        try:
+            secret = base64.b64decode(b"".join(body.split()), validate=True)
+        except binascii.Error:
+            raise KeyringError(f"{path}: HMAC key file does not hold base64") from None
+        return SigningKey(kid, Algorithm.HMAC_SHA256, secret=check_hmac_secret(secret, str(path)))
     try:
         private = serialization.load_pem_private_key(data, password)
     except (ValueError, TypeError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,50 +11,6 @@ from sealserve.bundle.integrity import check_structures
 from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.bundle.type_policy import refused_types
 from sealserve.errors import BundleFormatError, UnsafeModelError
-
-SAFE_BUILTINS = (
-    "slice",
-    "set",
-    "frozenset",
-    "complex",
-    "bytearray",
-    "range",
-    "dict",
-    "list",
-    "tuple",
-    "int",
-    "float",
-    "str",
-    "bool",
-    "bytes",
-)
-SAFE_GLOBALS: frozenset[tuple[str, str]] = frozenset(
-    {("builtins", name) for name in SAFE_BUILTINS}
-    | {
-        ("collections", "OrderedDict"),
-        ("copyreg", "_reconstructor"),
-        ("numpy", "dtype"),
-        ("numpy", "ndarray"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.random._pickle", "__randomstate_ctor"),
-        ("numpy.random._pickle", "__bit_generator_ctor"),
-        ("numpy.random._pickle", "__generator_ctor"),
-        ("numpy.core.numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"),
-        ("numpy.random.bit_generator", "SeedSequence"),
-        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-        ("numpy.random._mt19937", "MT19937"),
-        ("numpy.random._pcg64", "PCG64"),
-        ("numpy.random._pcg64", "PCG64DXSM"),
-        ("numpy.random._philox", "Philox"),
-        ("numpy.random._sfc64", "SFC64"),
-        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
-    }
-)
-SAFE_CLASS_MODULE_PREFIXES: tuple[str, ...] = ("sklearn.", "scipy.sparse.")
 
 
 def load_model_file(
@@ -139,92 +94,25 @@ def load_onnx(path: Path) -> Any:
 
 
 def load_joblib(path: Path, extra_globals: set[str]) -> Any:
-    """Unpickle with joblib's array support but only allow-listed globals (module.name strings in config).
+    """Unpickle with joblib's array support under the pickle policy plus operator-trusted names ("module.name").
 
-    Only objects that came out of `find_class` may be called while unpickling, so a stream cannot call an
-    instance it built (gadget chains), and object arrays' nested pickle streams get the same restrictions.
+    Nothing outside the policy is resolved, called, or given state (see sealserve.bundle.unpickler); a refusal names
+    what the stream asked for.
     """
-    import pickle
-
     from joblib import numpy_pickle
 
-    allowed = SAFE_GLOBALS | {tuple(name.rsplit(".", 1)) for name in extra_globals if "." in name}
-    parent = numpy_pickle.NumpyUnpickler.dispatch
+    from sealserve.bundle.pickle_policy import pickle_policy
+    from sealserve.bundle.unpickler import RestrictedUnpickler
 
-    class RestrictedArrayWrapper(numpy_pickle.NumpyArrayWrapper):  # type: ignore[misc]
-        def read_array(self, unpickler: Any, *args: Any) -> Any:
-            if not self.dtype.hasobject:
-                return super().read_array(unpickler, *args)
-            return RestrictedUnpickler(str(path), unpickler.file_handle, True).load()
-
-    class RestrictedUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
-        dispatch = parent.copy()
-
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            self.resolved: dict[int, Any] = {}
-
-        def find_class(self, module: str, name: str) -> Any:
-            found = self.resolve(module, name)
-            self.resolved[id(found)] = found
-            return found
-
-        def resolve(self, module: str, name: str) -> Any:
-            if (module, name) == ("joblib.numpy_pickle", "NumpyArrayWrapper"):
-                return RestrictedArrayWrapper
-            if (module, name) in allowed:
-                return super().find_class(module, name)
-            if module == "numpy" and _is_numpy_scalar_type(name):
-                return super().find_class(module, name)
-            if module.startswith(SAFE_CLASS_MODULE_PREFIXES) and "__" not in name:
-                found = getattr(importlib.import_module(module), name, None)
-                # Defined in that module, not merely imported there (sklearn modules import GzipFile, Thread, …).
-                if isinstance(found, type) and found.__module__ == module:
-                    return found
-            raise UnsafeModelError(f"{path.name} refers to {module}.{name}, which is not on the unpickling allow-list")
-
-        def check_callable(self, target: Any) -> None:
-            if self.resolved.get(id(target)) is not target:
-                raise UnsafeModelError(f"{path.name} calls a {type(target).__name__} object that is not an allow-listed global")
-
-        def load_reduce(self) -> None:
-            self.check_callable(self.stack[-2])
-            parent[pickle.REDUCE[0]](self)
-
-        def load_newobj(self) -> None:
-            self.check_callable(self.stack[-2])
-            parent[pickle.NEWOBJ[0]](self)
-
-        def load_newobj_ex(self) -> None:
-            self.check_callable(self.stack[-3])
-            parent[pickle.NEWOBJ_EX[0]](self)
-
-        def load_obj(self) -> None:
-            if self.stack:
-                self.check_callable(self.stack[0])
-            parent[pickle.OBJ[0]](self)
-
-        dispatch[pickle.REDUCE[0]] = load_reduce
-        dispatch[pickle.NEWOBJ[0]] = load_newobj
-        dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
-        dispatch[pickle.OBJ[0]] = load_obj
-
+    policy = pickle_policy(name for name in extra_globals if "." in name)
     with path.open("rb") as handle, numpy_pickle._validate_fileobject_and_memmap(handle, str(path), None) as (stream, _):
         if isinstance(stream, str):
             raise UnsafeModelError(f"{path.name} uses joblib's pre-0.10 format, which is refused")
         try:
-            model = RestrictedUnpickler(str(path), stream, True).load()
+            model = RestrictedUnpickler(path, stream, policy).load()
         except UnsafeModelError:
             raise
         except Exception as exc:
             raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None
     check_structures(model)
     return model
-
-
-def _is_numpy_scalar_type(name: str) -> bool:
-    """numpy.float64, numpy.int32, …: estimators keep these as `dtype` parameters."""
-    import numpy
-
-    found = getattr(numpy, name, None)
-    return isinstance(found, type) and issubclass(found, numpy.generic)

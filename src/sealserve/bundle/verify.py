@@ -145,8 +145,13 @@ def read_metadata(folder: Path) -> BundleMetadata:
     path = folder / METADATA_FILE
     if not path.is_file():
         raise BundleFormatError(f"bundle has no {METADATA_FILE}")
+    data = path.read_bytes()
     try:
-        return BundleMetadata.model_validate_json(path.read_bytes())
+        envelope.strict_json(data)
+    except ValueError as exc:
+        raise BundleFormatError(f"{METADATA_FILE} is not valid JSON ({exc})") from None
+    try:
+        return BundleMetadata.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

@@ -53,6 +53,7 @@ def credentials_of(source: BundleSource) -> Credentials | None:
 
 def load_source(source: BundleSource | ClassSource, limits: files.Limits, highest: dict[str, Version] | None = None) -> ServedModel:
     if isinstance(source, ClassSource):
+        logger.warning("model class %s is trusted code: it is imported and run without bundle verification", source.class_path)
         model = construct_class_model(source)
         return ServedModel(model.qualified_name, model, model.version, datetime.now(UTC))
     return serve_verified(source, fetch_verified(source, limits, highest or {}))

@@ -11,10 +11,11 @@ from packaging.version import Version
 from sealserve.bundle import envelope, files
 from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name, check_version
 from sealserve.bundle.verify import check_digests, read_metadata, stage
-from sealserve.errors import NotFoundError, StoreError, VersionExistsError
+from sealserve.errors import NotFoundError, StoreError, UnsafePathError, VersionExistsError
 from sealserve.store.base import VersionInfo, check_alias, is_version, version_info
 
 ALIASES_DIR = "_aliases"
+MAX_ALIAS_BYTES = 256
 
 
 class LocalStore:
@@ -51,21 +52,24 @@ class LocalStore:
 
     def fetch(self, name: str, version: str, destination: Path) -> dict[str, str]:
         source = self._version_dir(name, version)
+        if source.is_symlink():
+            raise UnsafePathError(f"refused {name} {version}: its folder in {self.url} is a symbolic link")
         if not source.is_dir():
             raise NotFoundError(f"{name} {version} is not in {self.url}")
         return files.copy_tree(files.list_files(source, self.limits), destination)
 
     def resolve(self, name: str, ref: str) -> str:
         check_name(name)
-        if self._version_dir(name, ref).is_dir():
-            return ref
-        alias_file = self.root / name / ALIASES_DIR / ref
-        if NAME_PATTERN.match(ref) and alias_file.is_file():  # a ref is never a path: no '/', no leading '.'
-            version = alias_file.read_text().strip()
-            try:
-                return check_version(version)
-            except ValueError:
-                raise StoreError(f"{name}: alias {ref!r} does not name a valid version") from None
+        if is_version(ref):
+            if self._version_dir(name, ref).is_dir():
+                return ref
+        elif NAME_PATTERN.match(ref):  # a ref is never a path: no '/', no leading '.'
+            alias_file = self.root / name / ALIASES_DIR / ref
+            if alias_file.is_symlink() or alias_file.exists():
+                try:
+                    return check_version(read_alias(alias_file, f"{name}: alias {ref!r}"))
+                except ValueError:
+                    raise StoreError(f"{name}: alias {ref!r} does not name a valid version") from None
         raise NotFoundError(f"{name}: no version or alias {ref!r} in {self.url}")
 
     def models(self) -> list[str]:
@@ -84,7 +88,8 @@ class LocalStore:
         folder = self.root / check_name(name) / ALIASES_DIR
         if not folder.is_dir():
             return {}
-        return {p.name: p.read_text().strip() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+        found = sorted(path for path in folder.iterdir() if NAME_PATTERN.match(path.name))
+        return {path.name: read_alias(path, f"{name}: alias {path.name!r}") for path in found}
 
     def promote(self, name: str, version: str, alias: str) -> None:
         check_alias(alias)
@@ -97,11 +102,10 @@ class LocalStore:
         os.replace(temporary, folder / alias)
 
     def _version_dir(self, name: str, version: str) -> Path:
+        """The folder of a version; a ref that is not a version has none (stray folders never stand in for one)."""
         check_name(name)
-        try:
-            check_version(version)
-        except ValueError:
-            return self.root / name / ".not-a-version"
+        if not is_version(version):
+            raise NotFoundError(f"{name}: {version!r} is not a version")
         return self.root / name / version
 
     def _info(self, name: str, version: str) -> VersionInfo:
@@ -122,6 +126,18 @@ def inspect_bundle(bundle: Path, staging: Path, limits: files.Limits | None = No
     parsed = envelope.parse((staging / files.SIGNATURE_FILE).read_bytes())
     check_digests(envelope.signed_digests(parsed.payload), {k: v for k, v in digests.items() if k != files.SIGNATURE_FILE})
     return digests
+
+
+def read_alias(path: Path, what: str) -> str:
+    """An alias file's content: a regular file of at most MAX_ALIAS_BYTES, never a link, FIFO or device."""
+    with files.open_regular(path, path.name) as handle:
+        data = handle.read(MAX_ALIAS_BYTES + 1)
+    if len(data) > MAX_ALIAS_BYTES:
+        raise StoreError(f"{what}: alias file is larger than {MAX_ALIAS_BYTES} bytes")
+    try:
+        return data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise StoreError(f"{what}: alias file is not ASCII text") from None
 
 
 def _read(path: Path | None) -> bytes | None:
