@@ -1,18 +1,20 @@
 # Two entry points, both self-installing on a fresh machine with Python 3.11:
 #   make serve   train the example model, pack + sign it into the local store, serve it on 127.0.0.1:8000
-#   make test    lint, type-check and run the whole test suite
+#   make test    lint, type-check and run the whole test suite (with the offline validation of deploy/)
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+# checkov's pins conflict with the project's, so it lives in its own environment, installed from hashes.
+CHECKOV := $(TOOLS)/checkov/bin/checkov
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 SEALSERVE_HOME ?= .sealserve
 PORT ?= 8000
 
-.PHONY: setup serve test lint typecheck clean
+.PHONY: setup serve test lint typecheck deploy-check clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,9 +24,14 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --locked --all-extras --all-groups --python $(PYTHON)
 	touch $@
 
-setup: $(VENV)/.synced
+$(CHECKOV): deploy/validate/checkov-requirements.txt | $(UV)
+	$(UV) venv --clear --quiet --python $(PYTHON) $(TOOLS)/checkov
+	$(UV) pip install --quiet --require-hashes --python $(TOOLS)/checkov/bin/python -r deploy/validate/checkov-requirements.txt
+	touch $@
 
-serve: setup
+setup: $(VENV)/.synced $(CHECKOV)
+
+serve: $(VENV)/.synced
 	$(VENV)/bin/python examples/diabetes_risk/publish.py --home $(SEALSERVE_HOME)
 	SEALSERVE_HOME=$(SEALSERVE_HOME) $(VENV)/bin/sealserve serve examples/diabetes_risk/service.yaml --host 127.0.0.1 --port $(PORT)
 
@@ -35,8 +42,12 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy src
 
-test: lint typecheck
+test: lint typecheck $(CHECKOV)
 	$(VENV)/bin/pytest
+
+# kustomize, kubernetes-validate (1.32, strict), KServe's CRD schemas, checkov, hadolint, and the servers the manifests start.
+deploy-check: setup
+	$(VENV)/bin/pytest tests/deploy
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .sealserve .pytest_cache .mypy_cache .ruff_cache

@@ -282,31 +282,59 @@ def promote(name: str, version: str, alias: str, store_url: str) -> None:
 
 @app.command()
 def serve(
-    config: Path,
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", min=1)] = 1,
-    grpc_port: Annotated[int | None, typer.Option("--grpc-port", min=0, max=65535, help="Open Inference Protocol gRPC port.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Service YAML; optional with --model-dir.", show_default=False)] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Interface to bind (server.host, SEALSERVE_HOST; default 127.0.0.1).")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", "--http-port", "--http_port", min=0, max=65535, help="HTTP port (server.port, SEALSERVE_HTTP_PORT; default 8000)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes (server.workers, SEALSERVE_WORKERS; default 1).")
+    ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            "--grpc_port",
+            min=0,
+            max=65535,
+            help="Open Inference Protocol gRPC port (protocols.grpc_port, SEALSERVE_GRPC_PORT).",
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option("--model-name", "--model_name", help="Name of the --model-dir bundle, its signed name (SEALSERVE_MODEL_NAME)."),
+    ] = None,
+    model_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--model-dir", "--model_dir", help="Serve the bundle in this folder, e.g. KServe's /mnt/models (SEALSERVE_MODEL_DIR)."
+        ),
+    ] = None,
+    keyring: Annotated[str | None, typer.Option("--keyring", help="Keyring for the --model-dir bundle (SEALSERVE_KEYRING).")] = None,
 ) -> None:
-    """Serve the models in a YAML config."""
+    """Serve the models in a YAML config, or one bundle folder; settings: YAML ← SEALSERVE_* environment ← flags."""
     import uvicorn
 
     from sealserve.serve.app import create_app
-    from sealserve.serve.config import load_config
+    from sealserve.serve.settings import Overrides, load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    service_config = run(lambda: load_config(config))
-    if grpc_port is not None:
-        if workers > 1:
-            raise typer.BadParameter("with --workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
-        grpc = service_config.protocols.model_copy(update={"grpc_port": grpc_port, "grpc_host": host})
-        service_config = service_config.model_copy(update={"protocols": grpc})
-    if workers == 1:
-        uvicorn.run(create_app(service_config), host=host, port=port, log_level="info", access_log=False)
+    flags = Overrides(
+        host=host, http_port=port, grpc_port=grpc_port, workers=workers, model_name=model_name, model_dir=model_dir, keyring=keyring
+    )
+    settings = run(lambda: load_settings(config, os.environ, flags))
+    server = settings.config.server
+    if settings.given.grpc_port is not None and server.workers > 1:
+        raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
+    if server.workers == 1:
+        uvicorn.run(create_app(settings.config), host=server.host, port=server.port, log_level="info", access_log=False)
         return
     from sealserve.serve.launch import serve_workers
 
-    serve_workers(config, workers, host, port)
+    serve_workers(config, flags, server)
 
 
 @app.command()

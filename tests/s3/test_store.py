@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def test_missing_things_and_half_pushed_versions(running_weed: Weed, signer: Sig
         open_store(running_weed.url(prefix, bucket="no-such-bucket")).models()
 
 
-def test_url_options_and_tls_rules(running_weed: Weed, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_url_options_and_tls_rules(running_weed: Weed, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     location = S3Location.parse("s3://models/team/a?endpoint=https://s3.example:9000&region=eu-west-1&ca_bundle=/etc/ca.pem")
     assert (location.bucket, location.prefix, location.endpoint, location.region) == (
         "models",
@@ -196,10 +197,12 @@ def test_url_options_and_tls_rules(running_weed: Weed, monkeypatch: pytest.Monke
         S3Location.parse("s3://key:secret@models/x")
     with pytest.raises(StoreError, match="must be an https://"):
         S3Location.parse("s3://models?endpoint=ftp://host")
-    # A plain-HTTP endpoint only when the store URL names it; not silently from the environment.
+    # A plain-HTTP endpoint from the environment (an in-cluster MinIO) is used, with a warning naming it.
     monkeypatch.setenv("AWS_ENDPOINT_URL", running_weed.endpoint)
-    with pytest.raises(StoreError, match="plain HTTP is only used when the store URL says so"):
-        open_store(f"s3://{BUCKET}/x")
+    with caplog.at_level(logging.WARNING, logger="sealserve.store"):
+        store = open_store(f"s3://{BUCKET}/x")
+    assert store.models() == []
+    assert [record.getMessage() for record in caplog.records if running_weed.endpoint in record.getMessage()]
 
 
 def test_tls_endpoint_is_verified_against_the_ca_bundle(running_weed: Weed, signer: Signer, prefix: str) -> None:

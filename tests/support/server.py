@@ -53,14 +53,17 @@ def serve(
 ) -> Iterator[RunningServer]:
     """Start the server; with `ready`, wait until /api/health/ready is 200 (or the process dies)."""
     port = free_port()
+    argv = [SEALSERVE, "serve", str(config), "--host", "127.0.0.1", "--port", str(port), *extra_args]
+    with launch(argv, port, log_dir, env=env, ready=ready) as server:
+        yield server
+
+
+@contextmanager
+def launch(argv: list[str], port: int, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True) -> Iterator[RunningServer]:
+    """Run a server command that listens on 127.0.0.1:`port`; wait for its health (or readiness), stop it after."""
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [SEALSERVE, "serve", str(config), "--host", "127.0.0.1", "--port", str(port), *extra_args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
     try:
 

@@ -104,14 +104,25 @@ class Protocols(Strict):
 
     v2_repository: bool = Field(default=False, description="Open Inference Protocol repository extension (index, load, unload).")
     grpc_port: int | None = Field(default=None, ge=0, le=65535, description="Serve the Open Inference Protocol over gRPC on this port.")
-    grpc_host: str = Field(default="127.0.0.1", min_length=1, description="Interface the gRPC port binds.")
+    grpc_host: str = Field(default="127.0.0.1", min_length=1, description="Interface the gRPC port binds; without it, server.host.")
     grpc_workers: int = Field(default=8, gt=0, description="Threads answering gRPC calls.")
+
+
+class Server(Strict):
+    """Where the HTTP port listens; the environment (SEALSERVE_HOST, SEALSERVE_HTTP_PORT, SEALSERVE_WORKERS) and flags override it."""
+
+    host: str = Field(
+        default="127.0.0.1", min_length=1, description="Interface the HTTP port binds (and gRPC, unless grpc_host says otherwise)."
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
+    workers: int = Field(default=1, gt=0, description="Worker processes sharing the HTTP port.")
 
 
 class ServiceConfig(Strict):
     service_title: str = "sealserve"
     description: str = ""
     version: str = "0.1.0"
+    server: Server = Server()
     limits: Limits = Limits()
     batching: Batching = Batching()
     storage: Storage = Storage()
@@ -119,21 +130,41 @@ class ServiceConfig(Strict):
     protocols: Protocols = Protocols()
     models: list[ModelSource] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _grpc_binds_the_http_interface(cls, data: Any) -> Any:
+        """Without protocols.grpc_host, gRPC listens where HTTP does (server.host): one interface unless the config says otherwise."""
+        if not isinstance(data, dict):
+            return data
+        server, protocols = data.get("server"), data.get("protocols")
+        host = server.get("host") if isinstance(server, dict) else None
+        if isinstance(host, str) and (protocols is None or (isinstance(protocols, dict) and "grpc_host" not in protocols)):
+            return {**data, "protocols": {**(protocols or {}), "grpc_host": host}}
+        return data
+
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> ServiceConfig:
     """Read, substitute ${VAR} / ${VAR:-default} in string values, and validate."""
+    return parse_config(read_yaml(path), environ if environ is not None else dict(os.environ), source=str(path))
+
+
+def read_yaml(path: Path) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return parse_config(raw, environ if environ is not None else dict(os.environ), source=str(path))
 
 
 def parse_config(raw: Any, environ: dict[str, str], source: str = "config") -> ServiceConfig:
+    return validate_config(substitute(raw, environ), source)
+
+
+def validate_config(data: Any, source: str = "config") -> ServiceConfig:
+    """Validate an already substituted mapping; every problem is named by its key path."""
     try:
-        return ServiceConfig.model_validate(substitute(raw, environ))
+        return ServiceConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or 'top level'}: {error['msg']}" for error in exc.errors())
         raise ConfigError(f"{source}: {problems}") from None

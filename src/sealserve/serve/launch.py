@@ -8,20 +8,39 @@ import shutil
 import socket
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from sealserve.bundle.files import private_directory
-from sealserve.serve.app import CONFIG_ENV
-from sealserve.serve.fanout import RUNTIME_ENV
+from sealserve.serve.app import CONFIG_ENV, create_app
+from sealserve.serve.config import Server
+from sealserve.serve.fanout import RUNTIME_ENV, WorkerSync
+from sealserve.serve.settings import Overrides, load_settings
+
+FLAGS_ENV = "SEALSERVE_FLAGS"
 
 
-def serve_workers(config: Path, workers: int, host: str, port: int) -> None:
-    """The workers share a private folder (0700) for admin actions every one of them must apply; it lasts as long as the server."""
+def serve_workers(config: Path | None, flags: Overrides, server: Server) -> None:
+    """The workers share a private folder (0700) for admin actions every one of them must apply; it lasts as long as the server.
+
+    Each worker runs the same settings loader on the same YAML, environment and flags, so all of them serve one configuration.
+    """
     runtime = private_directory("sealserve-workers-")
-    os.environ[CONFIG_ENV] = str(config.resolve())
+    os.environ[CONFIG_ENV] = str(config.resolve()) if config is not None else ""
+    os.environ[FLAGS_ENV] = flags.to_json()
     os.environ[RUNTIME_ENV] = str(runtime)
     try:
-        _run_supervisor(workers, host, port)
+        _run_supervisor(server.workers, server.host, server.port)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def worker_app() -> FastAPI:
+    """One worker's app, loaded before it accepts connections (no worker answers unloaded)."""
+    path = os.environ.get(CONFIG_ENV)
+    settings = load_settings(Path(path) if path else None, os.environ, Overrides.from_json(os.environ.get(FLAGS_ENV) or "{}"))
+    app = create_app(settings.config, load_before_serving=True)
+    app.state.fanout = WorkerSync(Path(os.environ[RUNTIME_ENV]), app.state.registry)
+    return app
 
 
 def _run_supervisor(workers: int, host: str, port: int) -> None:
@@ -36,7 +55,7 @@ def _run_supervisor(workers: int, host: str, port: int) -> None:
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
-        "sealserve.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False
+        "sealserve.serve.launch:worker_app", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False
     )
     bound = config.bind_socket()
     listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())

@@ -8,11 +8,13 @@ from urllib.parse import unquote, urlparse
 from sealserve.bundle.files import Limits
 from sealserve.errors import StoreError
 from sealserve.store.base import Credentials, ProgressStart, Store, StoreAccessError, StoreUnavailableError, VersionInfo
+from sealserve.store.directory import SCHEME, DirectoryStore
 from sealserve.store.local import LocalStore
 
 
 def open_store(url: str, *, credentials: Credentials | None = None, limits: Limits | None = None) -> Store:
-    """A store for `file:///path` (or a plain path) or `s3://bucket/prefix[?endpoint=…&region=…&ca_bundle=…]`."""
+    """A store for `file:///path` (or a plain path), `s3://bucket/prefix[?endpoint=…&region=…&ca_bundle=…]`,
+    or `dir:///path`, a plain folder holding one bundle (store/directory.py)."""
     parsed = urlparse(url)
     if parsed.scheme == "s3":
         from sealserve.store.s3 import S3Store
@@ -20,6 +22,8 @@ def open_store(url: str, *, credentials: Credentials | None = None, limits: Limi
         return S3Store(url, credentials=credentials, limits=limits)
     if credentials is not None:
         raise StoreError(f"{url!r} is not an s3:// store; credentials are only used with s3://")
+    if parsed.scheme == SCHEME:
+        return DirectoryStore.from_url(url, limits)
     if parsed.scheme in ("", "file"):
         if parsed.netloc not in ("", "localhost"):
             raise StoreError(f"file store URL {url!r} names a host; use file:///absolute/path")
@@ -29,6 +33,7 @@ def open_store(url: str, *, credentials: Credentials | None = None, limits: Limi
 
 __all__ = [
     "Credentials",
+    "DirectoryStore",
     "LocalStore",
     "ProgressStart",
     "Store",

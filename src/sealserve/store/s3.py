@@ -11,7 +11,8 @@ conditional writes get a read-before-write check instead. Readers never see a ha
 
 URL options (query parameters, never credentials):
 
-    endpoint=https://host:port   S3-compatible endpoint; `http://` is the only way to get plain HTTP
+    endpoint=https://host:port   S3-compatible endpoint (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / the AWS config);
+                                 plain HTTP from the environment works too, with one warning naming it
     region=eu-west-1             signing region
     ca_bundle=/path/ca.pem       CA certificates to verify the endpoint's TLS certificate
     addressing=path|virtual|auto bucket addressing (default: path with an endpoint, auto without)
@@ -20,6 +21,7 @@ URL options (query parameters, never credentials):
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +78,8 @@ TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTi
 NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404"}
 UNSUPPORTED_CODES = {"NotImplemented", "501"}
 
+logger = logging.getLogger("sealserve.store")
+
 
 class S3Store:
     """Versioned bundles in an S3 bucket; a second implementation of the `Store` protocol."""
@@ -99,9 +103,11 @@ class S3Store:
         self.client: S3Client = client or self._make_client(credentials, connect_timeout, read_timeout)
         self.endpoint = self.client.meta.endpoint_url
         if self.endpoint.startswith("http://") and self.location.endpoint is None:
-            raise StoreError(
-                f"the AWS configuration names the plain-HTTP endpoint {self.endpoint}; "
-                "plain HTTP is only used when the store URL says so (?endpoint=http://…)"
+            logger.warning(
+                "%s: S3 endpoint %s (from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or the AWS config file) is plain HTTP; "
+                "bundles are still verified against the keyring, but credentials and traffic are not encrypted",
+                self.location.bucket,
+                self.endpoint,
             )
 
     def _make_client(self, credentials: Credentials | None, connect_timeout: float, read_timeout: float) -> S3Client:

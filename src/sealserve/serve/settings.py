@@ -1,0 +1,133 @@
+"""`sealserve serve`'s one settings loader: the YAML file, then SEALSERVE_* environment variables, then flags.
+
+The flags include KServe's (`--model_name`, `--model_dir`, `--http_port`, `--grpc_port`), so a ServingRuntime
+can start the server with no YAML at all; every layer goes through the same strict validation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sealserve.errors import ConfigError
+from sealserve.serve.config import Server, ServiceConfig, read_yaml, substitute, validate_config
+from sealserve.store.directory import directory_url
+
+ENVIRONMENT = {
+    "host": "SEALSERVE_HOST",
+    "http_port": "SEALSERVE_HTTP_PORT",
+    "grpc_port": "SEALSERVE_GRPC_PORT",
+    "workers": "SEALSERVE_WORKERS",
+    "model_name": "SEALSERVE_MODEL_NAME",
+    "model_dir": "SEALSERVE_MODEL_DIR",
+    "keyring": "SEALSERVE_KEYRING",
+}
+INTEGERS = ("http_port", "grpc_port", "workers")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Settings given outside the YAML file, by the environment or by flags; None means "not given here"."""
+
+    host: str | None = None
+    http_port: int | None = None
+    grpc_port: int | None = None
+    workers: int | None = None
+    model_name: str | None = None
+    model_dir: str | None = None
+    keyring: str | None = None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Overrides:
+        given: dict[str, Any] = {}
+        for setting, variable in ENVIRONMENT.items():
+            value = environ.get(variable, "").strip()
+            if not value:
+                continue
+            if setting in INTEGERS:
+                try:
+                    given[setting] = int(value)
+                except ValueError:
+                    raise ConfigError(f"environment variable {variable} must be a whole number, not {value!r}") from None
+            else:
+                given[setting] = value
+        return cls(**given)
+
+    def over(self, lower: Overrides) -> Overrides:
+        """This layer on top of `lower`: each setting given here wins."""
+        return replace(lower, **{item.name: value for item in fields(self) if (value := getattr(self, item.name)) is not None})
+
+    def to_json(self) -> str:
+        return json.dumps({key: value for key, value in asdict(self).items() if value is not None})
+
+    @classmethod
+    def from_json(cls, text: str) -> Overrides:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration, and what the environment and flags changed in it."""
+
+    config: ServiceConfig
+    given: Overrides
+
+
+def load_settings(path: Path | None, environ: Mapping[str, str], flags: Overrides) -> Settings:
+    """YAML (when given; `${VAR}` substituted) ← environment ← flags, validated once as a whole."""
+    raw = read_yaml(path) if path is not None else {}
+    data = substitute(raw if raw is not None else {}, dict(environ))
+    given = flags.over(Overrides.from_environment(environ))
+    source = str(path) if path is not None else "flags and environment"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings")
+    return Settings(validate_config(apply(data, given, source), source), given)
+
+
+def apply(data: dict[str, Any], given: Overrides, source: str) -> dict[str, Any]:
+    """The configuration mapping with the given settings written into it at their YAML keys."""
+    result = dict(data)
+    server = dict(_section(result, "server", source))
+    for key, value in (("host", given.host), ("port", given.http_port), ("workers", given.workers)):
+        if value is not None:
+            server[key] = value
+    result["server"] = server
+    if given.grpc_port is not None:  # a port named outside the file binds the HTTP interface, like KServe's
+        protocols = dict(_section(result, "protocols", source))
+        protocols["grpc_port"] = given.grpc_port
+        protocols["grpc_host"] = server.get("host", Server().host)
+        result["protocols"] = protocols
+    if given.model_dir is not None:
+        result["models"] = [_directory_model(result.get("models"), Path(given.model_dir), given, source)]
+    elif given.model_name is not None or given.keyring is not None:
+        raise ConfigError(
+            "--model_name and --keyring (SEALSERVE_MODEL_NAME, SEALSERVE_KEYRING) describe the --model_dir model; give --model_dir"
+        )
+    return result
+
+
+def _directory_model(models: Any, folder: Path, given: Overrides, source: str) -> dict[str, Any]:
+    """The one bundle model served from --model_dir: the YAML's single bundle model (if any) supplies the other keys."""
+    listed = models if isinstance(models, list) else []
+    if len(listed) > 1 or (listed and (not isinstance(listed[0], dict) or "class_path" in listed[0])):
+        raise ConfigError(f"{source}: --model_dir serves one bundle model, so the config may list at most one bundle model as its template")
+    model = dict(listed[0]) if listed else {}
+    model["store_url"] = directory_url(folder)
+    if given.model_name is not None:
+        model["name"] = given.model_name
+    if given.keyring is not None:
+        model["keyring"] = given.keyring
+    for key, hint in (("name", "--model_name or SEALSERVE_MODEL_NAME"), ("keyring", "--keyring or SEALSERVE_KEYRING")):
+        if key not in model:
+            raise ConfigError(f"the --model_dir model needs a {key}: {hint}, or a bundle model in the config")
+    return model
+
+
+def _section(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    section = data.get(key) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: {key} must be a mapping")
+    return section
