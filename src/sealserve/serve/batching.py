@@ -66,7 +66,9 @@ class AdaptiveBatcher(Generic[P, R]):
         max_queue: int = 1024,
         executor: concurrent.futures.Executor | None = None,
         name: str = "",
+        observe: Callable[[int, list[float]], None] | None = None,
     ) -> None:
+        """`observe(rows, waits)`, when given, sees each batch as it starts: its rows and each part's seconds in the queue."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_latency_ms < 0:
@@ -78,6 +80,7 @@ class AdaptiveBatcher(Generic[P, R]):
         self.max_latency = max_latency_ms / 1000.0
         self.max_queue = max_queue
         self.stats = BatchStats()
+        self._observe = observe
         self._run = run
         self._size = size
         self._owns_executor = executor is None
@@ -224,6 +227,9 @@ class AdaptiveBatcher(Generic[P, R]):
         self.stats.rows += rows
         self.stats.largest_batch_rows = max(self.stats.largest_batch_rows, rows)
         loop = asyncio.get_running_loop()
+        if self._observe is not None:
+            now = loop.time()
+            self._observe(rows, [now - item.enqueued for item in live])
         try:
             results = await loop.run_in_executor(self._executor, self._call, parts)
         except asyncio.CancelledError:

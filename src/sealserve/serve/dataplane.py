@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sealserve.model import MLModel
 from sealserve.serve.batching import AdaptiveBatcher
 from sealserve.serve.bundle_model import BundleModel, Predictions
 from sealserve.serve.columns import Columns
@@ -63,14 +62,16 @@ class InferenceRequest:
     rows: int | None = None
     item: str = "row"
     validated: bool = False
+    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(frozen=True)
 class Inference:
-    """The served model, its protocol signature and the outputs (read them through the signature)."""
+    """The served model, its protocol signature, the validated inputs and the outputs (read them through the signature)."""
 
     served: ServedModel
     signature: Signature
+    inputs: Batch
     outputs: Outputs
     seconds: float
 
@@ -82,17 +83,23 @@ class InferenceHook:
         """Runs after the model is resolved, before the request is decoded."""
 
     def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
-        """Runs once per request with its result or the error its client received."""
+        """Runs once per request with its result or the error its client received, however early it failed."""
+
+    def model_ran(self, served: ServedModel, rows: int, seconds: float) -> None:
+        """After each model call (with batching, several callers' rows): the model's own time."""
+
+    def batched(self, served: ServedModel, rows: int, waits: Sequence[float]) -> None:
+        """As a batch starts: its rows and each caller's seconds in the queue (models that run off the event loop)."""
 
 
 class ModelRunner:
     """How one loaded model runs: in line for a microsecond runtime, else off the event loop through its batcher."""
 
-    def __init__(self, model: MLModel, batching: Batching) -> None:
-        self.model = model
-        self.signature = Signature(model)
-        self.inline = isinstance(model, BundleModel) and model.runtime_name in INLINE_RUNTIMES
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{model.qualified_name}")
+    def __init__(self, served: ServedModel, batching: Batching, hooks: Sequence[InferenceHook] = ()) -> None:
+        self.served, self.model, self.hooks = served, served.model, hooks
+        self.signature = Signature(self.model)
+        self.inline = isinstance(self.model, BundleModel) and self.model.runtime_name in INLINE_RUNTIMES
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{served.name}")
         self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
             self._run_parts,
             len,
@@ -100,15 +107,26 @@ class ModelRunner:
             max_latency_ms=batching.max_latency_ms,
             max_queue=batching.max_queue,
             executor=self._executor,
-            name=model.qualified_name,
+            name=served.name,
+            observe=self._batched if hooks else None,
         )
 
     def run_blocking(self, batch: Batch) -> Outputs:
         model = self.model
+        started = time.perf_counter()
         if isinstance(model, BundleModel):
-            return model.predict_columns(batch.arrays) if isinstance(batch, Columns) else model.predict_records(batch)
-        assert not isinstance(batch, Columns)
-        return list(model.predict_batch(batch))
+            outputs: Outputs = model.predict_columns(batch.arrays) if isinstance(batch, Columns) else model.predict_records(batch)
+        else:
+            assert not isinstance(batch, Columns)
+            outputs = list(model.predict_batch(batch))
+        seconds = time.perf_counter() - started
+        for hook in self.hooks:
+            hook.model_ran(self.served, len(batch), seconds)
+        return outputs
+
+    def _batched(self, rows: int, waits: list[float]) -> None:
+        for hook in self.hooks:
+            hook.batched(self.served, rows, waits)
 
     async def run(self, batch: Batch) -> Outputs:
         if self.inline:
@@ -135,6 +153,10 @@ class ModelRunner:
         return results
 
 
+def _undecodable(signature: Signature) -> Batch:
+    raise AssertionError("a refused request is never decoded")
+
+
 class DataPlane:
     """Inference for one app: the registry attaches a runner to each model as it loads (a load hook)."""
 
@@ -145,7 +167,7 @@ class DataPlane:
 
     def attach(self, served: ServedModel) -> None:
         """Load hook: build the model's runner (signature, batcher) before it starts serving; it lives as long as the model."""
-        served.attachments[RUNNER] = ModelRunner(served.model, self.batching)
+        served.attachments[RUNNER] = ModelRunner(served, self.batching, self.hooks)
 
     def runner(self, served: ServedModel) -> ModelRunner:
         runner = served.attachments.get(RUNNER)
@@ -174,9 +196,8 @@ class DataPlane:
             served, runner, batch = self._prepare(request)
             outputs = await runner.run(batch)
         except Exception as exc:
-            self._after(request, None, serving_error_of(exc))
-            raise
-        return self._finish(request, served, runner, outputs, started)
+            raise self._failed(request, exc) from None
+        return self._finish(request, served, runner, batch, outputs, started)
 
     def infer_blocking(self, request: InferenceRequest) -> Inference:
         """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""
@@ -185,9 +206,22 @@ class DataPlane:
             served, runner, batch = self._prepare(request)
             outputs = runner.run_blocking(batch)
         except Exception as exc:
-            self._after(request, None, serving_error_of(exc))
-            raise
-        return self._finish(request, served, runner, outputs, started)
+            raise self._failed(request, exc) from None
+        return self._finish(request, served, runner, batch, outputs, started)
+
+    def refused(self, protocol: Protocol, model: str, exc: BaseException, started: float) -> None:
+        """A request its adapter refused before it reached `infer` (unreadable body, malformed envelope): the hooks see
+        it too, so every inference request is observed exactly once. Errors `infer` already reported are skipped."""
+        error = serving_error_of(exc)
+        if not error.observed:
+            error.observed = True
+            self._after(InferenceRequest(model, protocol, _undecodable, started=started), None, error)
+
+    def _failed(self, request: InferenceRequest, exc: Exception) -> ServingError:
+        error = serving_error_of(exc)
+        error.observed = True
+        self._after(request, None, error)
+        return error
 
     def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, Batch]:
         served = self.resolve(request.model, request.version)
@@ -202,8 +236,10 @@ class DataPlane:
             return served, runner, batch
         return served, runner, runner.signature.validate(batch, request.item)
 
-    def _finish(self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, outputs: Outputs, started: float) -> Inference:
-        result = Inference(served, runner.signature, outputs, time.perf_counter() - started)
+    def _finish(
+        self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, batch: Batch, outputs: Outputs, started: float
+    ) -> Inference:
+        result = Inference(served, runner.signature, batch, outputs, time.perf_counter() - started)
         self._after(request, result, None)
         return result
 

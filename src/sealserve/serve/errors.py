@@ -29,6 +29,7 @@ class ServingError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.details, self.headers = status, code, message, details, headers
+        self.observed = False  # set once the data plane's hooks have seen this failure
 
 
 class ProtocolError(ServingError):
