@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sys
@@ -318,14 +317,15 @@ def serve(
     """Serve the models in a YAML config, or one bundle folder; settings: YAML ← SEALSERVE_* environment ← flags."""
     import uvicorn
 
+    from sealserve.serve.access_log import configure_logging
     from sealserve.serve.app import create_app
     from sealserve.serve.settings import Overrides, load_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     flags = Overrides(
         host=host, http_port=port, grpc_port=grpc_port, workers=workers, model_name=model_name, model_dir=model_dir, keyring=keyring
     )
     settings = run(lambda: load_settings(config, os.environ, flags))
+    configure_logging(settings.config.observability.log_format)
     server = settings.config.server
     if settings.given.grpc_port is not None and server.workers > 1:
         raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")

@@ -241,3 +241,17 @@ def test_every_connection_a_worker_accepts_has_tcp_nodelay(workspace: Workspace,
                 assert client.recv(65536).startswith(b"HTTP/1.1 200")  # accepted and answered; kept open
                 assert _server_side_nodelay(workers, client) == 1
         assert any(using_uvloop.values()) is (loop == "uvloop")
+
+
+def test_the_metrics_of_both_workers_add_up(workspace: Workspace, tmp_path: Path) -> None:
+    config = workspace.config(tmp_path / "service.yaml", {"name": "demo"})
+    with two_workers(config, tmp_path) as server:
+        assert set(versions(server, count=40)) == {"1.1.0"}
+        metrics = runtime_folder(max(_children(server.process.pid))) / "metrics"
+        writers = {path.name for path in metrics.glob("counter_*.db")}
+        assert len(writers) >= 2, writers  # both workers answered and wrote their own counts
+        totals = set()
+        for _ in range(10):  # each scrape, on a new connection, is answered by either worker: every one sums both
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("sealserve_requests_total{")))
+        assert totals == {40.0}

@@ -82,6 +82,10 @@ class InputAdapter:
         """Category labels become the codes the model saw; null stays missing."""
         return self._assemble([self._encode(self._read(record)) for record in records])
 
+    def client_rows(self, records: Iterable[Any]) -> list[Row]:
+        """Validated records as rows in feature order, values as the client sent them (labels, None for null)."""
+        return [self._read(record) for record in records]
+
     def from_columns(self, columns: dict[str, np.ndarray]) -> Any:
         """Model-facing column arrays (codes, not labels; no nulls), one per feature: the batch path without rows."""
         arrays = [columns[name] for name in self.names]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,11 +12,13 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.routing import Route
 
 from sealserve.serve import admin, health, native
-from sealserve.serve.config import ServiceConfig, load_config
-from sealserve.serve.dataplane import DataPlane
+from sealserve.serve.access_log import AccessLog
+from sealserve.serve.config import ServiceConfig
+from sealserve.serve.dataplane import DataPlane, InferenceHook
+from sealserve.serve.drift import DriftMonitor
 from sealserve.serve.error_handlers import install_error_handlers
-from sealserve.serve.fanout import RUNTIME_ENV, WorkerSync
 from sealserve.serve.hot_routes import HotRoutes
+from sealserve.serve.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.openapi import ModelDescription, build_openapi
 from sealserve.serve.protocols import StandardProtocols
 from sealserve.serve.registry import ModelRegistry
@@ -32,7 +32,14 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     """Build the app. Models load in the background so probes can report progress, or, with several
     worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded)."""
     models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
-    dataplane = DataPlane(models, config.limits, config.batching)
+    observability = config.observability
+    drift = DriftMonitor(observability.drift)
+    models.on_load.append(drift.attach)
+    hooks: list[InferenceHook] = [drift]
+    metrics = Metrics() if observability.metrics else None
+    if metrics is not None:
+        hooks.append(MetricsHook(metrics, models))
+    dataplane = DataPlane(models, config.limits, config.batching, hooks)
     protocols = StandardProtocols(models, dataplane, config)
 
     @asynccontextmanager
@@ -59,28 +66,23 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     app.state.registry = models
     app.state.dataplane = dataplane
     app.state.protocols = protocols
+    app.state.drift = drift
+    app.state.metrics = metrics
     install_error_handlers(app)
     hot: list[Route] = []
-    app.include_router(native.build_router(models, config.limits, dataplane, hot))
+    app.include_router(native.build_router(models, config.limits, dataplane, hot, drift))
     app.include_router(health.build_router(models))
     if config.admin.enabled:
         app.include_router(admin.build_router(models))
     for router in protocols.routers(hot):
         app.include_router(router)
+    if metrics is not None:
+        app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
     app.add_middleware(HotRoutes, routes=hot)
+    app.add_middleware(AccessLog, enabled=observability.access_log)  # outermost: it sees every route, the hot ones too
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
-
-
-def app_from_environment() -> FastAPI:
-    """Factory for multi-worker serving: the config path comes from SEALSERVE_CONFIG; the runtime folder the
-    workers share for admin actions (fanout.py) from SEALSERVE_WORKERS_DIR, made by `sealserve serve`."""
-    app = create_app(load_config(Path(os.environ[CONFIG_ENV])), load_before_serving=True)
-    runtime = os.environ.get(RUNTIME_ENV)
-    if runtime:
-        app.state.fanout = WorkerSync(Path(runtime), app.state.registry)
     return app

@@ -108,6 +108,30 @@ class Protocols(Strict):
     grpc_workers: int = Field(default=8, gt=0, description="Threads answering gRPC calls.")
 
 
+class Drift(Strict):
+    """Drift of served inputs against the bundle's training statistics (docs/observability.md)."""
+
+    window: int = Field(default=1000, ge=10, le=1_000_000, description="Most recent rows compared per model.")
+    min_rows: int = Field(default=100, ge=1, description="Rows a window needs before a feature gets a status.")
+    warn: float = Field(default=0.1, gt=0, description="PSI from which a feature is `warn`.")
+    alert: float = Field(default=0.25, gt=0, description="PSI from which a feature is `alert`.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Drift:
+        if self.alert <= self.warn:
+            raise ValueError(f"alert ({self.alert}) must be above warn ({self.warn})")
+        return self
+
+
+class Observability(Strict):
+    """Metrics, logs and drift; all on by default (each costs a few microseconds per request, measured in performance.md)."""
+
+    metrics: bool = Field(default=True, description="Prometheus metrics on GET /metrics.")
+    access_log: bool = Field(default=True, description="One log line per request (JSON unless log_format says text).")
+    log_format: Literal["json", "text"] = "json"
+    drift: Drift = Drift()
+
+
 class Server(Strict):
     """Where the HTTP port listens; the environment (SEALSERVE_HOST, SEALSERVE_HTTP_PORT, SEALSERVE_WORKERS) and flags override it."""
 
@@ -128,6 +152,7 @@ class ServiceConfig(Strict):
     storage: Storage = Storage()
     admin: Admin = Admin()
     protocols: Protocols = Protocols()
+    observability: Observability = Observability()
     models: list[ModelSource] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -7,6 +7,7 @@ ids) wraps the inference routes like every other route.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
@@ -14,20 +15,31 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sealserve.serve.dataplane import DataPlane, Protocol
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 Render = Callable[[Exception], Response]
+Refused = Callable[[Request, Exception, float], None]
 
 
-def hot_route(path: str, endpoint: Endpoint, render: Render) -> Route:
-    """A POST route whose failures are answered in its protocol's error shape (there is no exception handler here)."""
+def hot_route(path: str, endpoint: Endpoint, render: Render, refused: Refused) -> Route:
+    """A POST route whose failures are answered in its protocol's error shape (there is no exception handler here);
+    `refused` sees each failure with the request's start time (the data plane counts those it has not seen)."""
 
     async def guarded(request: Request) -> Response:
+        started = time.perf_counter()
         try:
             return await endpoint(request)
         except Exception as exc:
+            refused(request, exc, started)
             return render(exc)
 
     return Route(path, guarded, methods=["POST"], include_in_schema=False)
+
+
+def refusals(dataplane: DataPlane, protocol: Protocol) -> Refused:
+    """Failures before the data plane (unreadable body, malformed envelope) reach its hooks too."""
+    return lambda request, exc, started: dataplane.refused(protocol, request.path_params.get("name", ""), exc, started)
 
 
 class HotRoutes:

@@ -11,9 +11,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from sealserve.bundle.files import private_directory
+from sealserve.serve.access_log import configure_logging
 from sealserve.serve.app import CONFIG_ENV, create_app
 from sealserve.serve.config import Server
 from sealserve.serve.fanout import RUNTIME_ENV, WorkerSync
+from sealserve.serve.metrics import MULTIPROCESS_ENV
 from sealserve.serve.settings import Overrides, load_settings
 
 FLAGS_ENV = "SEALSERVE_FLAGS"
@@ -28,6 +30,9 @@ def serve_workers(config: Path | None, flags: Overrides, server: Server) -> None
     os.environ[CONFIG_ENV] = str(config.resolve()) if config is not None else ""
     os.environ[FLAGS_ENV] = flags.to_json()
     os.environ[RUNTIME_ENV] = str(runtime)
+    metrics = runtime / "metrics"  # every worker writes its metric files here; /metrics adds them up (metrics.py)
+    metrics.mkdir(mode=0o700)
+    os.environ[MULTIPROCESS_ENV] = str(metrics)
     try:
         _run_supervisor(server.workers, server.host, server.port)
     finally:
@@ -38,6 +43,7 @@ def worker_app() -> FastAPI:
     """One worker's app, loaded before it accepts connections (no worker answers unloaded)."""
     path = os.environ.get(CONFIG_ENV)
     settings = load_settings(Path(path) if path else None, os.environ, Overrides.from_json(os.environ.get(FLAGS_ENV) or "{}"))
+    configure_logging(settings.config.observability.log_format)
     app = create_app(settings.config, load_before_serving=True)
     app.state.fanout = WorkerSync(Path(os.environ[RUNTIME_ENV]), app.state.registry)
     return app

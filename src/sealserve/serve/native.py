@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,9 +15,10 @@ from starlette.routing import Route
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import ClassSource, Limits
 from sealserve.serve.dataplane import Batch, DataPlane, InferenceRequest, Protocol
+from sealserve.serve.drift import DriftMonitor
 from sealserve.serve.error_handlers import render_error
 from sealserve.serve.errors import ServingError, validation_details
-from sealserve.serve.hot_routes import hot_route
+from sealserve.serve.hot_routes import hot_route, refusals
 from sealserve.serve.registry import ModelRegistry, ModelState
 from sealserve.serve.responses import describe_state, json_response, model_headers
 from sealserve.serve.signature import Signature
@@ -67,7 +69,7 @@ def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
     return frozenset(hidden)
 
 
-def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[Route]) -> APIRouter:
+def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[Route], drift: DriftMonitor) -> APIRouter:
     """Listing and metadata routes; the two prediction routes go to `hot` (documented per model in openapi.py)."""
     router = APIRouter(prefix="/api/models", tags=["models"])
     hidden = without_endpoints(registry.states)
@@ -92,7 +94,17 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
             detail["output_schema"] = model.output_schema.model_json_schema()
             if state.served.metadata is not None:
                 detail["metadata"] = state.served.metadata.model_dump(mode="json", exclude={"input_schema", "output_schema"})
+            report = drift.report(state.served)
+            detail["drift"] = report.status if report is not None else None
         return json_response(detail)
+
+    @router.get("/{name}/drift", summary="Input drift against the training data: PSI per feature over the recent window")
+    async def get_drift(name: str) -> Response:
+        served = dataplane.resolve(name)
+        report = await asyncio.to_thread(drift.report, served)
+        if report is None:
+            raise ServingError(404, "no_drift_reference", f"model {name!r} has no training statistics to compare with")
+        return json_response(report.as_dict(), headers=model_headers(served))
 
     async def predict_one(request: Request) -> Response:
         name = request.path_params["name"]
@@ -120,9 +132,10 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
             headers=model_headers(served),
         )
 
+    refused = refusals(dataplane, Protocol.NATIVE)
     for route in (
-        hot_route("/api/models/{name}/prediction", predict_one, render_error),
-        hot_route("/api/models/{name}/predictions", predict_many, render_error),
+        hot_route("/api/models/{name}/prediction", predict_one, render_error, refused),
+        hot_route("/api/models/{name}/predictions", predict_many, render_error, refused),
     ):
         hot.append(route)
         router.routes.append(route)  # also here, so another method on the path is a 405, not a 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,16 @@ class ModelState:
         return self.pinned or self.source.ref
 
 
+@dataclass(frozen=True)
+class LoadOutcome:
+    """One load attempt: the version it activated, or the error that kept the previous one serving."""
+
+    state: ModelState
+    served: ServedModel | None
+    error: Exception | None
+    seconds: float
+
+
 @dataclass
 class ModelRegistry:
     """All configured models of one app; no module-level state, so two apps can run side by side.
@@ -67,6 +78,7 @@ class ModelRegistry:
     limits: files.Limits = field(default_factory=files.Limits)
     cache_dir: Path | None = None
     on_load: list[Callable[[ServedModel], None]] = field(default_factory=list)
+    on_outcome: list[Callable[[LoadOutcome], None]] = field(default_factory=list)  # after every attempt: metrics, logs
 
     def __post_init__(self) -> None:
         self._states = [ModelState(_key(source), source) for source in self.sources]
@@ -103,24 +115,31 @@ class ModelRegistry:
         with state.lock:
             state.unloaded = False
             attempt: list[str] = []
+            started = time.perf_counter()
+            failure: Exception | None = None
+            served: ServedModel | None = None
             try:
                 served = self._load(state, attempt)
                 for hook in self.on_load:  # a hook that fails fails the load: the previous version keeps serving
                     hook(served)
             except NotFoundError as exc:  # the store answered: the version or alias is not there
+                failure = exc
                 self._storage_ok(state)
                 state.error = _failure(state, exc)
                 state.failed_version = attempt[-1] if attempt else None
                 logger.warning("model %s not loaded: %s", state.key, exc)
             except StoreError as exc:  # unreachable, refused credentials, server errors: retried later
+                failure = exc
                 self._storage_failed(state, exc)
                 state.error = _failure(state, exc)
                 logger.warning("model %s not loaded: %s", state.key, exc)
             except SealserveError as exc:
+                failure = exc
                 state.error = _failure(state, exc)
                 state.failed_version = attempt[-1] if attempt else None
                 logger.warning("model %s not loaded: %s", state.key, exc)
             except Exception as exc:  # a broken custom model class must not take the service down
+                failure = exc
                 state.error = f"{type(exc).__name__} while loading"
                 logger.exception("model %s failed to load", state.key)
             else:
@@ -134,6 +153,9 @@ class ModelRegistry:
                 logger.info("model %s version %s loaded from %s (signer %s)", served.name, served.version, served.origin, served.signer)
             finally:
                 state.attempted = True
+            outcome = LoadOutcome(state, served if failure is None else None, failure, time.perf_counter() - started)
+        for observe in self.on_outcome:
+            observe(outcome)
 
     def poll(self, state: ModelState) -> None:
         """Ask the store what the state's ref names now; load it when it differs from what is served.

@@ -67,5 +67,5 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
     async def hot_predict(request: Request) -> Response:
         return await predict(request.path_params["name"], request)
 
-    hot.append(hot_protocol_route("/v1/models/{name}:predict", hot_predict, error_response))
+    hot.append(hot_protocol_route("/v1/models/{name}:predict", hot_predict, error_response, dataplane, Protocol.KSERVE_V1))
     return router

@@ -115,8 +115,10 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
     async def hot_deployment_predictions(request: Request) -> Response:
         return await predict(request.path_params["name"], request)
 
-    hot.append(hot_protocol_route("/api/v1.0/predictions", hot_predictions, error))
-    hot.append(hot_protocol_route("/seldon/{namespace}/{name}/api/v1.0/predictions", hot_deployment_predictions, error))
+    hot.append(hot_protocol_route("/api/v1.0/predictions", hot_predictions, error, dataplane, Protocol.SELDON))
+    hot.append(
+        hot_protocol_route("/seldon/{namespace}/{name}/api/v1.0/predictions", hot_deployment_predictions, error, dataplane, Protocol.SELDON)
+    )
     return router
 
 

@@ -92,12 +92,11 @@ class InferenceService:
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
     def model_infer(self, request: Any, context: grpc.ServicerContext) -> Any:
-        inputs = decode_inputs(request)
         result = self.dataplane.infer_blocking(
             InferenceRequest(
                 request.model_name,
                 Protocol.V2_GRPC,
-                lambda signature: tensors.batch(signature, inputs, self.limits),
+                lambda signature: tensors.batch(signature, decode_inputs(request), self.limits),
                 version=request.model_version or None,
             )
         )

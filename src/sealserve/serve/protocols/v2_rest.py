@@ -84,9 +84,13 @@ def build_router(
 
     async def infer(name: str, version: str | None, request: Request) -> Response:
         envelope, binary = await _read_request(request, limits)
-        inputs = _decode_inputs(envelope.inputs, binary)
         result = await dataplane.infer(
-            InferenceRequest(name, Protocol.V2_REST, lambda signature: tensors.batch(signature, inputs, limits), version=version)
+            InferenceRequest(
+                name,
+                Protocol.V2_REST,
+                lambda signature: tensors.batch(signature, _decode_inputs(envelope.inputs, binary), limits),
+                version=version,
+            )
         )
         served, predictions = result.served, result.outputs
         selected = result.signature.select([output.name for output in envelope.outputs] if envelope.outputs else None)
@@ -127,8 +131,8 @@ def build_router(
     async def hot_infer(request: Request) -> Response:
         return await infer(request.path_params["name"], request.path_params.get("version"), request)
 
-    hot.append(hot_protocol_route("/v2/models/{name}/infer", hot_infer, error_response))
-    hot.append(hot_protocol_route("/v2/models/{name}/versions/{version}/infer", hot_infer, error_response))
+    hot.append(hot_protocol_route("/v2/models/{name}/infer", hot_infer, error_response, dataplane, Protocol.V2_REST))
+    hot.append(hot_protocol_route("/v2/models/{name}/versions/{version}/infer", hot_infer, error_response, dataplane, Protocol.V2_REST))
     if repository:
         add_repository_routes(router, registry, limits)
     return router
