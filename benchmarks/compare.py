@@ -68,6 +68,7 @@ COMPARISONS = [
 ]
 GRPC_COMPARISONS = [("V2 gRPC", "MLServer", "V2 gRPC")]
 TWO_WORKERS = "sealserve-2w"  # the same server with --workers 2, compared with one worker
+QUIET = "sealserve-quiet"  # metrics, access log and drift off: what observing costs
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ def print_tables(results: Results, models: list[BenchModel], header: list[str]) 
     for model in (m.name for m in models):
         pairs = [(("sealserve", api), (peer, peer_api)) for api, peer, peer_api in COMPARISONS + GRPC_COMPARISONS]
         pairs += [((TWO_WORKERS, api), ("sealserve", api)) for api in ("native", "V2 REST")]
+        pairs += [(("sealserve", api), (QUIET, api)) for api in ("native", "V2 REST")]
         for (server, api), (peer, peer_api) in pairs:
             ours, theirs = (model, server, api), (model, peer, peer_api)
             if ours in results.values and theirs in results.values:
@@ -371,7 +373,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--profile", action="store_true", help="also record sealserve with py-spy under load (10 s)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".sealserve" / "bench-envs", help="peer envs, work files, results")
     parser.add_argument(
-        "--servers", default=f"sealserve,{TWO_WORKERS},floor,MLServer,rest_model_service", help="comma-separated subset (default: all)"
+        "--servers",
+        default=f"sealserve,{QUIET},{TWO_WORKERS},floor,MLServer,rest_model_service",
+        help="comma-separated subset (default: all)",
     )
     args = parser.parse_args(argv)
     rounds, seconds = (1, 3.0) if args.quick else (args.rounds, args.seconds)
@@ -412,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         factories: dict[str, tuple[envs.EnvSpec | None, Callable[..., Peer]]] = {
             "sealserve": (None, Sealserve),
             TWO_WORKERS: (None, lambda: Sealserve(workers=2)),
+            QUIET: (None, lambda: Sealserve(observe=False)),
             "floor": (None, Floor),
             "MLServer": (envs.MLSERVER, MLServer),
             "rest_model_service": (envs.REST_MODEL_SERVICE, RestModelService),

@@ -101,9 +101,11 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Sealserve:
-    def __init__(self, workers: int = 1) -> None:
-        self.workers = workers
-        self.name = "sealserve" if workers == 1 else f"sealserve-{workers}w"
+    """`observe`: metrics, access log and drift as configured by default; without it all three are off."""
+
+    def __init__(self, workers: int = 1, observe: bool = True) -> None:
+        self.workers, self.observe = workers, observe
+        self.name = ("sealserve" if workers == 1 else f"sealserve-{workers}w") + ("" if observe else "-quiet")
 
     def launch(self, model: BenchModel, work: Path, port: int, grpc_port: int) -> Launch:
         config = work / f"{self.name}-{model.name}.yaml"
@@ -112,6 +114,7 @@ class Sealserve:
             # raised so one request can carry the 10,000-record batch; every other setting is the default
             "limits": {"max_body_bytes": 64 << 20, "max_batch_size": BATCH_RECORDS},
             "protocols": {"grpc_port": grpc_port},  # the config's port is shared by every worker
+            **({} if self.observe else {"observability": {"metrics": False, "access_log": False, "drift": {"enabled": False}}}),
             "models": [{"name": model.name, "store_url": model.store_url, "keyring": str(model.keyring), "ref": "production"}],
         }
         config.write_text(yaml.safe_dump(service))

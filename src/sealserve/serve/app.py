@@ -34,8 +34,10 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
     observability = config.observability
     drift = DriftMonitor(observability.drift)
-    models.on_load.append(drift.attach)
-    hooks: list[InferenceHook] = [drift]
+    hooks: list[InferenceHook] = []
+    if observability.drift.enabled:
+        models.on_load.append(drift.attach)
+        hooks.append(drift)
     metrics = Metrics() if observability.metrics else None
     if metrics is not None:
         hooks.append(MetricsHook(metrics, models))

@@ -111,6 +111,7 @@ class Protocols(Strict):
 class Drift(Strict):
     """Drift of served inputs against the bundle's training statistics (docs/observability.md)."""
 
+    enabled: bool = Field(default=True, description="Keep a window of recent inputs per model and score it on request.")
     window: int = Field(default=1000, ge=10, le=1_000_000, description="Most recent rows compared per model.")
     min_rows: int = Field(default=100, ge=1, description="Rows a window needs before a feature gets a status.")
     warn: float = Field(default=0.1, gt=0, description="PSI from which a feature is `warn`.")
