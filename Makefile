@@ -29,7 +29,13 @@ $(CHECKOV): deploy/validate/checkov-requirements.txt | $(UV)
 	$(UV) pip install --quiet --require-hashes --python $(TOOLS)/checkov/bin/python -r deploy/validate/checkov-requirements.txt
 	touch $@
 
-setup: $(VENV)/.synced $(CHECKOV)
+# Debian's chromium for the browser tests (Playwright drives it; no browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
+
+setup: $(VENV)/.synced $(CHECKOV) $(CHROMIUM)
 
 serve: $(VENV)/.synced
 	$(VENV)/bin/python examples/diabetes_risk/publish.py --home $(SEALSERVE_HOME)
@@ -42,7 +48,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy src
 
-test: lint typecheck $(CHECKOV)
+test: lint typecheck $(CHECKOV) $(CHROMIUM)
 	$(VENV)/bin/pytest
 
 # kustomize, kubernetes-validate (1.32, strict), KServe's CRD schemas, checkov, hadolint, and the servers the manifests start.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from sealserve.serve import create_app, load_config
-from sealserve.serve.access_log import JsonFormatter
 from tests.support.bundles import COLORS, Workspace, training_data
 from tests.support.server import free_port, wait_until
 
@@ -121,26 +120,30 @@ def test_failures_are_counted_by_kind_and_clients_cannot_create_series(service: 
     assert {dict(labels).get("model") for (_, labels) in after} <= {"demo", "", None}
 
 
-def test_the_request_id_is_echoed_and_logged_as_one_json_line_without_inputs(
-    service: tuple[TestClient, int], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_request_id_is_echoed_and_logged_as_one_json_line_without_inputs(service: tuple[TestClient, int]) -> None:
     client, _ = service
-    with caplog.at_level(logging.INFO, logger="sealserve.access"):
+    lines = client.app.state.access_lines  # type: ignore[attr-defined]
+    original, lines.stream = lines.stream, io.BytesIO()
+    try:
         response = client.post("/api/models/demo/prediction", json=DEMO, headers={"X-Request-ID": "trace-42.a"})
-        odd = client.post("/api/models/demo/prediction", json=DEMO, headers={"X-Request-ID": "bad id\nwith newline"})
+        odd = client.post("/api/models/demo/prediction", json=DEMO, headers={"X-Request-ID": "bad id with spaces"})
+        lines.flush()
+        written = lines.stream.getvalue().decode()
+    finally:
+        lines.stream = original
     assert response.headers["x-request-id"] == "trace-42.a"
-    assert odd.headers["x-request-id"] != "bad id\nwith newline"
-    assert len(odd.headers["x-request-id"]) == 32  # a fresh id instead
-    lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records if record.name == "sealserve.access"]
-    [line] = [line for line in lines if line["request_id"] == "trace-42.a"]
+    assert odd.headers["x-request-id"] != "bad id with spaces"
+    assert len(odd.headers["x-request-id"]) == 24  # a fresh id instead: process prefix and counter
+    parsed = [json.loads(line) for line in written.splitlines()]
+    [line] = [line for line in parsed if line["request_id"] == "trace-42.a"]
+    assert line["logger"] == "sealserve.access"
     assert line["status"] == 200
     assert line["model"] == "demo"
     assert line["version"] == "1.0.0"
     assert line["protocol"] == "native"
     assert line["latency_ms"] > 0
-    text = json.dumps(lines)
-    assert "BLUE" not in text  # inputs never reach the log
-    assert "7.5" not in text
+    assert "BLUE" not in written  # inputs never reach the log
+    assert "7.5" not in written
 
 
 def records_of(frame: Any) -> list[dict[str, Any]]:

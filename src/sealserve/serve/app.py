@@ -12,9 +12,10 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.routing import Route
 
 from sealserve.serve import admin, health, native
-from sealserve.serve.access_log import AccessLog
+from sealserve.serve.access_log import FLUSH_SECONDS, AccessLines, AccessLog
 from sealserve.serve.config import ServiceConfig
 from sealserve.serve.dataplane import DataPlane, InferenceHook
+from sealserve.serve.docs_page import docs_routes
 from sealserve.serve.drift import DriftMonitor
 from sealserve.serve.error_handlers import install_error_handlers
 from sealserve.serve.hot_routes import HotRoutes
@@ -23,6 +24,7 @@ from sealserve.serve.openapi import ModelDescription, build_openapi
 from sealserve.serve.protocols import StandardProtocols
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.reload import Reloader
+from sealserve.serve.ui import WebPages
 
 CONFIG_ENV = "SEALSERVE_CONFIG"
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -42,6 +44,7 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     if metrics is not None:
         hooks.append(MetricsHook(metrics, models))
     dataplane = DataPlane(models, config.limits, config.batching, hooks)
+    lines = AccessLines(observability.log_format) if observability.access_log else None
     protocols = StandardProtocols(models, dataplane, config)
 
     @asynccontextmanager
@@ -53,7 +56,11 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         if load_before_serving:
             await asyncio.to_thread(reloader.load_initial)
         reloader.start(initial=not load_before_serving)
+        flusher = asyncio.create_task(_flush_access_lines(lines)) if lines is not None else None
         yield
+        if flusher is not None:
+            flusher.cancel()
+            lines.flush()  # type: ignore[union-attr]
         await protocols.stop()
         await asyncio.to_thread(reloader.stop)
         await dataplane.close()
@@ -64,6 +71,8 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         version=config.version,
         lifespan=lifespan,
         telemetry=NO_TELEMETRY,  # FastAPI's OpenTelemetry probe reads the environment on every request
+        docs_url=None,  # served from packaged assets below, never from a CDN
+        redoc_url=None,
     )
     app.state.registry = models
     app.state.dataplane = dataplane
@@ -80,11 +89,22 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         app.include_router(router)
     if metrics is not None:
         app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
+    app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
+    metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
+    app.router.routes.extend(WebPages(models, drift, metrics_hook).routes())
     app.add_middleware(HotRoutes, routes=hot)
-    app.add_middleware(AccessLog, enabled=observability.access_log)  # outermost: it sees every route, the hot ones too
+    app.state.access_lines = lines
+    app.add_middleware(AccessLog, lines=lines)  # outermost: it sees every route, the hot ones too
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+async def _flush_access_lines(lines: AccessLines) -> None:
+    """Access lines reach the log within FLUSH_SECONDS even when traffic stops."""
+    while True:
+        await asyncio.sleep(FLUSH_SECONDS)
+        lines.flush()

@@ -41,6 +41,7 @@ class ServedModel:
     metadata: BundleMetadata | None = None
     origin: str = "store"
     attachments: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    reports: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)  # signed report files, for the web page
 
 
 def credentials_of(source: BundleSource) -> Credentials | None:
@@ -70,6 +71,7 @@ def serve_verified(
         else:
             estimator = verified.load(trusted_types=source.trusted_types, allow_pickle=source.allow_pickle)
         model = BundleModel(verified.metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)
+        reports = read_reports(verified)
         if keep is not None:
             try:
                 keep(verified)
@@ -78,8 +80,38 @@ def serve_verified(
     finally:
         verified.discard()
     return ServedModel(
-        source.name, model, verified.metadata.version, datetime.now(UTC), verified.signer.kid, verified.digest, verified.metadata, origin
+        source.name,
+        model,
+        verified.metadata.version,
+        datetime.now(UTC),
+        verified.signer.kid,
+        verified.digest,
+        verified.metadata,
+        origin,
+        reports=reports,
     )
+
+
+def read_reports(verified: VerifiedBundle) -> dict[str, bytes]:
+    """The bundle's report files (signed and verified like the model), kept in memory for the web page; one past
+    MAX_REPORT_BYTES, or past MAX_REPORTS_BYTES in all, is left out and logged."""
+    reports: dict[str, bytes] = {}
+    total = 0
+    for name in verified.metadata.reports:
+        if name not in verified.file_digests:
+            continue
+        path = verified.path / name
+        size = path.stat().st_size
+        if size > MAX_REPORT_BYTES or total + size > MAX_REPORTS_BYTES:
+            logger.info("model %s: report %s (%d bytes) is too large for the web page", verified.metadata.name, name, size)
+            continue
+        reports[name] = path.read_bytes()
+        total += size
+    return reports
+
+
+MAX_REPORT_BYTES = 8 << 20
+MAX_REPORTS_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ import asyncio
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
@@ -123,6 +127,20 @@ class Metrics:
         return bytes(generate_latest(combined))
 
 
+RECENT = 2048  # requests per model kept for the web page's rate and percentiles
+RECENT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RecentTraffic:
+    """One model's last minute as the web page shows it."""
+
+    requests: int
+    rate_per_second: float
+    p50_ms: float | None
+    p99_ms: float | None
+
+
 class MetricsHook(InferenceHook):
     """Counts and times every inference request, model call and batch; sees model loads through the registry."""
 
@@ -130,27 +148,54 @@ class MetricsHook(InferenceHook):
         self.metrics = metrics
         self._known = {state.key for state in registry.states}  # class models join under their served name once loaded
         self._info: dict[str, tuple[str, ...]] = {}
+        self._recent: dict[str, deque[tuple[float, float]]] = {}
+        self._ok: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._model_time: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         registry.on_outcome.append(self.loaded)
+
+    def recent(self, model: str) -> RecentTraffic:
+        """Successful requests of the last minute (at most RECENT of them): rate, median and 99th percentile latency."""
+        now = time.perf_counter()
+        seconds = [took for at, took in list(self._recent.get(model, ())) if now - at <= RECENT_SECONDS]
+        if not seconds:
+            return RecentTraffic(0, 0.0, None, None)
+        p50, p99 = np.percentile(np.asarray(seconds), [50, 99]) * 1000
+        return RecentTraffic(len(seconds), len(seconds) / RECENT_SECONDS, float(p50), float(p99))
 
     def model_label(self, name: str) -> str:
         return name if name in self._known else UNKNOWN_MODEL
 
     def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
-        seconds = time.perf_counter() - request.started
-        protocol = request.protocol.value
+        now = time.perf_counter()
+        seconds = now - request.started
         if result is not None:
-            labels = (result.served.name, result.served.version, protocol, "2xx")
-        else:
-            assert error is not None
-            model = self.model_label(request.model)
-            labels = (model, "", protocol, status_class(error.status))
-            self.metrics.errors.labels(model, protocol, error_kind(error)).inc()
+            served = result.served
+            key = (served.name, served.version, request.protocol.value)
+            children = self._ok.get(key)
+            if children is None:  # labels() costs more than an observation: look each combination up once
+                labels = (*key, "2xx")
+                children = self._ok[key] = (self.metrics.requests.labels(*labels), self.metrics.request_seconds.labels(*labels))
+            children[0].inc()
+            children[1].observe(seconds)
+            recent = self._recent.get(served.name)
+            if recent is None:
+                recent = self._recent.setdefault(served.name, deque(maxlen=RECENT))
+            recent.append((now, seconds))
+            return
+        assert error is not None
+        protocol = request.protocol.value
+        model = self.model_label(request.model)
+        labels = (model, "", protocol, status_class(error.status))
+        self.metrics.errors.labels(model, protocol, error_kind(error)).inc()
         self.metrics.requests.labels(*labels).inc()
         self.metrics.request_seconds.labels(*labels).observe(seconds)
 
     def model_ran(self, served: ServedModel, rows: int, seconds: float) -> None:
-        self.metrics.prediction_seconds.labels(served.name, served.version).observe(seconds)
+        child = self._model_time.get((served.name, served.version))
+        if child is None:
+            child = self._model_time[(served.name, served.version)] = self.metrics.prediction_seconds.labels(served.name, served.version)
+        child.observe(seconds)
 
     def batched(self, served: ServedModel, rows: int, waits: Sequence[float]) -> None:
         self.metrics.batch_rows.labels(served.name).observe(rows)
