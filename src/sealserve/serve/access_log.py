@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ACCESS_LOGGER = "sealserve.access"
@@ -119,6 +120,12 @@ class AccessLog:
         finally:
             if self.lines is not None:
                 self.lines.write(_fields(scope, request_id, answer, time.perf_counter() - started))
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id AccessLog gave this request (None when the app runs without it)."""
+    state: dict[str, Any] = request.scope.get("state", {})
+    return state.get("request_id")
 
 
 def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: float) -> dict[str, Any]:

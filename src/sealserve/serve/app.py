@@ -21,6 +21,7 @@ from sealserve.serve.error_handlers import install_error_handlers
 from sealserve.serve.hot_routes import HotRoutes
 from sealserve.serve.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.openapi import ModelDescription, build_openapi
+from sealserve.serve.prediction_log import PredictionLogs
 from sealserve.serve.protocols import StandardProtocols
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.reload import Reloader
@@ -43,6 +44,9 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     metrics = Metrics() if observability.metrics else None
     if metrics is not None:
         hooks.append(MetricsHook(metrics, models))
+    prediction_logs = PredictionLogs(models, metrics.count_dropped_prediction if metrics is not None else lambda name: None)
+    if prediction_logs.logs:
+        hooks.append(prediction_logs)
     dataplane = DataPlane(models, config.limits, config.batching, hooks)
     lines = AccessLines(observability.log_format) if observability.access_log else None
     protocols = StandardProtocols(models, dataplane, config)
@@ -64,6 +68,7 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         await protocols.stop()
         await asyncio.to_thread(reloader.stop)
         await dataplane.close()
+        await asyncio.to_thread(prediction_logs.close)
 
     app = FastAPI(
         title=config.service_title,

@@ -27,6 +27,16 @@ class StoreCredentials(Strict):
     session_token: SecretStr | None = None
 
 
+class PredictionLog(Strict):
+    """Opt-in per model: every (sampled) prediction's inputs and outputs to JSON Lines, written off the request path."""
+
+    path: Path
+    max_bytes: int = Field(default=10 << 20, gt=0, description="Rotate the file past this size.")
+    backups: int = Field(default=5, ge=0, description="Rotated files kept (path.1 … path.N).")
+    sample: float = Field(default=1.0, gt=0, le=1, description="Share of requests logged.")
+    queue: int = Field(default=10_000, gt=0, description="Records waiting for the writer; past it they are dropped and counted.")
+
+
 class BundleSource(Strict):
     """A model served from a signed bundle in a store."""
 
@@ -40,6 +50,7 @@ class BundleSource(Strict):
     runtime: Literal["auto", "reference", "compiled"] = Field(
         default="auto", description="auto: the bundle's compiled form when its parity is within tolerance; compiled: require it."
     )
+    prediction_log: PredictionLog | None = None
 
 
 class ClassSource(Strict):

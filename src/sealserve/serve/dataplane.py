@@ -62,6 +62,7 @@ class InferenceRequest:
     rows: int | None = None
     item: str = "row"
     validated: bool = False
+    request_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
 

@@ -102,6 +102,12 @@ class Metrics:
             ("model", "reason"),
             registry=registry,
         )
+        self.prediction_log_dropped = Counter(
+            "sealserve_prediction_log_dropped",
+            "Prediction-log records lost to a full queue or a write error.",
+            ("model",),
+            registry=registry,
+        )
         self.drift_psi = Gauge(
             "sealserve_drift_psi",
             "PSI of each feature's recent inputs against its training distribution (the highest over workers).",
@@ -116,6 +122,9 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemostrecent",
         )
+
+    def count_dropped_prediction(self, model: str) -> None:
+        self.prediction_log_dropped.labels(model).inc()
 
     def exposition(self) -> bytes:
         """The text format; with several workers, the sum over every worker's files."""

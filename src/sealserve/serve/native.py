@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sealserve.serve.access_log import request_id_of
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import ClassSource, Limits
 from sealserve.serve.dataplane import Batch, DataPlane, InferenceRequest, Protocol
@@ -111,7 +112,14 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
         check_endpoint(name)
         body = await read_json_body(request, limits.max_body_bytes)
         result = await dataplane.infer(
-            InferenceRequest(name, Protocol.NATIVE, lambda signature: [parse_input(body, signature.schema)], rows=1, validated=True)
+            InferenceRequest(
+                name,
+                Protocol.NATIVE,
+                lambda signature: [parse_input(body, signature.schema)],
+                rows=1,
+                validated=True,
+                request_id=request_id_of(request),
+            )
         )
         served = result.served
         return json_response(
@@ -124,7 +132,13 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
         check_endpoint(name)
         body = await read_json_body(request, limits.max_body_bytes)
         result = await dataplane.infer(
-            InferenceRequest(name, Protocol.NATIVE, lambda signature: parse_batch(body, signature, dataplane), validated=True)
+            InferenceRequest(
+                name,
+                Protocol.NATIVE,
+                lambda signature: parse_batch(body, signature, dataplane),
+                validated=True,
+                request_id=request_id_of(request),
+            )
         )
         served = result.served
         return json_response(

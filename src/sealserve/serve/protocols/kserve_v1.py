@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sealserve.serve.access_log import request_id_of
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError
@@ -56,6 +57,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
                 lambda signature: signature.records(instances, objects=True, item="instance"),
                 rows=len(instances),
                 item="instance",
+                request_id=request_id_of(request),
             )
         )
         served = result.served

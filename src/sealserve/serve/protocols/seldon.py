@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from sealserve.serve.access_log import request_id_of
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError, ServingError
@@ -76,7 +77,11 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
         numeric_strings = data.ndarray is not None
         inference = await dataplane.infer(
             InferenceRequest(
-                name, Protocol.SELDON, lambda signature: signature.records(rows, names, numeric_strings=numeric_strings), rows=len(rows)
+                name,
+                Protocol.SELDON,
+                lambda signature: signature.records(rows, names, numeric_strings=numeric_strings),
+                rows=len(rows),
+                request_id=request_id_of(request),
             )
         )
         served, signature, predictions = inference.served, inference.signature, inference.outputs

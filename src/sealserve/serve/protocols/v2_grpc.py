@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
 
+from sealserve.serve.access_log import RequestIds
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError, protocol_error_of
@@ -71,6 +72,7 @@ class InferenceService:
 
     def __init__(self, registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo) -> None:
         self.registry, self.dataplane, self.limits, self.server = registry, dataplane, limits, server
+        self.request_ids = RequestIds()
 
     def server_live(self, request: Any, context: grpc.ServicerContext) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
@@ -92,12 +94,16 @@ class InferenceService:
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
     def model_infer(self, request: Any, context: grpc.ServicerContext) -> Any:
+        sent = next((value for key, value in context.invocation_metadata() if key == "x-request-id"), None)
+        request_id = self.request_ids(sent.encode("latin-1") if isinstance(sent, str) else sent)
+        context.send_initial_metadata((("x-request-id", request_id),))  # echoed, as the REST protocols echo X-Request-ID
         result = self.dataplane.infer_blocking(
             InferenceRequest(
                 request.model_name,
                 Protocol.V2_GRPC,
                 lambda signature: tensors.batch(signature, decode_inputs(request), self.limits),
                 version=request.model_version or None,
+                request_id=request_id,
             )
         )
         served, predictions = result.served, result.outputs

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sealserve.serve.access_log import request_id_of
 from sealserve.serve.body import require_loopback
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
@@ -90,6 +91,7 @@ def build_router(
                 Protocol.V2_REST,
                 lambda signature: tensors.batch(signature, _decode_inputs(envelope.inputs, binary), limits),
                 version=version,
+                request_id=request_id_of(request),
             )
         )
         served, predictions = result.served, result.outputs
