@@ -17,7 +17,7 @@ from sealserve.serve.batching import AdaptiveBatcher
 from sealserve.serve.bundle_model import BundleModel, Predictions
 from sealserve.serve.columns import Columns
 from sealserve.serve.config import Batching, Limits
-from sealserve.serve.errors import ProtocolError, ServingError, serving_error_of
+from sealserve.serve.errors import ProtocolError, ServingError, serving_error_of, shown
 from sealserve.serve.registry import ModelRegistry, ServedModel
 from sealserve.serve.signature import Signature
 
@@ -182,7 +182,7 @@ class DataPlane:
         """The served model (404 unknown, 503 not ready); a named version must be the one being served."""
         served = self.registry.get(name)
         if version and version != served.version:
-            raise ProtocolError(404, f"model {name!r} has no version {version!r}; serving {served.version}")
+            raise ProtocolError(404, f"model {shown(name)} has no version {shown(version)}; serving {served.version}")
         return served
 
     def signature(self, served: ServedModel) -> Signature:

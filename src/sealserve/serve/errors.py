@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -60,9 +61,30 @@ class OverloadedError(ServingError):
         super().__init__(503, "overloaded", message, headers={"Retry-After": "1"})
 
 
+MAX_DETAILS = 50
+MAX_ECHOED = 100
+
+
+def shown(text: str) -> str:
+    """A client-chosen name as an error message may quote it: repr'd and cut at MAX_ECHOED characters."""
+    return repr(text) if len(text) <= MAX_ECHOED else f"{text[:MAX_ECHOED]!r}… ({len(text)} characters)"
+
+
+def shown_all(texts: Sequence[str], most: int = 5) -> str:
+    listed = ", ".join(shown(text) for text in texts[:most])
+    return listed if len(texts) <= most else f"{listed} and {len(texts) - most} more"
+
+
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    """Field paths and messages only: pydantic's `input` and `ctx` may echo request data or internals."""
-    return [{"loc": list(error["loc"]), "message": error["msg"], "type": error["type"]} for error in exc.errors(include_url=False)]
+    """Field paths and messages only (pydantic's `input` and `ctx` may echo request data or internals), at most
+    MAX_DETAILS of them: a large batch of bad records gets a bounded answer."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    details: list[dict[str, Any]] = [
+        {"loc": list(error["loc"]), "message": error["msg"], "type": error["type"]} for error in errors[:MAX_DETAILS]
+    ]
+    if len(errors) > MAX_DETAILS:
+        details.append({"loc": [], "message": f"and {len(errors) - MAX_DETAILS} more problems", "type": "truncated"})
+    return details
 
 
 def serving_error_of(exc: BaseException) -> ServingError:

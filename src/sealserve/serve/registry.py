@@ -16,7 +16,7 @@ from sealserve.bundle import files
 from sealserve.bundle.metadata import check_version
 from sealserve.errors import ConfigError, NotFoundError, SealserveError, StoreError
 from sealserve.serve.config import BundleSource, ClassSource
-from sealserve.serve.errors import ModelNotReadyError, UnknownModelError
+from sealserve.serve.errors import ModelNotReadyError, UnknownModelError, shown
 from sealserve.serve.loading import ServedModel, credentials_of, fetch_bundle, load_source, serve_verified
 from sealserve.store import Store, open_store
 from sealserve.store.cache import BundleCache
@@ -243,14 +243,14 @@ class ModelRegistry:
         if served is not None:
             return served
         if any(state.key == name for state in self._states):
-            raise ModelNotReadyError(f"model {name!r} is not ready: {self.state(name).error or 'still loading'}")
-        raise UnknownModelError(f"no model named {name!r}")
+            raise ModelNotReadyError(f"model {shown(name)} is not ready: {self.state(name).error or 'still loading'}")
+        raise UnknownModelError(f"no model named {shown(name)}")
 
     def state(self, name: str) -> ModelState:
         for state in self._states:
             if state.key == name or (state.served is not None and state.served.name == name):
                 return state
-        raise UnknownModelError(f"no model named {name!r}")
+        raise UnknownModelError(f"no model named {shown(name)}")
 
     @property
     def states(self) -> list[ModelState]:

@@ -22,7 +22,7 @@ from sealserve.bundle.schema import input_records
 from sealserve.model import MLModel
 from sealserve.serve.bundle_model import BundleModel, Predictions
 from sealserve.serve.columns import ColumnCheck, Columns, Raw
-from sealserve.serve.errors import ProtocolError
+from sealserve.serve.errors import ProtocolError, shown_all
 
 logger = logging.getLogger("sealserve.protocols")
 MAX_REPORTED_ERRORS = 5
@@ -153,7 +153,7 @@ class Signature:
     def check_names(self, names: Sequence[str]) -> Sequence[str]:
         unknown = [name for name in names if name not in self._kinds]
         if unknown:
-            raise ProtocolError(400, f"unknown input {', '.join(map(repr, unknown))}; the model's inputs are {', '.join(self.names)}")
+            raise ProtocolError(400, f"unknown input {shown_all(unknown)}; the model's inputs are {', '.join(self.names)}")
         if len(set(names)) != len(names):
             raise ProtocolError(400, "an input name appears twice")
         missing = [name for name in self.names if name not in set(names)]
@@ -199,7 +199,7 @@ class Signature:
             return [self.outputs[name] for name in self.default_outputs]
         unknown = [name for name in names if name not in self.outputs]
         if unknown:
-            raise ProtocolError(400, f"unknown output {', '.join(map(repr, unknown))}; the model's outputs are {', '.join(self.outputs)}")
+            raise ProtocolError(400, f"unknown output {shown_all(unknown)}; the model's outputs are {', '.join(self.outputs)}")
         return [self.outputs[name] for name in names]
 
 

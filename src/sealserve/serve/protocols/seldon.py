@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from sealserve.serve.access_log import request_id_of
 from sealserve.serve.config import Limits
-from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol, check_rows
 from sealserve.serve.errors import ProtocolError, ServingError
 from sealserve.serve.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ServedModel
@@ -73,7 +73,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
         if data is None or (data.ndarray is None) == (data.tensor is None):
             raise ProtocolError(400, "missing input: data needs exactly one of ndarray or tensor")
         names = data.names or None
-        rows = _tensor_rows(data.tensor) if data.tensor is not None else _ndarray_rows(data.ndarray or [])
+        rows = _tensor_rows(data.tensor, limits) if data.tensor is not None else _ndarray_rows(data.ndarray or [])
         numeric_strings = data.ndarray is not None
         inference = await dataplane.infer(
             InferenceRequest(
@@ -144,12 +144,13 @@ def _ndarray_rows(ndarray: list[Any]) -> list[Any]:
     return [ndarray]
 
 
-def _tensor_rows(tensor: Tensor) -> list[Any]:
+def _tensor_rows(tensor: Tensor, limits: Limits) -> list[Any]:
     shape, values = tensor.shape, tensor.values
     if len(shape) == 1:
         shape = [1, shape[0]]
     if len(shape) != 2 or any(dimension < 0 for dimension in shape):
         raise ProtocolError(400, f"tensor shape {tensor.shape} must be [N, features] or [features]")
+    check_rows(shape[0], limits)  # before anything proportional to the declared shape is built
     if len(values) != math.prod(shape):
         raise ProtocolError(400, f"tensor shape {tensor.shape} holds {math.prod(shape)} values, but {len(values)} were sent")
     width = shape[1]

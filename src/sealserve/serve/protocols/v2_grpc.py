@@ -19,6 +19,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from sealserve.serve.access_log import RequestIds
 from sealserve.serve.config import Limits
@@ -142,10 +143,15 @@ def decode_inputs(request: Any) -> list[tensors.Tensor]:
     return decoded
 
 
-def guarded(method: Handler) -> Handler:
-    """Answer any exception with the gRPC status matching the REST status of the same failure."""
+def guarded(method: Handler, message: Any) -> Handler:
+    """Decode the request here, not in grpcio (which answers INTERNAL to a malformed message), and answer any
+    exception with the gRPC status matching the REST status of the same failure."""
 
-    def handler(request: Any, context: grpc.ServicerContext) -> Any:
+    def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            request = message.FromString(raw)
+        except DecodeError:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {message.DESCRIPTOR.name}")
         try:
             return method(request, context)
         except Exception as exc:
@@ -159,8 +165,7 @@ def method_handlers(service: InferenceService) -> grpc.GenericRpcHandler:
     handlers = {}
     for name in RPCS:
         handlers[name] = grpc.unary_unary_rpc_method_handler(
-            guarded(getattr(service, _snake_case(name))),
-            request_deserializer=MESSAGES[f"{name}Request"].FromString,
+            guarded(getattr(service, _snake_case(name)), MESSAGES[f"{name}Request"]),
             response_serializer=MESSAGES[f"{name}Response"].SerializeToString,
         )
     return grpc.method_handlers_generic_handler(SERVICE, handlers)

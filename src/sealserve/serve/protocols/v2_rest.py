@@ -209,7 +209,7 @@ async def _read_request(request: Request, limits: Limits) -> tuple[InferRequest,
     body = await read_body(request, limits.max_body_bytes, binary=header is not None)
     if header is None:
         return parse_json(InferRequest, body, "inference request"), b""
-    if not header.isdigit() or int(header) > len(body):
+    if not (header.isascii() and header.isdigit()) or int(header) > len(body):
         raise ProtocolError(400, "Inference-Header-Content-Length must be the JSON header's length in bytes, at most the body's length")
     split = int(header)
     return parse_json(InferRequest, body[:split], "inference request"), body[split:]
