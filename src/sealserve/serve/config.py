@@ -85,6 +85,7 @@ ModelSource = Annotated[Annotated[BundleSource, Tag("bundle")] | Annotated[Class
 class Limits(Strict):
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     max_batch_size: int = Field(default=1000, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request body may take to arrive in full (408 after).")
 
 
 class Batching(Strict):

@@ -110,7 +110,7 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
     async def predict_one(request: Request) -> Response:
         name = request.path_params["name"]
         check_endpoint(name)
-        body = await read_json_body(request, limits.max_body_bytes)
+        body = await read_json_body(request, limits)
         result = await dataplane.infer(
             InferenceRequest(
                 name,
@@ -130,7 +130,7 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
     async def predict_many(request: Request) -> Response:
         name = request.path_params["name"]
         check_endpoint(name)
-        body = await read_json_body(request, limits.max_body_bytes)
+        body = await read_json_body(request, limits)
         result = await dataplane.infer(
             InferenceRequest(
                 name,

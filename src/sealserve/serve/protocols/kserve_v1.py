@@ -46,7 +46,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
 
     @router.post("/{name}:predict", summary="Predict a batch of instances")
     async def predict(name: str, request: Request) -> Response:
-        envelope = parse_json(PredictRequest, await read_body(request, limits.max_body_bytes), "predict request")
+        envelope = parse_json(PredictRequest, await read_body(request, limits), "predict request")
         instances = envelope.instances if envelope.instances is not None else envelope.inputs
         if instances is None:
             raise ProtocolError(400, 'missing input: the body needs "instances" (a list of feature lists or objects)')

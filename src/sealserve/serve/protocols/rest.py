@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealserve.serve.body import read_json_body
+from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, Protocol
 from sealserve.serve.errors import ProtocolError, ServingError, protocol_error_of
 from sealserve.serve.hot_routes import Endpoint, hot_route, refusals
@@ -50,9 +51,9 @@ def error_response(failure: ServingError) -> Response:
     return Response(body, status_code=failure.status, media_type="application/json", headers=failure.headers)
 
 
-async def read_body(request: Request, max_bytes: int, *, binary: bool = False) -> bytes:
+async def read_body(request: Request, limits: Limits, *, binary: bool = False) -> bytes:
     """The raw body under the service's byte limit; JSON content types only unless `binary` (V2 binary data)."""
-    return await read_json_body(request, max_bytes, json_only=not binary)
+    return await read_json_body(request, limits, json_only=not binary)
 
 
 def parse_json(model: type[Envelope], body: bytes, what: str) -> Envelope:

@@ -68,7 +68,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
     router = APIRouter(tags=["Seldon"], route_class=guarded_route(error))
 
     async def predict(name: str, request: Request) -> Response:
-        message = parse_json(SeldonMessage, await read_body(request, limits.max_body_bytes), "SeldonMessage")
+        message = parse_json(SeldonMessage, await read_body(request, limits), "SeldonMessage")
         data = message.data
         if data is None or (data.ndarray is None) == (data.tensor is None):
             raise ProtocolError(400, "missing input: data needs exactly one of ndarray or tensor")

@@ -154,7 +154,7 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
     @router.post("/repository/index", summary="Repository index: every configured model and its state")
     async def index(request: Request) -> Response:
         require_loopback(request, "the repository extension")
-        body = await read_body(request, limits.max_body_bytes)
+        body = await read_body(request, limits)
         only_ready = parse_json(IndexRequest, body, "index request").ready if body.strip() else False
         entries = [_index_entry(state) for state in registry.states if state.ready or not only_ready]
         return json_response(entries)
@@ -206,7 +206,7 @@ def _index_entry(state: ModelState) -> dict[str, Any]:
 async def _read_request(request: Request, limits: Limits) -> tuple[InferRequest, bytes]:
     """The JSON envelope and, with the binary tensor extension, the binary section after it."""
     header = request.headers.get(BINARY_HEADER)
-    body = await read_body(request, limits.max_body_bytes, binary=header is not None)
+    body = await read_body(request, limits, binary=header is not None)
     if header is None:
         return parse_json(InferRequest, body, "inference request"), b""
     if not (header.isascii() and header.isdigit()) or int(header) > len(body):

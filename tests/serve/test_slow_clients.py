@@ -1,0 +1,51 @@
+"""A client that sends its body slowly is answered 408 and cut off after `limits.body_timeout`, on the real server."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.bundles import Workspace
+from tests.support.server import RunningServer, serve
+
+DEMO = b'{"size": 7.5, "count": 3, "color": "BLUE"}'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("slow")
+    space = Workspace.create(root)
+    space.publish("demo", "1.0.0")
+    with serve(space.config(root / "service.yaml", {"name": "demo"}, limits={"body_timeout": 1.0}), root) as running:
+        yield running
+
+
+def exchange(server: RunningServer, declared: int, sent: bytes) -> tuple[bytes, float]:
+    """Declare `declared` body bytes, send `sent`, then wait for the answer (a slow client sends nothing more)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        head = f"POST /api/models/demo/prediction HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        client.sendall(f"{head}Content-Length: {declared}\r\n\r\n".encode() + sent)
+        answer = client.recv(65536)
+    return answer, time.perf_counter() - started
+
+
+def test_a_body_that_stops_arriving_is_answered_408_within_the_timeout(server: RunningServer) -> None:
+    answer, seconds = exchange(server, declared=1000, sent=DEMO[:30])
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"did not arrive within 1 seconds" in answer
+    assert seconds < 5
+
+
+def test_a_whole_body_is_answered_as_usual(server: RunningServer) -> None:
+    answer, _ = exchange(server, declared=len(DEMO), sent=DEMO)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert (
+        httpx.post(f"{server.url}/api/models/demo/prediction", content=DEMO, headers={"content-type": "application/json"}).status_code
+        == 200
+    )
