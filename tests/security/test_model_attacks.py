@@ -33,7 +33,7 @@ from tests.security.conftest import Attempt, Pickled
 def transport() -> Any:
     """scikit-learn's callback transport; without it, test_pickle_attacks' SideEffectState covers the same wall."""
     pytest.importorskip("sklearn.callback._scoring_monitor", reason="this scikit-learn has no ScoringMonitor")
-    return pytest.importorskip("sklearn.callback._transport")
+    return pytest.importorskip("sklearn.callback._transport", reason="this scikit-learn has no callback transport")
 
 
 def monitored_model(address: Path) -> LogisticRegression:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -29,9 +31,6 @@ from sealserve.bundle.boosters import (
     save_booster,
 )
 from sealserve.errors import BundleFormatError
-
-xgb = pytest.importorskip("xgboost")
-lgb = pytest.importorskip("lightgbm")
 
 ROWS = 120
 PROBA_TOLERANCE = 1e-9
@@ -400,7 +399,6 @@ def onnx_cases(cases: dict[str, Case], data: Data) -> dict[str, Case]:
 
 @pytest.mark.parametrize("name", [*ONNX_CASES, "xgb-3class-array", "lgb-3class-strings-array", "lgb-booster-softmax-alias"])
 def test_onnx_export_matches_the_model(onnx_cases: dict[str, Case], name: str) -> None:
-    pytest.importorskip("onnxmltools")
     import onnxruntime
 
     from sealserve.bundle.booster_onnx import export_booster_onnx
@@ -426,7 +424,6 @@ def test_onnx_export_matches_the_model(onnx_cases: dict[str, Case], name: str) -
 
 
 def test_onnx_export_refuses_what_it_cannot_represent(cases: dict[str, Case], data: Data) -> None:
-    pytest.importorskip("onnxmltools")
     from sealserve.bundle.booster_onnx import export_booster_onnx
 
     with pytest.raises(BundleFormatError, match="categorical features"):

@@ -86,12 +86,14 @@ def risk_case(model: Any) -> Case:
 
 
 def xgboost_case() -> Case:
-    xgb = pytest.importorskip("xgboost")
+    import xgboost as xgb
+
     return risk_case(xgb.XGBClassifier(n_estimators=20, max_depth=3))
 
 
 def lightgbm_case() -> Case:
-    lgb = pytest.importorskip("lightgbm")
+    import lightgbm as lgb
+
     return risk_case(lgb.LGBMClassifier(n_estimators=20, min_child_samples=5, verbose=-1))
 
 

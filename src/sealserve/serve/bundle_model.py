@@ -13,6 +13,7 @@ from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.bundle.runtime import Prediction, Runtime, estimator_runtime, onnx_runtime, runtime_name
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
+from sealserve.serve.columns import Columns
 
 
 class Classes:
@@ -87,6 +88,11 @@ class BundleModel(MLModel):
         self.runtime_name = runtime_name(metadata, compiled)
         self.compiled_skipped = None if onnx else compiled_skipped
         self.classes = Classes(metadata)
+        self._labels_of_codes = {
+            feature.name: {code: label for label, code in feature.categories.items()}
+            for feature in metadata.features
+            if feature.categories and any(label != code for label, code in feature.categories.items())
+        }
 
     @property
     def display_name(self) -> str:
@@ -126,6 +132,17 @@ class BundleModel(MLModel):
     def predict_columns(self, columns: dict[str, np.ndarray]) -> Predictions:
         """Validated, model-facing column arrays (see `ColumnCheck`) → the answer as arrays."""
         return self.answer(self.runtime(self.adapter.from_columns(columns)))
+
+    def client_columns(self, batch: Columns | Sequence[Any]) -> list[list[Any]]:
+        """A validated batch of either form as each feature's values the way clients send them (labels, not codes)."""
+        if not isinstance(batch, Columns):
+            return [list(column) for column in zip(*self.adapter.client_rows(batch), strict=True)] or [[] for _ in self.adapter.names]
+        columns = []
+        for name in self.adapter.names:
+            values = batch.arrays[name].tolist()
+            labels = self._labels_of_codes.get(name)
+            columns.append(values if labels is None else [labels.get(value, value) for value in values])
+        return columns
 
     def answer(self, prediction: Prediction) -> Predictions:
         return Predictions(self.classes, prediction.values, prediction.probabilities)

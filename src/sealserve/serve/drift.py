@@ -18,10 +18,8 @@ from typing import Any
 import numpy as np
 from prometheus_client import Gauge
 
-from sealserve.bundle.inputs import InputAdapter
 from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics
 from sealserve.serve.bundle_model import BundleModel
-from sealserve.serve.columns import Columns
 from sealserve.serve.config import Drift
 from sealserve.serve.dataplane import Inference, InferenceHook, InferenceRequest
 from sealserve.serve.errors import ServingError
@@ -84,13 +82,12 @@ class Reference:
         else:
             counts = []
         self.expected = _shares(np.asarray(counts, dtype=np.float64)) if counts else None
-        self._code_labels = {code: label for label, code in (feature.categories or {}).items()}
 
     def bin_counts(self, values: Sequence[Any]) -> np.ndarray:
         assert self.expected is not None
         if self.labels is not None:
             other = len(self.labels)
-            labels = [self._code_labels.get(value, value) for value in values if value is not None]
+            labels = [value for value in values if value is not None]
             indexes = np.fromiter((self.labels.get(str(label), other) for label in labels), dtype=np.int64, count=len(labels))
         else:
             numbers = np.asarray([_number(self.feature, value) for value in values if value is not None], dtype=np.float64)
@@ -128,7 +125,7 @@ class DriftWindow:
         model = served.model
         assert isinstance(model, BundleModel)
         metadata = model.metadata
-        self.served, self.settings, self.adapter = served, settings, model.adapter
+        self.served, self.settings, self.model = served, settings, model
         self.features = list(metadata.features)
         self.references = {
             feature.name: Reference(feature, metadata.statistics[feature.name])
@@ -149,7 +146,10 @@ class DriftWindow:
     def report(self) -> DriftReport:
         with self._lock:
             batches = list(self._batches)
-        columns = _columns(batches, [feature.name for feature in self.features], self.adapter)
+        columns: list[list[Any]] = [[] for _ in self.features]  # each feature's values, oldest first, as clients send them
+        for batch in batches:
+            for column, values in zip(columns, self.model.client_columns(batch), strict=True):
+                column.extend(values)
         rows = min(self.settings.window, len(columns[0]) if columns else 0)
         features = []
         for feature, values in zip(self.features, columns, strict=True):
@@ -166,20 +166,6 @@ class DriftWindow:
         if psi >= self.settings.alert:
             return "alert"
         return "warn" if psi >= self.settings.warn else "ok"
-
-
-def _columns(batches: list[Any], names: list[str], adapter: InputAdapter) -> list[list[Any]]:
-    """Each feature's values across the batches, oldest first (category columns hold codes; Reference maps them back)."""
-    columns: list[list[Any]] = [[] for _ in names]
-    for batch in batches:
-        if isinstance(batch, Columns):
-            for column, name in zip(columns, names, strict=True):
-                column.extend(batch.arrays[name].tolist())
-            continue
-        for row in adapter.client_rows(batch):
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-    return columns
 
 
 class DriftMonitor(InferenceHook):

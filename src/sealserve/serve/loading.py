@@ -43,6 +43,11 @@ class ServedModel:
     attachments: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     reports: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)  # signed report files, for the web page
 
+    @property
+    def runtime(self) -> str:
+        """What executes the model: onnxruntime, scikit-learn, xgboost, lightgbm, or python for a class model."""
+        return self.model.runtime_name if isinstance(self.model, BundleModel) else "python"
+
 
 def credentials_of(source: BundleSource) -> Credentials | None:
     given = source.store_credentials

@@ -24,7 +24,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sealserve.errors import SealserveError, StoreError
-from sealserve.serve.bundle_model import BundleModel
 from sealserve.serve.dataplane import Inference, InferenceHook, InferenceRequest
 from sealserve.serve.errors import ServingError
 from sealserve.serve.registry import LoadOutcome, ModelRegistry, ServedModel
@@ -222,8 +221,7 @@ class MetricsHook(InferenceHook):
         if served is None or failed:
             return
         self._known.add(served.name)
-        runtime = served.model.runtime_name if isinstance(served.model, BundleModel) else "python"
-        labels = (served.name, served.version, served.signer or "", served.digest or "", runtime)
+        labels = (served.name, served.version, served.signer or "", served.digest or "", served.runtime)
         with self._lock:
             previous = self._info.get(name)
             if previous is not None and previous != labels:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pydantic_core
@@ -15,7 +15,7 @@ from starlette.routing import Route
 from sealserve.serve.access_log import request_id_of
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import ClassSource, Limits
-from sealserve.serve.dataplane import Batch, DataPlane, InferenceRequest, Protocol
+from sealserve.serve.dataplane import Batch, DataPlane, Inference, InferenceRequest, Protocol
 from sealserve.serve.drift import DriftMonitor
 from sealserve.serve.error_handlers import render_error
 from sealserve.serve.errors import ServingError, validation_details
@@ -107,44 +107,32 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
             raise ServingError(404, "no_drift_reference", f"model {name!r} has no training statistics to compare with")
         return json_response(report.as_dict(), headers=model_headers(served))
 
-    async def predict_one(request: Request) -> Response:
+    async def infer(request: Request, decode: Callable[[bytes, Signature], Batch], rows: int | None = None) -> Inference:
         name = request.path_params["name"]
         check_endpoint(name)
         body = await read_json_body(request, limits)
-        result = await dataplane.infer(
+        return await dataplane.infer(
             InferenceRequest(
                 name,
                 Protocol.NATIVE,
-                lambda signature: [parse_input(body, signature.schema)],
-                rows=1,
+                lambda signature: decode(body, signature),
+                rows=rows,
                 validated=True,
                 request_id=request_id_of(request),
             )
-        )
-        served = result.served
-        return json_response(
-            {"model_name": served.name, "model_version": served.version, "output": result.signature.json_outputs(result.outputs)[0]},
-            headers=model_headers(served),
         )
 
-    async def predict_many(request: Request) -> Response:
-        name = request.path_params["name"]
-        check_endpoint(name)
-        body = await read_json_body(request, limits)
-        result = await dataplane.infer(
-            InferenceRequest(
-                name,
-                Protocol.NATIVE,
-                lambda signature: parse_batch(body, signature, dataplane),
-                validated=True,
-                request_id=request_id_of(request),
-            )
-        )
+    def answer(result: Inference, key: str, outputs: Any) -> Response:
         served = result.served
-        return json_response(
-            {"model_name": served.name, "model_version": served.version, "outputs": result.signature.json_outputs(result.outputs)},
-            headers=model_headers(served),
-        )
+        return json_response({"model_name": served.name, "model_version": served.version, key: outputs}, headers=model_headers(served))
+
+    async def predict_one(request: Request) -> Response:
+        result = await infer(request, lambda body, signature: [parse_input(body, signature.schema)], rows=1)
+        return answer(result, "output", result.signature.json_outputs(result.outputs)[0])
+
+    async def predict_many(request: Request) -> Response:
+        result = await infer(request, lambda body, signature: parse_batch(body, signature, dataplane))
+        return answer(result, "outputs", result.signature.json_outputs(result.outputs))
 
     refused = refusals(dataplane, Protocol.NATIVE)
     for route in (

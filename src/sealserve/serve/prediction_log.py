@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from sealserve.serve.bundle_model import BundleModel
-from sealserve.serve.columns import Columns
 from sealserve.serve.config import BundleSource, PredictionLog
 from sealserve.serve.dataplane import Inference, InferenceHook, InferenceRequest
 from sealserve.serve.errors import ServingError
@@ -104,15 +103,7 @@ def client_inputs(served: ServedModel, batch: Any) -> list[dict[str, Any]]:
     model = served.model
     assert isinstance(model, BundleModel)
     names = model.adapter.names
-    if isinstance(batch, Columns):
-        labels = {
-            feature.name: {code: label for label, code in (feature.categories or {}).items()}
-            for feature in model.metadata.features
-            if feature.categories
-        }
-        columns = [[labels.get(name, {}).get(value, value) for value in batch.arrays[name].tolist()] for name in names]
-        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-    return [dict(zip(names, row, strict=True)) for row in model.adapter.client_rows(batch)]
+    return [dict(zip(names, row, strict=True)) for row in zip(*model.client_columns(batch), strict=True)]
 
 
 class PredictionLogs(InferenceHook):

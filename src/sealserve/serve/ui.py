@@ -17,7 +17,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from sealserve.serve.bundle_model import BundleModel
 from sealserve.serve.drift import DriftMonitor, DriftReport
 from sealserve.serve.errors import ServingError
 from sealserve.serve.metrics import MetricsHook, RecentTraffic
@@ -55,8 +54,7 @@ class ModelView:
 
     @property
     def runtime(self) -> str | None:
-        model = self.state.served.model if self.state.served is not None else None
-        return model.runtime_name if isinstance(model, BundleModel) else ("python" if model is not None else None)
+        return self.state.served.runtime if self.state.served is not None else None
 
 
 class WebPages:
