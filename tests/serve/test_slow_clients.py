@@ -31,8 +31,24 @@ def exchange(server: RunningServer, declared: int, sent: bytes) -> tuple[bytes, 
     with socket.create_connection((host, int(port)), timeout=10) as client:
         head = f"POST /api/models/demo/prediction HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         client.sendall(f"{head}Content-Length: {declared}\r\n\r\n".encode() + sent)
-        answer = client.recv(65536)
+        answer = read_response(client)
     return answer, time.perf_counter() - started
+
+
+def read_response(client: socket.socket) -> bytes:
+    """One whole HTTP response: the head, then as many body bytes as its Content-Length says (it may come in pieces)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        assert chunk, f"the connection closed mid-response: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = client.recv(65536)
+        assert chunk, f"the connection closed mid-body: {body!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_body_that_stops_arriving_is_answered_408_within_the_timeout(server: RunningServer) -> None:
