@@ -11,12 +11,16 @@ from urllib.parse import urlparse
 from sealserve.errors import SealserveError
 
 
-def call_admin(method: str, base: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One admin API call; every failure becomes a SealserveError with the server's own message."""
+def call_admin(method: str, base: str, path: str, body: dict[str, Any] | None = None, credential: str | None = None) -> dict[str, Any]:
+    """One admin API call (with a bearer credential when the server has auth on); every failure becomes a
+    SealserveError with the server's own message."""
     if urlparse(base).scheme not in ("http", "https"):
         raise SealserveError(f"--url must be an http(s) URL, not {base!r}")
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"})  # noqa: S310
+    headers = {"Content-Type": "application/json"}
+    if credential:
+        headers["Authorization"] = f"Bearer {credential}"
+    request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310 - scheme checked above
             result: dict[str, Any] = json.loads(response.read())
@@ -26,6 +30,8 @@ def call_admin(method: str, base: str, path: str, body: dict[str, Any] | None = 
             message = json.loads(exc.read())["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = exc.reason
+        if exc.code == 401:
+            message = f"{message} (set SEALSERVE_TOKEN to a token or API key with the admin scope)"
         if exc.code == 404 and "model" not in str(message):
             message = "the server has no admin endpoints; set `admin: {enabled: true}` in its config"
         raise SealserveError(f"{method} {path}: {exc.code} {message}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -28,10 +29,14 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Keyring bookkeeping: add, rotate and revoke keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 admin_app = typer.Typer(
-    help="Admin operations on a running server (needs `admin: {enabled: true}` in its config; loopback clients only).",
+    help="Admin operations on a running server (needs `admin: {enabled: true}`; loopback, or SEALSERVE_TOKEN with the admin scope).",
     no_args_is_help=True,
 )
 app.add_typer(admin_app, name="admin")
+auth_app = typer.Typer(help="Credentials for a server with auth on: API keys, password hashes, JWT secrets.", no_args_is_help=True)
+app.add_typer(auth_app, name="auth")
+TOKEN_ENV = "SEALSERVE_TOKEN"  # noqa: S105 - the name of the variable
+ScopeOption = Annotated[list[str], typer.Option("--scope", help="predict, predict:<model>, read or admin; repeat for several.")]
 out = Console(soft_wrap=True)  # never fold a path or a digest across lines
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -313,16 +318,29 @@ def serve(
         ),
     ] = None,
     keyring: Annotated[str | None, typer.Option("--keyring", help="Keyring for the --model-dir bundle (SEALSERVE_KEYRING).")] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="PEM certificate: HTTPS and gRPC over TLS (server.tls.certfile).")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key for --tls-cert (server.tls.keyfile).")] = None,
 ) -> None:
     """Serve the models in a YAML config, or one bundle folder; settings: YAML ← SEALSERVE_* environment ← flags."""
     import uvicorn
 
     from sealserve.serve.access_log import configure_logging
     from sealserve.serve.app import create_app
+    from sealserve.serve.launch import serve_workers, tls_options
     from sealserve.serve.settings import Overrides, load_settings
 
     flags = Overrides(
-        host=host, http_port=port, grpc_port=grpc_port, workers=workers, model_name=model_name, model_dir=model_dir, keyring=keyring
+        host=host,
+        http_port=port,
+        grpc_port=grpc_port,
+        workers=workers,
+        model_name=model_name,
+        model_dir=model_dir,
+        keyring=keyring,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     settings = run(lambda: load_settings(config, os.environ, flags))
     configure_logging(settings.config.observability.log_format)
@@ -330,10 +348,10 @@ def serve(
     if settings.given.grpc_port is not None and server.workers > 1:
         raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
     if server.workers == 1:
-        uvicorn.run(create_app(settings.config), host=server.host, port=server.port, log_level="info", access_log=False)
+        uvicorn.run(
+            create_app(settings.config), host=server.host, port=server.port, log_level="info", access_log=False, **tls_options(server)
+        )
         return
-    from sealserve.serve.launch import serve_workers
-
     serve_workers(config, flags, server)
 
 
@@ -351,27 +369,80 @@ def openapi(config: Path, output: Annotated[Path | None, typer.Option("--output"
         out.print(f"OpenAPI contract written to {output}")
 
 
+@auth_app.command("api-key")
+def auth_api_key(
+    name: Annotated[str, typer.Option("--name", help="Who the key is for; logs name the caller by it.")], scope: ScopeOption
+) -> None:
+    """Create an API key: the key once on stdout, and the config entry (its SHA-256, never the key) on stderr."""
+    import secrets
+
+    from sealserve.serve.auth.credentials import key_digest
+
+    _check_scopes(scope)
+    key = f"ssk_{secrets.token_urlsafe(32)}"
+    sys.stdout.write(key + "\n")
+    err.print("auth.api_keys entry (the key above is shown only once):", highlight=False)
+    err.print(yaml_entry({"name": name, "sha256": key_digest(key), "scopes": scope}), highlight=False, markup=False)
+
+
+@auth_app.command("hash-password")
+def auth_hash_password(username: Annotated[str, typer.Option("--username")], scope: ScopeOption) -> None:
+    """Hash a user's password (argon2id) for auth.users; the password is read from stdin, or prompted for."""
+    from sealserve.serve.auth.login import hash_password
+
+    _check_scopes(scope)
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise typer.BadParameter("use a password of at least 8 characters")
+    sys.stdout.write(yaml_entry({"username": username, "password_hash": hash_password(password), "scopes": scope}))
+
+
+@auth_app.command("secret")
+def auth_secret() -> None:
+    """Print a random HS256 secret (64 URL-safe characters, 384 bits) for auth.jwt.secret."""
+    import secrets
+
+    sys.stdout.write(secrets.token_urlsafe(48) + "\n")
+
+
+def _check_scopes(scopes: list[str]) -> None:
+    from sealserve.serve.config import SCOPE_PATTERN
+
+    wrong = [scope for scope in scopes if not re.match(SCOPE_PATTERN, scope)]
+    if wrong or not scopes:
+        raise typer.BadParameter(f"scopes are predict, predict:<model>, read or admin; got {wrong or 'none'}", param_hint="--scope")
+
+
+def yaml_entry(entry: dict[str, Any]) -> str:
+    import yaml
+
+    return str(yaml.safe_dump([entry], sort_keys=False))
+
+
 AdminUrlOption = Annotated[str, typer.Option("--url", help="Base URL of the running server.")]
 
 
 @admin_app.command("reload")
 def admin_reload(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
     """Load a model's ref now: download, verify, load, swap (the old version keeps serving on failure)."""
-    state = run(lambda: call_admin("POST", url, f"/api/admin/models/{name}/reload"))
+    state = run(lambda: call_admin("POST", url, f"/api/admin/models/{name}/reload", credential=os.environ.get(TOKEN_ENV)))
     _print_admin_state(state)
 
 
 @admin_app.command("pin")
 def admin_pin(name: str, version: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
     """Serve exactly VERSION (an explicit pin may roll back); lasts until unpin or restart."""
-    state = run(lambda: call_admin("PUT", url, f"/api/admin/models/{name}/pin", {"version": version}))
+    state = run(lambda: call_admin("PUT", url, f"/api/admin/models/{name}/pin", {"version": version}, credential=os.environ.get(TOKEN_ENV)))
     _print_admin_state(state)
 
 
 @admin_app.command("unpin")
 def admin_unpin(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
     """Follow the configured ref again."""
-    state = run(lambda: call_admin("DELETE", url, f"/api/admin/models/{name}/pin"))
+    state = run(lambda: call_admin("DELETE", url, f"/api/admin/models/{name}/pin", credential=os.environ.get(TOKEN_ENV)))
     _print_admin_state(state)
 
 

@@ -123,5 +123,5 @@ def test_the_repository_extension_answers_loopback_clients_only(gated: Gated) ->
         response = remote.post(path)
         assert (response.status_code, response.json()) == (
             403,
-            {"error": "the repository extension answers loopback clients only until authentication exists"},
+            {"error": "the repository extension answers loopback clients only (or callers with the admin scope when auth is on)"},
         )

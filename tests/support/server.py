@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -49,29 +50,42 @@ def wait_until(condition: object, timeout: float = 30.0, interval: float = 0.05)
 
 @contextmanager
 def serve(
-    config: Path, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True, extra_args: tuple[str, ...] = ()
+    config: Path,
+    log_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    ready: bool = True,
+    extra_args: tuple[str, ...] = (),
+    ca: Path | None = None,
 ) -> Iterator[RunningServer]:
-    """Start the server; with `ready`, wait until /api/health/ready is 200 (or the process dies)."""
+    """Start the server; with `ready`, wait until /api/health/ready is 200 (or the process dies). With `ca`, the
+    server speaks HTTPS with a certificate that CA file vouches for."""
     port = free_port()
     argv = [SEALSERVE, "serve", str(config), "--host", "127.0.0.1", "--port", str(port), *extra_args]
-    with launch(argv, port, log_dir, env=env, ready=ready) as server:
+    with launch(argv, port, log_dir, env=env, ready=ready, ca=ca) as server:
         yield server
 
 
 @contextmanager
-def launch(argv: list[str], port: int, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True) -> Iterator[RunningServer]:
+def launch(
+    argv: list[str], port: int, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True, ca: Path | None = None
+) -> Iterator[RunningServer]:
     """Run a server command that listens on 127.0.0.1:`port`; wait for its health (or readiness), stop it after."""
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+    server = RunningServer(process, f"{'https' if ca else 'http'}://127.0.0.1:{port}", log_path)
     try:
 
         def answering() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
             try:
-                response = httpx.get(f"{server.url}/api/health/{'ready' if ready else ''}".rstrip("/"), timeout=1)
+                response = httpx.get(
+                    f"{server.url}/api/health/{'ready' if ready else ''}".rstrip("/"),
+                    timeout=1,
+                    verify=ssl.create_default_context(cafile=str(ca)) if ca else True,
+                )
             except httpx.TransportError:
                 return False
             return response.status_code == 200

@@ -1,9 +1,10 @@
 """One log line per HTTP request, and a request id every response carries (X-Request-ID: the client's, when sane).
 
-The line holds the method, path, status, latency, model, version, protocol and client address; never the query
-string, the body, headers or credentials. Access lines bypass the `logging` machinery (which costs more than a small
-model's prediction): each is one orjson call into a buffer flushed at most every FLUSH_SECONDS, in the same JSON shape
-`JsonFormatter` gives every other sealserve log record.
+The line holds the method, path, status, latency, model, version, protocol, client address and, with auth on, the
+caller (`api_key:<name>` or `token:<subject>`); never the query string, the body, headers or credentials. Access
+lines bypass the `logging` machinery (which costs more than a small model's prediction): each is one orjson call
+into a buffer flushed at most every FLUSH_SECONDS, in the same JSON shape `JsonFormatter` gives every other
+sealserve log record.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealserve.serve.auth.principal import Principal
+
 ACCESS_LOGGER = "sealserve.access"
 REQUEST_ID_HEADER = b"x-request-id"
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_LOGGED_PATH = 256
 FLUSH_SECONDS = 0.5
 LogFormat = Literal["json", "text"]
+TEXT_FIELDS = ("latency_ms", "model", "version", "subject", "request_id")
 
 
 class RequestIds:
@@ -87,7 +91,7 @@ class AccessLines:
         return orjson.dumps(head | fields, option=orjson.OPT_APPEND_NEWLINE)
 
     def _text(self, now: float, fields: dict[str, Any]) -> bytes:
-        shown = " ".join(f"{key}={fields[key]}" for key in ("latency_ms", "model", "version", "request_id") if fields.get(key) is not None)
+        shown = " ".join(f"{key}={fields[key]}" for key in TEXT_FIELDS if fields.get(key) is not None)
         return f"{self._time(now)} INFO {ACCESS_LOGGER}: {fields['method']} {fields['path']} {fields['status']} {shown}\n".encode()
 
 
@@ -137,6 +141,7 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
             version = value.decode("latin-1")
     client = scope.get("client")
     path = scope["path"]
+    user = scope.get("user")
     return {
         "request_id": request_id,
         "method": scope["method"],
@@ -147,6 +152,7 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "version": version,
         "protocol": protocol_of_path(path),
         "client": client[0] if client else None,
+        "subject": user.identity if isinstance(user, Principal) else None,
     }
 
 

@@ -9,20 +9,23 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
-from starlette.routing import Route
 
 from sealserve.serve import admin, health, native
 from sealserve.serve.access_log import FLUSH_SECONDS, AccessLines, AccessLog
+from sealserve.serve.auth import Authenticator, ModelAccess
+from sealserve.serve.auth.http import AccessPolicy, add_auth_middleware, document_security
+from sealserve.serve.auth.login import Login
+from sealserve.serve.auth.login import build_router as login_router
 from sealserve.serve.config import ServiceConfig
 from sealserve.serve.dataplane import DataPlane, InferenceHook
 from sealserve.serve.docs_page import docs_routes
 from sealserve.serve.drift import DriftMonitor
 from sealserve.serve.error_handlers import install_error_handlers
-from sealserve.serve.hot_routes import HotRoutes
+from sealserve.serve.hot_routes import HotRoute, HotRoutes
 from sealserve.serve.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.openapi import ModelDescription, build_openapi
 from sealserve.serve.prediction_log import PredictionLogs
-from sealserve.serve.protocols import StandardProtocols
+from sealserve.serve.protocols import StandardProtocols, render_for_path
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.reload import Reloader
 from sealserve.serve.ui import WebPages
@@ -47,9 +50,12 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     prediction_logs = PredictionLogs(models, metrics.count_dropped_prediction if metrics is not None else lambda name: None)
     if prediction_logs.logs:
         hooks.append(prediction_logs)
+    authenticator = Authenticator.from_config(config.auth) if config.auth.enabled else None
+    if authenticator is not None:
+        hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
     dataplane = DataPlane(models, config.limits, config.batching, hooks)
     lines = AccessLines(observability.log_format) if observability.access_log else None
-    protocols = StandardProtocols(models, dataplane, config)
+    protocols = StandardProtocols(models, dataplane, config, authenticator)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,11 +91,18 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     app.state.drift = drift
     app.state.metrics = metrics
     install_error_handlers(app)
-    hot: list[Route] = []
+    hot: list[HotRoute] = []
     app.include_router(native.build_router(models, config.limits, dataplane, hot, drift))
     app.include_router(health.build_router(models))
     if config.admin.enabled:
         app.include_router(admin.build_router(models))
+    login = (
+        Login.from_config(config.auth, authenticator.secret)
+        if authenticator is not None and authenticator.secret and config.auth.users
+        else None
+    )
+    if login is not None:
+        app.include_router(login_router(login))
     for router in protocols.routers(hot):
         app.include_router(router)
     if metrics is not None:
@@ -98,11 +111,15 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
     app.router.routes.extend(WebPages(models, drift, metrics_hook).routes())
     app.add_middleware(HotRoutes, routes=hot)
+    policy = AccessPolicy(hot, config.auth.public)
+    if authenticator is not None:
+        add_auth_middleware(app, policy, authenticator, render_for_path)
     app.state.access_lines = lines
     app.add_middleware(AccessLog, lines=lines)  # outermost: it sees every route, the hot ones too
 
     def openapi() -> dict[str, Any]:
-        return build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])
+        schema = build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])
+        return document_security(schema, policy, login is not None) if authenticator is not None else schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -7,6 +7,7 @@ from ipaddress import ip_address
 
 from fastapi import Request
 
+from sealserve.serve.auth.principal import ADMIN, principal_of
 from sealserve.serve.config import Limits
 from sealserve.serve.errors import ServingError
 
@@ -38,11 +39,15 @@ async def read_json_body(request: Request, limits: Limits, *, json_only: bool = 
 
 
 def require_loopback(request: Request, what: str) -> None:
-    """Admin operations answer loopback clients only until authentication (an admin scope) exists."""
+    """Admin operations: with auth on, the scope gate has already required the admin scope; without auth, only a
+    loopback client may call them."""
+    principal = principal_of(request)
+    if principal is not None and principal.may(ADMIN):
+        return
     host = request.client.host if request.client else ""
     try:
         loopback = ip_address(host).is_loopback
     except ValueError:
         loopback = False
     if not loopback:
-        raise ServingError(403, "forbidden", f"{what} answers loopback clients only until authentication exists")
+        raise ServingError(403, "forbidden", f"{what} answers loopback clients only (or callers with the admin scope when auth is on)")

@@ -106,7 +106,7 @@ class Storage(Strict):
 
 
 class Admin(Strict):
-    """Admin HTTP endpoints (reload, pin); off by default and loopback-only until authentication exists."""
+    """Admin HTTP endpoints (reload, pin); off by default. With auth on they need the admin scope; without, a loopback client."""
 
     enabled: bool = False
 
@@ -145,6 +145,98 @@ class Observability(Strict):
     drift: Drift = Drift()
 
 
+SCOPE_PATTERN = r"^(read|admin|predict(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
+Scope = Annotated[str, Field(pattern=SCOPE_PATTERN)]
+HS256_MIN_SECRET = 32  # bytes: RFC 7518 3.2 asks for a key at least as long as the hash output
+
+
+class ApiKey(Strict):
+    """A client key, stored as the hex SHA-256 of the key: keys are 256-bit random, so a fast hash is enough."""
+
+    name: str = Field(min_length=1, max_length=128)
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+
+
+class User(Strict):
+    """A username/password client of the token endpoint; only an argon2id or bcrypt hash of the password is stored."""
+
+    username: str = Field(min_length=1, max_length=128)
+    password_hash: SecretStr
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_hash(self) -> User:
+        if not self.password_hash.get_secret_value().startswith(("$argon2id$", "$2b$", "$2a$", "$2y$")):
+            raise ValueError(f"user {self.username!r}: password_hash must be an argon2id or bcrypt hash (sealserve auth hash-password)")
+        return self
+
+
+class Jwt(Strict):
+    """Bearer tokens: HS256 with a shared secret, and/or RS256, ES256, EdDSA keys from a JWKS file or URL."""
+
+    secret: SecretStr | None = Field(default=None, description="HS256 secret (normally ${ENV}); at least 32 bytes.")
+    secret_file: Path | None = Field(default=None, description="File holding the HS256 secret (a mounted Secret).")
+    jwks_file: Path | None = Field(default=None, description="JWKS of the public keys tokens may be signed with; re-read when it changes.")
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://", description="An identity provider's JWKS, cached.")
+    jwks_cache_seconds: float = Field(default=300.0, gt=0, description="How long a fetched JWKS is trusted before it is fetched again.")
+    issuer: str | None = Field(default="sealserve", description="Required `iss`; null accepts any.")
+    audience: str | None = Field(default="sealserve", description="Required `aud`; null accepts tokens without one.")
+    leeway: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat (seconds).")
+    token_ttl: int = Field(default=900, ge=30, le=86400, description="Lifetime of tokens the token endpoint issues (seconds).")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Jwt:
+        if self.secret is not None and self.secret_file is not None:
+            raise ValueError("give secret or secret_file, not both")
+        if self.secret is None and self.secret_file is None and self.jwks_file is None and self.jwks_url is None:
+            raise ValueError("jwt needs secret, secret_file, jwks_file or jwks_url")
+        if self.secret is not None and len(self.secret.get_secret_value().encode()) < HS256_MIN_SECRET:
+            raise ValueError(f"secret is shorter than {HS256_MIN_SECRET} bytes (`sealserve auth secret` prints a good one)")
+        return self
+
+
+class LoginLimit(Strict):
+    """Failed logins on the token endpoint allowed per window, per username and per client address (then 429)."""
+
+    per_user: int = Field(default=5, gt=0)
+    per_client: int = Field(default=20, gt=0)
+    window: float = Field(default=300.0, gt=0, description="Seconds a failure counts against its user and client.")
+    concurrent_hashes: int = Field(default=2, gt=0, description="Password checks running at once (each argon2id check holds 64 MiB).")
+
+
+class Auth(Strict):
+    """Who may call what (docs/security.md): API keys, JWT bearer tokens, and a token endpoint for users."""
+
+    enabled: bool = False
+    api_keys: tuple[ApiKey, ...] = ()
+    jwt: Jwt | None = None
+    users: tuple[User, ...] = ()
+    public: tuple[Literal["docs", "metrics"], ...] = Field(
+        default=("docs", "metrics"), description="Served without credentials: the API docs (/docs, /openapi.json), /metrics."
+    )
+    login_limit: LoginLimit = LoginLimit()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Auth:
+        if self.users and (self.jwt is None or (self.jwt.secret is None and self.jwt.secret_file is None)):
+            raise ValueError("users log in for HS256 tokens: jwt.secret or jwt.secret_file is needed")
+        if self.enabled and not (self.api_keys or self.jwt or self.users):
+            raise ValueError("auth is enabled but no api_keys, jwt or users are configured: nobody could call the service")
+        for kind, names in (("api key", [key.name for key in self.api_keys]), ("user", [user.username for user in self.users])):
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ValueError(f"{kind} names must be unique: {', '.join(repeated)}")
+        return self
+
+
+class Tls(Strict):
+    """HTTPS and gRPC over TLS, for deployments without an ingress terminating it."""
+
+    certfile: Path
+    keyfile: Path
+
+
 class Server(Strict):
     """Where the HTTP port listens; the environment (SEALSERVE_HOST, SEALSERVE_HTTP_PORT, SEALSERVE_WORKERS) and flags override it."""
 
@@ -153,6 +245,7 @@ class Server(Strict):
     )
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port; 0 picks a free one.")
     workers: int = Field(default=1, gt=0, description="Worker processes sharing the HTTP port.")
+    tls: Tls | None = Field(default=None, description="Certificate and key: HTTPS, and gRPC over TLS.")
 
 
 class ServiceConfig(Strict):
@@ -164,6 +257,7 @@ class ServiceConfig(Strict):
     batching: Batching = Batching()
     storage: Storage = Storage()
     admin: Admin = Admin()
+    auth: Auth = Auth()
     protocols: Protocols = Protocols()
     observability: Observability = Observability()
     models: list[ModelSource] = Field(min_length=1)

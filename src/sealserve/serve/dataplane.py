@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from starlette.authentication import BaseUser
+
 from sealserve.serve.batching import AdaptiveBatcher
 from sealserve.serve.bundle_model import BundleModel, Predictions
 from sealserve.serve.columns import Columns
@@ -63,6 +65,7 @@ class InferenceRequest:
     item: str = "row"
     validated: bool = False
     request_id: str | None = None
+    principal: BaseUser | None = None  # who is asking, when auth is on (auth/principal.py)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -78,7 +81,10 @@ class Inference:
 
 
 class InferenceHook:
-    """Called around every inference on every protocol; `before` may refuse it by raising a ServingError."""
+    """Called around every inference on every protocol; `admit` and `before` may refuse it by raising a ServingError."""
+
+    def admit(self, request: InferenceRequest) -> None:
+        """Runs first, before the model is resolved (authorization: an unknown model is no reason to answer 404)."""
 
     def before(self, request: InferenceRequest, served: ServedModel) -> None:
         """Runs after the model is resolved, before the request is decoded."""
@@ -164,6 +170,7 @@ class DataPlane:
     def __init__(self, registry: ModelRegistry, limits: Limits, batching: Batching, hooks: Iterable[InferenceHook] = ()) -> None:
         self.registry, self.limits, self.batching = registry, limits, batching
         self.hooks = list(hooks)
+        self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
         registry.on_load.append(self.attach)
 
     def attach(self, served: ServedModel) -> None:
@@ -225,6 +232,8 @@ class DataPlane:
         return error
 
     def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, Batch]:
+        for hook in self._admitting:
+            hook.admit(request)
         served = self.resolve(request.model, request.version)
         for hook in self.hooks:
             hook.before(request, served)

@@ -22,19 +22,28 @@ Render = Callable[[Exception], Response]
 Refused = Callable[[Request, Exception, float], None]
 
 
-def hot_route(path: str, endpoint: Endpoint, render: Render, refused: Refused) -> Route:
+class HotRoute(Route):
+    """An inference route: it knows its protocol, how that protocol renders an error, and whom to tell of a refusal
+    (middleware in front of it, such as authentication, answers in the same shape and is counted the same way)."""
+
+    def __init__(self, path: str, endpoint: Endpoint, protocol: Protocol, render: Render, refused: Refused) -> None:
+        self.protocol, self.render, self.refused = protocol, render, refused
+
+        async def guarded(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                return await endpoint(request)
+            except Exception as exc:
+                refused(request, exc, started)
+                return render(exc)
+
+        super().__init__(path, guarded, methods=["POST"], include_in_schema=False)
+
+
+def hot_route(path: str, endpoint: Endpoint, render: Render, dataplane: DataPlane, protocol: Protocol) -> HotRoute:
     """A POST route whose failures are answered in its protocol's error shape (there is no exception handler here);
-    `refused` sees each failure with the request's start time (the data plane counts those it has not seen)."""
-
-    async def guarded(request: Request) -> Response:
-        started = time.perf_counter()
-        try:
-            return await endpoint(request)
-        except Exception as exc:
-            refused(request, exc, started)
-            return render(exc)
-
-    return Route(path, guarded, methods=["POST"], include_in_schema=False)
+    the data plane's hooks see each failure it has not seen itself."""
+    return HotRoute(path, endpoint, protocol, render, refusals(dataplane, protocol))
 
 
 def refusals(dataplane: DataPlane, protocol: Protocol) -> Refused:
@@ -46,7 +55,7 @@ class HotRoutes:
     """ASGI middleware: a request that fully matches one of `routes` goes straight to it; anything else (another
     path, or another method on these paths, answered 405 by FastAPI) goes on to the app."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[Route]) -> None:
+    def __init__(self, app: ASGIApp, routes: Sequence[HotRoute]) -> None:
         self.app = app
         self.routes = tuple(routes)
 
@@ -54,7 +63,7 @@ class HotRoutes:
         if scope["type"] == "http" and scope["method"] == "POST":
             for route in self.routes:
                 match, child = route.matches(scope)
-                if match is Match.FULL:  # the endpoint answers every failure itself (hot_route), so no wrapping is needed
+                if match is Match.FULL:  # the endpoint answers every failure itself (HotRoute), so no wrapping is needed
                     scope.update(child)
                     response = await route.endpoint(Request(scope, receive, send))
                     await response(scope, receive, send)

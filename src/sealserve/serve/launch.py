@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -34,7 +35,7 @@ def serve_workers(config: Path | None, flags: Overrides, server: Server) -> None
     metrics.mkdir(mode=0o700)
     os.environ[MULTIPROCESS_ENV] = str(metrics)
     try:
-        _run_supervisor(server.workers, server.host, server.port)
+        _run_supervisor(server)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -49,7 +50,14 @@ def worker_app() -> FastAPI:
     return app
 
 
-def _run_supervisor(workers: int, host: str, port: int) -> None:
+def tls_options(server: Server) -> dict[str, Any]:
+    """uvicorn's HTTPS settings from server.tls (none without it)."""
+    if server.tls is None:
+        return {}
+    return {"ssl_certfile": str(server.tls.certfile), "ssl_keyfile": str(server.tls.keyfile)}
+
+
+def _run_supervisor(server: Server) -> None:
     """uvicorn.run's multi-worker path, with a listening socket that says it is TCP.
 
     uvicorn binds the shared socket with proto 0; accepted sockets inherit it, and asyncio's loop only sets
@@ -61,7 +69,14 @@ def _run_supervisor(workers: int, host: str, port: int) -> None:
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(
-        "sealserve.serve.launch:worker_app", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=False
+        "sealserve.serve.launch:worker_app",
+        factory=True,
+        host=server.host,
+        port=server.port,
+        workers=server.workers,
+        log_level="info",
+        access_log=False,
+        **tls_options(server),
     )
     bound = config.bind_socket()
     listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())

@@ -10,16 +10,16 @@ import pydantic_core
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
-from starlette.routing import Route
 
 from sealserve.serve.access_log import request_id_of
+from sealserve.serve.auth.principal import principal_of
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import ClassSource, Limits
 from sealserve.serve.dataplane import Batch, DataPlane, Inference, InferenceRequest, Protocol
 from sealserve.serve.drift import DriftMonitor
 from sealserve.serve.error_handlers import render_error
 from sealserve.serve.errors import ServingError, validation_details
-from sealserve.serve.hot_routes import hot_route, refusals
+from sealserve.serve.hot_routes import HotRoute, hot_route
 from sealserve.serve.registry import ModelRegistry, ModelState
 from sealserve.serve.responses import describe_state, json_response, model_headers
 from sealserve.serve.signature import Signature
@@ -70,7 +70,7 @@ def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
     return frozenset(hidden)
 
 
-def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[Route], drift: DriftMonitor) -> APIRouter:
+def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[HotRoute], drift: DriftMonitor) -> APIRouter:
     """Listing and metadata routes; the two prediction routes go to `hot` (documented per model in openapi.py)."""
     router = APIRouter(prefix="/api/models", tags=["models"])
     hidden = without_endpoints(registry.states)
@@ -119,6 +119,7 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
                 rows=rows,
                 validated=True,
                 request_id=request_id_of(request),
+                principal=principal_of(request),
             )
         )
 
@@ -134,10 +135,9 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
         result = await infer(request, lambda body, signature: parse_batch(body, signature, dataplane))
         return answer(result, "outputs", result.signature.json_outputs(result.outputs))
 
-    refused = refusals(dataplane, Protocol.NATIVE)
     for route in (
-        hot_route("/api/models/{name}/prediction", predict_one, render_error, refused),
-        hot_route("/api/models/{name}/predictions", predict_many, render_error, refused),
+        hot_route("/api/models/{name}/prediction", predict_one, render_error, dataplane, Protocol.NATIVE),
+        hot_route("/api/models/{name}/predictions", predict_many, render_error, dataplane, Protocol.NATIVE),
     ):
         hot.append(route)
         router.routes.append(route)  # also here, so another method on the path is a 405, not a 404

@@ -24,6 +24,8 @@ ENVIRONMENT = {
     "model_name": "SEALSERVE_MODEL_NAME",
     "model_dir": "SEALSERVE_MODEL_DIR",
     "keyring": "SEALSERVE_KEYRING",
+    "tls_cert": "SEALSERVE_TLS_CERT",
+    "tls_key": "SEALSERVE_TLS_KEY",
 }
 INTEGERS = ("http_port", "grpc_port", "workers")
 
@@ -39,6 +41,8 @@ class Overrides:
     model_name: str | None = None
     model_dir: str | None = None
     keyring: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Overrides:
@@ -94,6 +98,10 @@ def apply(data: dict[str, Any], given: Overrides, source: str) -> dict[str, Any]
     for key, value in (("host", given.host), ("port", given.http_port), ("workers", given.workers)):
         if value is not None:
             server[key] = value
+    if given.tls_cert is not None or given.tls_key is not None:
+        tls = dict(server.get("tls") or {})
+        tls.update({key: value for key, value in (("certfile", given.tls_cert), ("keyfile", given.tls_key)) if value is not None})
+        server["tls"] = tls
     result["server"] = server
     if given.grpc_port is not None:  # a port named outside the file binds the HTTP interface, like KServe's
         protocols = dict(_section(result, "protocols", source))

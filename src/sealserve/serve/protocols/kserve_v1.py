@@ -11,12 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
-from starlette.routing import Route
 
 from sealserve.serve.access_log import request_id_of
+from sealserve.serve.auth.principal import principal_of
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError
+from sealserve.serve.hot_routes import HotRoute
 from sealserve.serve.protocols.rest import error_response, guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.responses import json_response, model_headers
@@ -29,7 +30,7 @@ class PredictRequest(BaseModel):
     inputs: list[Any] | None = None
 
 
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[Route]) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[HotRoute]) -> APIRouter:
     router = APIRouter(prefix="/v1/models", tags=["KServe V1"], route_class=guarded_route(error_response))
 
     @router.get("", summary="Names of the configured models")
@@ -58,6 +59,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
                 rows=len(instances),
                 item="instance",
                 request_id=request_id_of(request),
+                principal=principal_of(request),
             )
         )
         served = result.served

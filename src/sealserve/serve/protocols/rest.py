@@ -10,13 +10,12 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
-from starlette.routing import Route
 
 from sealserve.serve.body import read_json_body
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, Protocol
 from sealserve.serve.errors import ProtocolError, ServingError, protocol_error_of
-from sealserve.serve.hot_routes import Endpoint, hot_route, refusals
+from sealserve.serve.hot_routes import Endpoint, HotRoute, hot_route
 
 Render = Callable[[ServingError], Response]
 Envelope = TypeVar("Envelope", bound=BaseModel)
@@ -40,9 +39,9 @@ def guarded_route(render: Render) -> type[APIRoute]:
     return GuardedRoute
 
 
-def hot_protocol_route(path: str, endpoint: Endpoint, render: Render, dataplane: DataPlane, protocol: Protocol) -> Route:
+def hot_protocol_route(path: str, endpoint: Endpoint, render: Render, dataplane: DataPlane, protocol: Protocol) -> HotRoute:
     """An inference route for `HotRoutes`, its failures rendered like the protocol's other routes."""
-    return hot_route(path, endpoint, lambda exc: render(protocol_error_of(exc)), refusals(dataplane, protocol))
+    return hot_route(path, endpoint, lambda exc: render(protocol_error_of(exc)), dataplane, protocol)
 
 
 def error_response(failure: ServingError) -> Response:

@@ -16,12 +16,13 @@ import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from sealserve.serve.access_log import request_id_of
+from sealserve.serve.auth.principal import principal_of
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol, check_rows
 from sealserve.serve.errors import ProtocolError, ServingError
+from sealserve.serve.hot_routes import HotRoute
 from sealserve.serve.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ServedModel
 from sealserve.serve.responses import json_response, model_headers
@@ -64,7 +65,7 @@ def error(failure: ServingError) -> Response:
     return Response(orjson.dumps(body), status_code=failure.status, media_type="application/json", headers=failure.headers)
 
 
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[Route]) -> APIRouter:
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[HotRoute]) -> APIRouter:
     router = APIRouter(tags=["Seldon"], route_class=guarded_route(error))
 
     async def predict(name: str, request: Request) -> Response:
@@ -82,6 +83,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
                 lambda signature: signature.records(rows, names, numeric_strings=numeric_strings),
                 rows=len(rows),
                 request_id=request_id_of(request),
+                principal=principal_of(request),
             )
         )
         served, signature, predictions = inference.served, inference.signature, inference.outputs

@@ -13,6 +13,7 @@ the same data plane and validation as the REST protocols. Outputs travel in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,7 +23,9 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from sealserve.serve.access_log import RequestIds
-from sealserve.serve.config import Limits
+from sealserve.serve.auth.grpc_gate import GrpcGate
+from sealserve.serve.auth.principal import Principal
+from sealserve.serve.config import Limits, Tls
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError, protocol_error_of
 from sealserve.serve.protocols import tensors
@@ -35,9 +38,12 @@ POOL = descriptor_pool.DescriptorPool()
 POOL.Add(descriptor_pb2.FileDescriptorProto.FromString(FILE_DESCRIPTOR))
 STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.INVALID_ARGUMENT,
     415: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     501: grpc.StatusCode.UNIMPLEMENTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
@@ -65,36 +71,38 @@ MESSAGES: dict[str, Any] = {
 }
 
 
-Handler = Callable[[Any, grpc.ServicerContext], Any]
+Handler = Callable[[Any, grpc.ServicerContext, Principal | None], Any]
 
 
 class InferenceService:
     """The six RPCs; each only translates messages to core calls and back."""
 
-    def __init__(self, registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo) -> None:
-        self.registry, self.dataplane, self.limits, self.server = registry, dataplane, limits, server
+    def __init__(
+        self, registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, gate: GrpcGate | None = None
+    ) -> None:
+        self.registry, self.dataplane, self.limits, self.server, self.gate = registry, dataplane, limits, server, gate
         self.request_ids = RequestIds()
 
-    def server_live(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def server_live(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
 
-    def server_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def server_ready(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
-    def model_ready(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def model_ready(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
         state = self.registry.state(request.name)
         ready = state.served is not None and (not request.version or request.version == state.served.version)
         return MESSAGES["ModelReadyResponse"](ready=ready)
 
-    def server_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def server_metadata(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
         return MESSAGES["ServerMetadataResponse"](**self.server.as_dict())
 
-    def model_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def model_metadata(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
         served = self.dataplane.resolve(request.name, request.version or None)
         metadata = tensors.model_metadata(served, self.dataplane.signature(served))
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
-    def model_infer(self, request: Any, context: grpc.ServicerContext) -> Any:
+    def model_infer(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
         sent = next((value for key, value in context.invocation_metadata() if key == "x-request-id"), None)
         request_id = self.request_ids(sent.encode("latin-1") if isinstance(sent, str) else sent)
         context.send_initial_metadata((("x-request-id", request_id),))  # echoed, as the REST protocols echo X-Request-ID
@@ -105,6 +113,7 @@ class InferenceService:
                 lambda signature: tensors.batch(signature, decode_inputs(request), self.limits),
                 version=request.model_version or None,
                 request_id=request_id,
+                principal=principal,
             )
         )
         served, predictions = result.served, result.outputs
@@ -143,19 +152,25 @@ def decode_inputs(request: Any) -> list[tensors.Tensor]:
     return decoded
 
 
-def guarded(method: Handler, message: Any) -> Handler:
-    """Decode the request here, not in grpcio (which answers INTERNAL to a malformed message), and answer any
-    exception with the gRPC status matching the REST status of the same failure."""
+def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[bytes, grpc.ServicerContext], Any]:
+    """The one wrapper of every RPC: authenticate (when auth is on), decode the request here rather than in grpcio (which
+    answers INTERNAL to a malformed message), and answer any exception with the gRPC status matching the REST status of
+    the same failure. A refused ModelInfer reaches the data plane's hooks like a refused REST inference."""
+    method: Handler = getattr(service, _snake_case(rpc))
 
     def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
+        started = time.perf_counter()
         try:
-            request = message.FromString(raw)
-        except DecodeError:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {message.DESCRIPTOR.name}")
-        try:
-            return method(request, context)
+            principal = service.gate.admit(rpc, context.invocation_metadata(), context.peer()) if service.gate is not None else None
+            try:
+                request = message.FromString(raw)
+            except DecodeError:
+                raise ProtocolError(400, f"the request is not a valid {message.DESCRIPTOR.name}") from None
+            return method(request, context, principal)
         except Exception as exc:
             failure = protocol_error_of(exc)
+            if rpc == "ModelInfer":
+                service.dataplane.refused(Protocol.V2_GRPC, "", failure, started)
         context.abort(STATUS_CODES.get(failure.status, grpc.StatusCode.INTERNAL), failure.message)
 
     return handler
@@ -165,7 +180,7 @@ def method_handlers(service: InferenceService) -> grpc.GenericRpcHandler:
     handlers = {}
     for name in RPCS:
         handlers[name] = grpc.unary_unary_rpc_method_handler(
-            guarded(getattr(service, _snake_case(name)), MESSAGES[f"{name}Request"]),
+            guarded(service, name, MESSAGES[f"{name}Request"]),
             response_serializer=MESSAGES[f"{name}Response"].SerializeToString,
         )
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
@@ -178,8 +193,8 @@ def _snake_case(name: str) -> str:
 class GrpcServer:
     """The gRPC endpoint of one app: bound and started by `start`, stopped by `stop`."""
 
-    def __init__(self, service: InferenceService, host: str, port: int, workers: int, limits: Limits) -> None:
-        self.service, self.host, self.requested_port, self.workers, self.limits = service, host, port, workers, limits
+    def __init__(self, service: InferenceService, host: str, port: int, workers: int, limits: Limits, tls: Tls | None = None) -> None:
+        self.service, self.host, self.requested_port, self.workers, self.limits, self.tls = service, host, port, workers, limits, tls
         self.port: int | None = None
         self._server: Any = None
 
@@ -188,12 +203,16 @@ class GrpcServer:
         server = grpc.server(ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sealserve-grpc"), options=options)
         server.add_generic_rpc_handlers((method_handlers(self.service),))
         address = f"[{self.host}]:{self.requested_port}" if ":" in self.host else f"{self.host}:{self.requested_port}"
-        port = server.add_insecure_port(address)
+        if self.tls is not None:
+            credentials = grpc.ssl_server_credentials([(self.tls.keyfile.read_bytes(), self.tls.certfile.read_bytes())])
+            port = server.add_secure_port(address, credentials)
+        else:
+            port = server.add_insecure_port(address)
         if port == 0:
             raise OSError(f"gRPC cannot listen on {address}")
         server.start()
         self._server, self.port = server, port
-        logger.info("Open Inference Protocol gRPC listening on %s:%s", self.host, port)
+        logger.info("Open Inference Protocol gRPC listening on %s:%s%s", self.host, port, " (TLS)" if self.tls is not None else "")
         return int(port)
 
     def stop(self, grace: float = 5.0) -> None:

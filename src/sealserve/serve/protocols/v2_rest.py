@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import Response
-from starlette.routing import Route
 
 from sealserve.serve.access_log import request_id_of
+from sealserve.serve.auth.principal import principal_of
 from sealserve.serve.body import require_loopback
 from sealserve.serve.config import Limits
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
 from sealserve.serve.errors import ProtocolError
+from sealserve.serve.hot_routes import HotRoute
 from sealserve.serve.protocols import tensors
 from sealserve.serve.protocols.rest import error_response, guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.registry import ModelRegistry, ModelState
@@ -55,7 +56,7 @@ class InferRequest(BaseModel):
 
 
 def build_router(
-    registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, repository: bool, hot: list[Route]
+    registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, repository: bool, hot: list[HotRoute]
 ) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], route_class=guarded_route(error_response))
 
@@ -92,6 +93,7 @@ def build_router(
                 lambda signature: tensors.batch(signature, _decode_inputs(envelope.inputs, binary), limits),
                 version=version,
                 request_id=request_id_of(request),
+                principal=principal_of(request),
             )
         )
         served, predictions = result.served, result.outputs

@@ -1,0 +1,88 @@
+"""Who a request comes from, what their scopes allow, and the 401/403 errors every transport renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.authentication import BaseUser
+from starlette.requests import Request
+
+from sealserve.serve.dataplane import InferenceHook, InferenceRequest
+from sealserve.serve.errors import ServingError, shown
+
+READ, ADMIN, PREDICT = "read", "admin", "predict"
+REALM = 'Bearer realm="sealserve"'
+
+
+@dataclass(frozen=True, eq=False)
+class Principal(BaseUser):
+    """An authenticated caller: an API key (by its configured name) or a token's subject, with its scopes."""
+
+    subject: str
+    kind: Literal["api_key", "token"]
+    scopes: frozenset[str]
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def display_name(self) -> str:
+        return self.subject
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def may_predict(self, model: str) -> bool:
+        return PREDICT in self.scopes or f"{PREDICT}:{model}" in self.scopes
+
+    def may_predict_some_model(self) -> bool:
+        return any(scope == PREDICT or scope.startswith(f"{PREDICT}:") for scope in self.scopes)
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The authenticated caller, when auth is on and credentials were sent (what the data plane authorizes)."""
+    user = request.scope.get("user")
+    return user if isinstance(user, Principal) else None
+
+
+class AuthenticationFailed(ServingError):
+    """401: no credentials, or credentials that do not verify. `reason` is a fixed word for logs and metrics;
+    `subject`, when known (a token's verified subject, an API key's name), names the caller in the log."""
+
+    def __init__(self, reason: str, message: str, *, subject: str | None = None, error: str | None = "invalid_token") -> None:
+        challenge = REALM if error is None else f'{REALM}, error="{error}", error_description="{message}"'
+        super().__init__(401, "unauthenticated", message, headers={"WWW-Authenticate": challenge})
+        self.reason, self.subject = reason, subject
+
+
+class MissingCredentials(AuthenticationFailed):
+    def __init__(self) -> None:
+        super().__init__("missing", "credentials are required: Authorization: Bearer <token or API key>, or X-API-Key", error=None)
+
+
+class Forbidden(ServingError):
+    """403: the caller is known, but none of their scopes allows this call (RFC 6750's insufficient_scope)."""
+
+    def __init__(self, principal: Principal, scope: str, what: str) -> None:
+        challenge = f'{REALM}, error="insufficient_scope", scope="{scope}"'
+        super().__init__(
+            403, "forbidden", f"{principal.subject!r} lacks the {scope!r} scope needed for {what}", headers={"WWW-Authenticate": challenge}
+        )
+
+
+class ModelAccess(InferenceHook):
+    """Data plane hook: a prediction needs `predict` or `predict:<model>`, checked before the model is even resolved
+    (so a caller cannot learn which models exist). No principal means the transport skipped authentication: refused."""
+
+    def admit(self, request: InferenceRequest) -> None:
+        principal = request.principal
+        if not isinstance(principal, Principal):
+            raise MissingCredentials()
+        if not principal.may_predict(request.model):
+            raise Forbidden(principal, f"{PREDICT}:{request.model[:100]}", f"predictions from model {shown(request.model)}")
