@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tritonclient.utils import InferenceServerException
 
 from tests.auth.conftest import MAX_USER_FAILURES, PASSWORDS, AuthServer, jwk, public_pem
-from tests.support.server import wait_until
+from tests.support.server import SEALSERVE, wait_until
 
 DEMO = {"size": 7.5, "count": 3, "color": "BLUE"}
 WEATHER = {"temperature": 55.0}
@@ -312,3 +314,20 @@ def test_access_lines_name_the_caller_and_no_secret_reaches_the_log(auth_server:
     assert "late-service" in log  # who failed, by subject
     for secret in [*auth_server.secrets(), token]:
         assert secret not in log
+
+
+def test_the_admin_cli_sends_its_token_from_the_environment(auth_server: AuthServer) -> None:
+    def admin(token: str | None) -> subprocess.CompletedProcess[str]:
+        env = {key: value for key, value in os.environ.items() if key != "SEALSERVE_TOKEN"}
+        if token is not None:
+            env["SEALSERVE_TOKEN"] = token
+        argv = [SEALSERVE, "admin", "reload", "demo", "--url", auth_server.url]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    refused = admin(None)
+    assert refused.returncode == 1
+    assert "401" in refused.stderr
+    assert "SEALSERVE_TOKEN" in refused.stderr
+    reloaded = admin(auth_server.key("ops"))
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "demo: serving 1.0.0" in reloaded.stdout

@@ -1,8 +1,8 @@
 """Admin endpoints for `sealserve admin`: reload a model now, pin or unpin a version.
 
-Mounted only with `admin: {enabled: true}` in the service config. sealserve has no authentication
-yet, so these endpoints answer loopback clients only (run the CLI on the same host, or through
-`kubectl exec` / port-forward); everyone else gets 403. They move to the admin scope once auth exists.
+Mounted only with `admin: {enabled: true}` in the service config. With auth on they need the admin scope
+(the scope gate, auth/http.py); without auth they answer loopback clients only (run the CLI on the same host,
+or through `kubectl exec` / port-forward) and everyone else gets 403.
 
 With `serve --workers N` every worker process applies each action (fanout.py) and the answer, with one
 entry per worker under `workers`, is 200 only when all of them did: a pin serves the pinned version on

@@ -144,7 +144,7 @@ def build_router(
 
 def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Limits) -> None:
     """The model repository extension (index, load, unload): only when `protocols.v2_repository` is on and,
-    like the admin endpoints, for loopback clients only until authentication (an admin scope) exists.
+    like the admin endpoints, for the admin scope with auth on, else for loopback clients only.
     With several worker processes, load and unload apply to every worker and succeed only when all did (fanout.py)."""
     from sealserve.serve.fanout import WorkerSync
 
