@@ -331,3 +331,31 @@ def test_the_admin_cli_sends_its_token_from_the_environment(auth_server: AuthSer
     reloaded = admin(auth_server.key("ops"))
     assert reloaded.returncode == 0, reloaded.stderr
     assert "demo: serving 1.0.0" in reloaded.stdout
+
+
+def test_grpc_calls_get_access_lines_with_their_code_caller_and_request_id(auth_server: AuthServer) -> None:
+    grpc_infer(auth_server, {"authorization": f"Bearer {auth_server.key('ci-pipeline')}", "x-request-id": "grpc-audit-1"}, "weather")
+    assert grpc_status(auth_server, {"x-request-id": "grpc-audit-2"}) == "StatusCode.UNAUTHENTICATED"
+
+    def line(request_id: str) -> dict[str, Any] | None:
+        for text in auth_server.server.log().splitlines():
+            if f'"request_id":"{request_id}"' in text:
+                parsed: dict[str, Any] = json.loads(text)
+                return parsed
+        return None
+
+    wait_until(lambda: line("grpc-audit-2") is not None, timeout=10)
+    served = line("grpc-audit-1")
+    assert served is not None
+    assert {key: served[key] for key in ("method", "path", "status", "model", "version", "protocol", "subject")} == {
+        "method": "grpc",
+        "path": "/inference.GRPCInferenceService/ModelInfer",
+        "status": "OK",
+        "model": "weather",
+        "version": "1.0.0",
+        "protocol": "v2_grpc",
+        "subject": "api_key:ci-pipeline",
+    }
+    refused = line("grpc-audit-2")
+    assert refused is not None
+    assert (refused["status"], refused["subject"]) == ("UNAUTHENTICATED", None)

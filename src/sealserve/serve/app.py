@@ -55,7 +55,7 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
     dataplane = DataPlane(models, config.limits, config.batching, hooks)
     lines = AccessLines(observability.log_format) if observability.access_log else None
-    protocols = StandardProtocols(models, dataplane, config, authenticator)
+    protocols = StandardProtocols(models, dataplane, config, authenticator, lines)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from importlib import metadata
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from sealserve.serve.access_log import AccessLines
 from sealserve.serve.auth.credentials import Authenticator
 from sealserve.serve.auth.grpc_gate import GrpcGate
 from sealserve.serve.config import ServiceConfig
@@ -38,7 +39,12 @@ class StandardProtocols:
     """The protocol endpoints of one app: REST routers to include, and the gRPC server its lifespan runs."""
 
     def __init__(
-        self, registry: ModelRegistry, dataplane: DataPlane, config: ServiceConfig, authenticator: Authenticator | None = None
+        self,
+        registry: ModelRegistry,
+        dataplane: DataPlane,
+        config: ServiceConfig,
+        authenticator: Authenticator | None = None,
+        lines: AccessLines | None = None,
     ) -> None:
         settings = config.protocols
         self.registry, self.dataplane, self.limits, self.repository = registry, dataplane, config.limits, settings.v2_repository
@@ -47,7 +53,7 @@ class StandardProtocols:
         self.grpc: GrpcServer | None = None
         if settings.grpc_port is not None:
             gate = GrpcGate(authenticator) if authenticator is not None else None
-            service = InferenceService(registry, dataplane, config.limits, self.server, gate)
+            service = InferenceService(registry, dataplane, config.limits, self.server, gate, lines)
             self.grpc = GrpcServer(service, settings.grpc_host, settings.grpc_port, settings.grpc_workers, config.limits, config.server.tls)
 
     def routers(self, hot: list[HotRoute]) -> list[APIRouter]:

@@ -16,18 +16,19 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-from sealserve.serve.access_log import RequestIds
+from sealserve.serve.access_log import AccessLines, RequestIds
 from sealserve.serve.auth.grpc_gate import GrpcGate
 from sealserve.serve.auth.principal import Principal
 from sealserve.serve.config import Limits, Tls
 from sealserve.serve.dataplane import DataPlane, InferenceRequest, Protocol
-from sealserve.serve.errors import ProtocolError, protocol_error_of
+from sealserve.serve.errors import MAX_ECHOED, ProtocolError, protocol_error_of
 from sealserve.serve.protocols import tensors
 from sealserve.serve.protocols.oip_v2_descriptor import FILE_DESCRIPTOR
 from sealserve.serve.registry import ModelRegistry
@@ -71,49 +72,60 @@ MESSAGES: dict[str, Any] = {
 }
 
 
-Handler = Callable[[Any, grpc.ServicerContext, Principal | None], Any]
+@dataclass(frozen=True)
+class Call:
+    """What `guarded` learned about a call before its RPC runs: who makes it, and its request id."""
+
+    principal: Principal | None
+    request_id: str
+
+
+Handler = Callable[[Any, grpc.ServicerContext, Call], Any]
 
 
 class InferenceService:
     """The six RPCs; each only translates messages to core calls and back."""
 
     def __init__(
-        self, registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, gate: GrpcGate | None = None
+        self,
+        registry: ModelRegistry,
+        dataplane: DataPlane,
+        limits: Limits,
+        server: tensors.ServerInfo,
+        gate: GrpcGate | None = None,
+        lines: AccessLines | None = None,
     ) -> None:
-        self.registry, self.dataplane, self.limits, self.server, self.gate = registry, dataplane, limits, server, gate
+        self.registry, self.dataplane, self.limits, self.server, self.gate, self.lines = registry, dataplane, limits, server, gate, lines
         self.request_ids = RequestIds()
 
-    def server_live(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
+    def server_live(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
 
-    def server_ready(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
+    def server_ready(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
-    def model_ready(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
+    def model_ready(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         state = self.registry.state(request.name)
         ready = state.served is not None and (not request.version or request.version == state.served.version)
         return MESSAGES["ModelReadyResponse"](ready=ready)
 
-    def server_metadata(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
+    def server_metadata(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         return MESSAGES["ServerMetadataResponse"](**self.server.as_dict())
 
-    def model_metadata(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
+    def model_metadata(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         served = self.dataplane.resolve(request.name, request.version or None)
         metadata = tensors.model_metadata(served, self.dataplane.signature(served))
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
-    def model_infer(self, request: Any, context: grpc.ServicerContext, principal: Principal | None) -> Any:
-        sent = next((value for key, value in context.invocation_metadata() if key == "x-request-id"), None)
-        request_id = self.request_ids(sent.encode("latin-1") if isinstance(sent, str) else sent)
-        context.send_initial_metadata((("x-request-id", request_id),))  # echoed, as the REST protocols echo X-Request-ID
+    def model_infer(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         result = self.dataplane.infer_blocking(
             InferenceRequest(
                 request.model_name,
                 Protocol.V2_GRPC,
                 lambda signature: tensors.batch(signature, decode_inputs(request), self.limits),
                 version=request.model_version or None,
-                request_id=request_id,
-                principal=principal,
+                request_id=call.request_id,
+                principal=call.principal,
             )
         )
         served, predictions = result.served, result.outputs
@@ -160,20 +172,53 @@ def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[byte
 
     def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
+        metadata = context.invocation_metadata()
+        sent = next((value for key, value in metadata if key == "x-request-id"), None)
+        request_id = service.request_ids(sent.encode("latin-1") if isinstance(sent, str) else sent)
+        context.send_initial_metadata((("x-request-id", request_id),))  # echoed, as the REST protocols echo X-Request-ID
+        principal = request = response = None
         try:
-            principal = service.gate.admit(rpc, context.invocation_metadata(), context.peer()) if service.gate is not None else None
+            principal = service.gate.admit(rpc, metadata, context.peer()) if service.gate is not None else None
             try:
                 request = message.FromString(raw)
             except DecodeError:
                 raise ProtocolError(400, f"the request is not a valid {message.DESCRIPTOR.name}") from None
-            return method(request, context, principal)
+            response = method(request, context, Call(principal, request_id))
         except Exception as exc:
             failure = protocol_error_of(exc)
             if rpc == "ModelInfer":
                 service.dataplane.refused(Protocol.V2_GRPC, "", failure, started)
-        context.abort(STATUS_CODES.get(failure.status, grpc.StatusCode.INTERNAL), failure.message)
+            code = STATUS_CODES.get(failure.status, grpc.StatusCode.INTERNAL)
+        else:
+            code = grpc.StatusCode.OK
+        if service.lines is not None:
+            service.lines.write(
+                access_fields(rpc, code, time.perf_counter() - started, request_id, context.peer(), principal, request, response)
+            )
+        if code is not grpc.StatusCode.OK:
+            context.abort(code, failure.message)
+        return response
 
     return handler
+
+
+def access_fields(
+    rpc: str, code: grpc.StatusCode, seconds: float, request_id: str, peer: str, principal: Principal | None, request: Any, response: Any
+) -> dict[str, Any]:
+    """The access line of one RPC, in the HTTP lines' shape: `status` is the gRPC code's name, `method` is "grpc"."""
+    model = getattr(response, "model_name", None) or getattr(request, "model_name", None) or getattr(request, "name", None) or None
+    return {
+        "request_id": request_id,
+        "method": "grpc",
+        "path": f"/{SERVICE}/{rpc}",
+        "status": code.name,
+        "latency_ms": round(seconds * 1000, 3),
+        "model": model[:MAX_ECHOED] if model else None,
+        "version": getattr(response, "model_version", None) or None,
+        "protocol": Protocol.V2_GRPC.value,
+        "client": peer,
+        "subject": principal.identity if principal is not None else None,
+    }
 
 
 def method_handlers(service: InferenceService) -> grpc.GenericRpcHandler:
