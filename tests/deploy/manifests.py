@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 OVERLAYS = ("dev", "prod")
 KSERVE_FILES = (DEPLOY / "kserve" / "clusterservingruntime.yaml", DEPLOY / "kserve" / "inferenceservice.yaml")
+EXAMPLES = DEPLOY / "kubernetes" / "examples" / "secrets.example.yaml"  # the Secrets the manifests reference, placeholders only
 VALIDATE = DEPLOY / "validate"
 BIN = Path(sys.executable).parent
 

@@ -37,7 +37,16 @@ class LocalPod:
         return re.sub(rf"(?<![\w./-])({pattern})(?=/|\b|$)", lambda match: str(self.mounts[match.group(1)]), value)
 
     def environment(self, container: dict[str, Any]) -> dict[str, str]:
-        return {item["name"]: self.path(item["value"]) for item in container.get("env", [])}
+        """The container's variables; a `secretKeyRef` / `configMapKeyRef` reads the rendered or supplied object."""
+        return {item["name"]: self._value(item) for item in container.get("env", [])}
+
+    def _value(self, item: dict[str, Any]) -> str:
+        if "valueFrom" not in item:
+            return self.path(item["value"])
+        source = item["valueFrom"]
+        kind, reference = ("Secret", source["secretKeyRef"]) if "secretKeyRef" in source else ("ConfigMap", source["configMapKeyRef"])
+        contents = self._object(kind, reference["name"], optional=reference.get("optional", False))
+        return contents[reference["key"]].decode()
 
     def _contents(self, volume: dict[str, Any]) -> dict[str, bytes]:
         if "emptyDir" in volume:

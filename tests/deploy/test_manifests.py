@@ -1,16 +1,38 @@
-"""What the manifests promise, read back: every ConfigMap's service YAML is a config the server accepts, the
-hardening is the same wherever the server runs, and each overlay has its replica and image policy."""
+"""What the manifests promise, read back: every ConfigMap's service YAML is a config the server accepts (auth on in
+prod only), the hardening is the same wherever the server runs, Secrets are mounted read-only and shipped only as
+placeholders, and each overlay has its replica and image policy."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from sealserve.serve.settings import Overrides, load_settings
-from tests.deploy.manifests import DEPLOY, KSERVE_FILES, OVERLAYS, container, documents, entrypoint, find
+from tests.deploy.manifests import DEPLOY, EXAMPLES, KSERVE_FILES, OVERLAYS, container, documents, entrypoint, find
+
+PLACEHOLDER = re.compile(r"REPLACE_WITH_[A-Z0-9_]+")
+SECRET_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{16,}")  # a key, token, password or hash: long, in a base64 or hex alphabet
+READ_ONLY_FOR_OWNER_AND_GROUP = 0o440
+
+
+def deployment_environment(server: dict[str, Any]) -> dict[str, str]:
+    """The variables the Deployment gives the container; a value from a Secret or ConfigMap becomes a test value."""
+    return {item["name"]: item["value"] if "value" in item else f"test-{item['name'].lower()}" for item in server.get("env", [])}
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Every pod template in `docs` (Deployments, Jobs, ServingRuntimes), by kind/name."""
+    specs = []
+    for doc in docs:
+        spec = doc.get("spec", {})
+        template = spec.get("template", {}).get("spec") if "template" in spec else spec if "containers" in spec else None
+        if template is not None:
+            specs.append((f"{doc['kind']}/{doc['metadata']['name']}", template))
+    return specs
 
 
 @pytest.mark.parametrize("overlay", ["base", *OVERLAYS])
@@ -18,12 +40,60 @@ def test_each_configmaps_service_yaml_is_accepted_by_the_server(rendered: dict[s
     docs = documents(rendered[overlay].read_text())
     config = tmp_path / "service.yaml"
     config.write_text(find(docs, "ConfigMap", "sealserve-config")["data"]["service.yaml"])
-    settings = load_settings(config, {}, Overrides())
     deployment = find(docs, "Deployment", "sealserve")
-    ports = {port["name"]: port["containerPort"] for port in container(deployment, "sealserve")["ports"]}
+    server = container(deployment, "sealserve")
+    settings = load_settings(config, deployment_environment(server), Overrides())
+    ports = {port["name"]: port["containerPort"] for port in server["ports"]}
     assert (settings.config.server.host, settings.config.server.port) == ("0.0.0.0", ports["http"])
     assert (settings.config.protocols.grpc_host, settings.config.protocols.grpc_port) == ("0.0.0.0", ports["grpc"])
     assert settings.config.storage.cache_dir == Path("/var/cache/sealserve")
+    # Auth is on in production only (tests/deploy/test_prod_auth.py runs it); dev and the base serve without credentials.
+    assert settings.config.auth.enabled is (overlay == "prod")
+    if settings.config.auth.enabled:
+        auth = settings.config.auth
+        assert auth.api_keys or auth.jwt is not None or auth.users, "auth is on, so some way to authenticate is configured"
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        # Prometheus finds the pods by these annotations, which carry no credential: /metrics must then be public.
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert (annotations["prometheus.io/path"], int(annotations["prometheus.io/port"])) == ("/metrics", ports["http"])
+        assert auth.public == ("metrics",)
+
+
+def test_the_example_secrets_hold_placeholders_only() -> None:
+    docs = documents(EXAMPLES.read_text())
+    assert {doc["metadata"]["name"] for doc in docs} == {"sealserve-keyring", "sealserve-s3", "sealserve-auth"}
+    for doc in docs:
+        assert doc["kind"] == "Secret"
+        assert "data" not in doc, "stringData only: nothing hidden in base64"
+        for key, value in doc["stringData"].items():
+            remaining = PLACEHOLDER.sub("", value)
+            looks_secret = [token for token in SECRET_LIKE.findall(remaining) if re.search(r"\d", token) and re.search(r"[A-Za-z]", token)]
+            assert looks_secret == [], f"{doc['metadata']['name']}/{key} holds something that is not a REPLACE_WITH_ placeholder"
+            assert "PRIVATE KEY" not in value
+    auth = find(docs, "Secret", "sealserve-auth")["stringData"]
+    assert set(auth) == {"jwt-secret"}
+    assert PLACEHOLDER.fullmatch(auth["jwt-secret"])
+
+
+@pytest.mark.parametrize("overlay", ["base", *OVERLAYS])
+def test_secrets_are_referenced_and_mounted_read_only(rendered: dict[str, Path], overlay: str) -> None:
+    docs = documents(rendered[overlay].read_text())
+    if overlay == "prod":
+        assert [doc["metadata"]["name"] for doc in docs if doc["kind"] == "Secret"] == [], "prod ships no Secret, it references them"
+    runtime = yaml.safe_load(KSERVE_FILES[0].read_text())
+    for owner, spec in pod_specs([*docs, runtime]):
+        secrets = {volume["name"]: volume["secret"] for volume in spec.get("volumes", []) if "secret" in volume}
+        for item in [*spec.get("initContainers", []), *spec["containers"]]:
+            for mount in item.get("volumeMounts", []):
+                if mount["name"] in secrets:
+                    assert mount.get("readOnly") is True, f"{owner} {item['name']} mounts Secret {mount['name']} writable"
+    deployment = find(docs, "Deployment", "sealserve")
+    pod = deployment["spec"]["template"]["spec"]
+    # The server's Secret files: readable by root and the pod's fsGroup (the server's group), by nobody else, written by none.
+    assert pod["securityContext"]["fsGroup"] == container(deployment, "sealserve")["securityContext"]["runAsGroup"]
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            assert volume["secret"]["defaultMode"] == READ_ONLY_FOR_OWNER_AND_GROUP, volume["name"]
 
 
 def test_the_serving_runtime_runs_as_hardened_as_the_deployment(rendered: dict[str, Path]) -> None:
