@@ -60,6 +60,7 @@ class AccessPolicy:
 
     def __init__(self, inference: Sequence[HotRoute], public: Sequence[str]) -> None:
         self.inference = tuple(inference)
+        self.suffixes = tuple({route.path.rsplit("}", 1)[-1] for route in inference})  # a cheap test before matching routes
         self.public = frozenset(path for name in public for path in PUBLIC_PATHS[name])
 
     def requirement(self, scope: Scope) -> tuple[str, HotRoute | None]:
@@ -68,7 +69,7 @@ class AccessPolicy:
             return OPEN, None
         if path.startswith(ADMIN_PREFIXES):
             return ADMIN, None
-        if scope["method"] == "POST":
+        if scope["method"] == "POST" and path.endswith(self.suffixes):
             for route in self.inference:
                 if route.matches(scope)[0] is Match.FULL:
                     return PREDICT, route
