@@ -70,7 +70,7 @@ def test_signed_bundle_in_mnt_models_serves_kserve_v1_and_v2(runtime: dict[str, 
         v2 = client.get(f"/v2/models/{NAME}/ready")
         state = client.get(f"/api/models/{NAME}").json()
     assert v1.status_code == 200, v1.text
-    assert v1.json()["predictions"] == [1]
+    assert v1.json()["predictions"] == ["large"]  # class 1, decoded to the label its bundle declares
     assert v2.status_code == 200
     assert state["version"] == "1.0.0"
     assert state["signer"] == "test-key"

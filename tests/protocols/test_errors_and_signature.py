@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
 import pytest
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from sealserve.bundle.metadata import BundleMetadata, Feature, FeatureKind, ModelClass, ModelFormat, OutputSpec
 from sealserve.model import MLModelException, MLModelSchemaValidationException
+from sealserve.serve.bundle_model import BundleModel, Predictions
 from sealserve.serve.errors import ModelNotReadyError, OverloadedError, ProtocolError, ServingError, UnknownModelError, protocol_error_of
 from sealserve.serve.signature import Kind, Signature
 from tests.support.seed_model import ThresholdRiskModel
@@ -70,3 +76,42 @@ def test_validation_reports_rows_and_fields_without_echoing_input() -> None:
     assert refused.value.status == 400
     assert refused.value.message.startswith("row 1, 'body_mass_index': Input should be less than or equal to 60; row 1, 'general_health':")
     assert "SECRET-VALUE" not in refused.value.message
+
+
+def classifier_signature(classes: dict[Any, str]) -> tuple[BundleModel, Signature]:
+    """A bundle classifier's signature from its metadata alone (no estimator runs)."""
+    output = OutputSpec(task="classification", classes=[ModelClass(value=value, label=label) for value, label in classes.items()])
+    metadata = BundleMetadata(
+        name="coded",
+        version="1.0.0",
+        format=ModelFormat.SKOPS,
+        model_file="model.skops",
+        created=datetime(2024, 1, 1, tzinfo=UTC),
+        library_versions={},
+        features=[Feature(name="x", kind=FeatureKind.NUMBER)],
+        output=output,
+        input_schema={},
+        output_schema={},
+    )
+    model = BundleModel(metadata, estimator=None)
+    return model, Signature(model)
+
+
+@pytest.mark.parametrize(
+    ("classes", "values", "expected"),
+    [
+        ({0: "<=50K", 1: ">50K"}, [1, 0], [">50K", "<=50K"]),  # declared labels: decoded (issue 9)
+        ({0: "0", 1: "1"}, [1, 0], [1, 0]),  # packed without labels: the typed class values, as KServe's sklearn server
+        ({False: "False", True: "True"}, [True, False], [True, False]),
+        ({"<=50K": "<=50K", ">50K": ">50K"}, [">50K"], [">50K"]),  # string classes are their own labels
+    ],
+    ids=["declared", "undeclared", "booleans", "strings"],
+)
+def test_one_value_per_row_is_the_declared_label_else_the_class_value(
+    classes: dict[Any, str], values: list[Any], expected: list[Any]
+) -> None:
+    model, signature = classifier_signature(classes)
+    answer = Predictions(model.classes, np.array(values), None)
+    assert signature.predictions(answer) == expected
+    assert [type(value) for value in signature.predictions(answer)] == [type(value) for value in expected]
+    assert signature.outputs["predict"].extract(answer) == values  # V2 `predict` keeps the class values

@@ -22,7 +22,7 @@ def test_kserve_sdk_clients_get_the_seed_answer_over_v1_v2_and_grpc(served: Serv
     )
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found["v1"] == {"predictions": [1, 1], "model_version": "1.0.0"}
+    assert found["v1"] == {"predictions": ["versicolor", "versicolor"], "model_version": "1.0.0"}  # the declared labels
     assert found["v1_model_ready"] is True
     assert found["v2_server_live"] is found["v2_server_ready"] is found["v2_model_ready"] is True
     for key in ("v2_json", "v2_binary"):

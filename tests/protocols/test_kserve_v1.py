@@ -26,16 +26,17 @@ def test_lists_models_and_reports_readiness(http: httpx.Client) -> None:
     assert error_of(http.get("/v1/models/nope"), 404) == "no model named 'nope'"
 
 
-def test_feature_lists_predict_like_kserve_sklearn(http: httpx.Client) -> None:
+def test_feature_lists_predict_the_labels_the_bundle_declares(http: httpx.Client) -> None:
+    """Issue 9: the iris classes 0, 1, 2 are packed with species names, so V1 answers the names, not the codes."""
     response = http.post("/v1/models/sklearn-iris:predict", json={"instances": FLOWERS})
-    assert response.json() == {"predictions": [1, 1], "model_name": "sklearn-iris", "model_version": "1.0.0"}
+    assert response.json() == {"predictions": ["versicolor", "versicolor"], "model_name": "sklearn-iris", "model_version": "1.0.0"}
     assert response.headers["x-model-version"] == "1.0.0"
-    assert http.post("/v1/models/sklearn-iris:predict", json={"inputs": FLOWERS}).json()["predictions"] == [1, 1]
+    assert http.post("/v1/models/sklearn-iris:predict", json={"inputs": FLOWERS}).json()["predictions"] == ["versicolor"] * 2
 
 
 def test_objects_and_lists_mix_in_one_batch(http: httpx.Client) -> None:
     instances = [[7.5, 3.0, "BLUE"], {"size": 1.0, "count": 4, "color": "RED"}, DEMO_RECORD]
-    assert http.post("/v1/models/demo:predict", json={"instances": instances}).json()["predictions"] == [1, 0, 1]
+    assert http.post("/v1/models/demo:predict", json={"instances": instances}).json()["predictions"] == ["large", "small", "large"]
 
 
 def test_custom_class_models_answer_their_output_objects(http: httpx.Client) -> None:

@@ -30,7 +30,7 @@ def kserve_v1(served: Served, http: httpx.Client, record: dict[str, Any]) -> tup
     if response.status_code != 200:
         return response.status_code, response.json()["error"]
     body = response.json()
-    return 200, f"{['small', 'large'][body['predictions'][0]]}@{body['model_version']}"
+    return 200, f"{body['predictions'][0]}@{body['model_version']}"
 
 
 def v2_rest(served: Served, http: httpx.Client, record: dict[str, Any]) -> tuple[int, str]:

@@ -67,6 +67,9 @@ class Column:
     kind: Kind
 
 
+Extract = Callable[[Any], list[Any]]  # the run's outputs (`Predictions` for bundles) → flat values
+
+
 @dataclass(frozen=True)
 class Output:
     """One named output: its V2 datatype, values per row (None: one), and how to read it from predictions."""
@@ -74,7 +77,7 @@ class Output:
     name: str
     datatype: str
     width: int | None
-    extract: Callable[[Any], list[Any]]  # the run's outputs (`Predictions` for bundles) → flat values
+    extract: Extract
 
     def shape(self, rows: int) -> list[int]:
         return [rows] if self.width is None else [rows, self.width]
@@ -98,8 +101,7 @@ class Signature:
         self.column_check = ColumnCheck(model.metadata.features) if isinstance(model, BundleModel) else None
         if isinstance(model, BundleModel):
             self.platform = f"sealserve_{model.metadata.format.value}"
-            outputs, self.default_outputs, self.class_labels = _bundle_outputs(model)
-            self._predictions = outputs[0].extract
+            outputs, self.default_outputs, self.class_labels, self._predictions = _bundle_outputs(model)
         else:
             self.platform = "sealserve_python"
             outputs = _field_outputs(model.output_schema)
@@ -185,7 +187,8 @@ class Signature:
         return self.column_check is not None and rows >= COLUMNAR_ROWS
 
     def predictions(self, outputs: Any) -> list[Any]:
-        """One JSON value per row: the class value or number (bundles), else the output object."""
+        """One JSON value per row (KServe V1 `predictions`, Seldon without probabilities): for bundles the class label
+        when the bundle declares readable labels, else the class value or number; for custom models the output object."""
         return self._predictions(outputs)
 
     def json_outputs(self, outputs: Any) -> list[Any]:
@@ -253,11 +256,14 @@ def _to_integer_lenient(value: Any) -> Any:
     return _whole_float_to_int(value)
 
 
-def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], tuple[str, ...] | None]:
-    """predict (class values, like KServe's sklearn server), label (class labels), predict_proba ([N, classes])."""
+def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], tuple[str, ...] | None, Extract]:
+    """predict (class values, like KServe's sklearn server), label (class labels), predict_proba ([N, classes]);
+    and what one value per row is: the labels when any differs from its class value's text (0 → "<=50K"), else the
+    values themselves, so a model packed without labels keeps its typed values (1, True) and one with labels is decoded."""
     spec = model.metadata.output
     if spec.task == "regression":
-        return [Output("predict", "FP64", None, lambda outputs: outputs.values.astype(np.float64).tolist())], ("predict",), None
+        regression = Output("predict", "FP64", None, lambda outputs: outputs.values.astype(np.float64).tolist())
+        return [regression], ("predict",), None, regression.extract
     values = [item.value for item in spec.classes]
     labels = tuple(item.label for item in spec.classes)
     datatype = _datatype_of_values(values)
@@ -269,15 +275,17 @@ def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], 
     def label(outputs: Predictions) -> list[Any]:
         return outputs.labels()
 
+    decoded = any(item.label != str(item.value) for item in spec.classes)
+    per_row = label if decoded else predict
     result = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
     if not spec.probabilities:
-        return result, ("predict",), None
+        return result, ("predict",), None, per_row
 
     def probabilities(outputs: Predictions) -> list[Any]:
         assert outputs.probabilities is not None
         return outputs.probabilities.ravel().tolist()
 
-    return [*result, Output("predict_proba", "FP64", len(labels), probabilities)], ("predict",), labels
+    return [*result, Output("predict_proba", "FP64", len(labels), probabilities)], ("predict",), labels, per_row
 
 
 def _datatype_of_values(values: Sequence[Any]) -> str:

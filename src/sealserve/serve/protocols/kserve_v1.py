@@ -1,7 +1,9 @@
 """KServe V1 (TensorFlow-Serving style) REST: ``{"instances": [...]}`` → ``{"predictions": [...]}``.
 
 An instance is a list of feature values in the bundle's feature order, or an object keyed by feature
-name (validated exactly like the native API). Errors are ``{"error": "..."}``, as KServe answers them.
+name (validated exactly like the native API). A prediction is the class label when the bundle declares
+labels (``">50K"``, not ``1``), else the class value or number (`Signature.predictions`). Errors are
+``{"error": "..."}``, as KServe answers them.
 """
 
 from __future__ import annotations
