@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import io
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,29 +96,44 @@ async def measure(name: str, config: Any, count: int, headers: list[tuple[bytes,
     return min(rounds)
 
 
+def one(name: str, requests: int, home: Path) -> float:
+    """CPU seconds per request of one configuration, in this (fresh) process."""
+    from sealserve.serve.config import validate_config
+    from tests.support.bundles import Workspace
+
+    workspace = Workspace(home, None, None, home / "keyring.json", None)  # type: ignore[arg-type]
+    model = {"name": "demo", "store_url": (home / "store").as_uri(), "keyring": str(home / "keyring.json"), "ref": "production"}
+    service = configs(workspace)[name]
+    claims = {"sub": "bench", "exp": int(time.time()) + 3600, "iss": "sealserve", "aud": "sealserve", "scope": "predict"}
+    credential = jwt.encode(claims, SECRET) if "JWT" in name else API_KEY
+    headers = [(b"authorization", f"Bearer {credential}".encode())] if "auth" in service else []
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # access lines go to stderr: count their cost, not the terminal's
+    return asyncio.run(measure(name, validate_config({**service, "models": [model]}), requests, headers))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3, help="Fresh processes per configuration, interleaved; the best counts.")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(one(args.one, args.requests, args.home))
+        return
 
-    from sealserve.serve.config import validate_config
     from tests.support.bundles import Workspace
 
     with tempfile.TemporaryDirectory() as folder:
         workspace = Workspace.create(Path(folder))
         workspace.publish("demo", "1.0.0")
-        model = {"name": "demo", "store_url": workspace.store.url, "keyring": str(workspace.keyring), "ref": "production"}
-        token = jwt.encode({"sub": "bench", "exp": int(time.time()) + 3600, "iss": "sealserve", "aud": "sealserve", "scope": "predict"}, SECRET)
-        stderr = os.dup(2)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # access lines go to stderr: count their cost, not the terminal's
+        names = list(configs(workspace))
         results: dict[str, float] = {}
-        try:
-            for name, service in configs(workspace).items():
-                headers = [(b"authorization", f"Bearer {token if 'JWT' in name else API_KEY}".encode())] if "auth" in service else []
-                config = validate_config({**service, "models": [model]})
-                results[name] = asyncio.run(measure(name, config, args.requests, headers))
-        finally:
-            os.dup2(stderr, 2)
+        for _ in range(args.rounds):  # each configuration in its own process: no thread or cache of another one counts
+            for name in names:
+                command = [sys.executable, __file__, "--one", name, "--requests", str(args.requests), "--home", folder]
+                seconds = float(subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()[-1])
+                results[name] = min(seconds, results.get(name, seconds))
     quiet = results["quiet"]
     out = io.StringIO()
     out.write(f"{'configuration':<28} {'µs/request':>11} {'over quiet':>11}\n")

@@ -37,6 +37,7 @@ OPEN_PATHS = frozenset(
 OPEN_PATTERN = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$|^/ui/static/|^/docs/assets/")
 PUBLIC_PATHS = {"docs": ("/docs", "/docs/oauth2-redirect", "/openapi.json"), "metrics": ("/metrics",)}
 ADMIN_PREFIXES = ("/api/admin/", "/v2/repository/")
+REMEMBERED_PATHS = 4096
 
 
 class CredentialsBackend(AuthenticationBackend):
@@ -62,8 +63,18 @@ class AccessPolicy:
         self.inference = tuple(inference)
         self.suffixes = tuple({route.path.rsplit("}", 1)[-1] for route in inference})  # a cheap test before matching routes
         self.public = frozenset(path for name in public for path in PUBLIC_PATHS[name])
+        self._known: dict[tuple[str, str], tuple[str, HotRoute | None]] = {}
 
     def requirement(self, scope: Scope) -> tuple[str, HotRoute | None]:
+        key = (scope["method"], scope["path"])
+        known = self._known.get(key)
+        if known is None:
+            known = self._requirement(scope)
+            if len(self._known) < REMEMBERED_PATHS:  # client-chosen paths: remember a bounded number
+                self._known[key] = known
+        return known
+
+    def _requirement(self, scope: Scope) -> tuple[str, HotRoute | None]:
         path: str = scope["path"]
         if path in OPEN_PATHS or path in self.public or OPEN_PATTERN.match(path):
             return OPEN, None
