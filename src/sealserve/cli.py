@@ -328,7 +328,7 @@ def serve(
 
     from sealserve.serve.access_log import configure_logging
     from sealserve.serve.app import create_app
-    from sealserve.serve.launch import serve_workers, tls_options
+    from sealserve.serve.launch import serve_workers, uvicorn_options
     from sealserve.serve.settings import Overrides, load_settings
 
     flags = Overrides(
@@ -349,10 +349,15 @@ def serve(
         raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
     if server.workers == 1:
         uvicorn.run(
-            create_app(settings.config), host=server.host, port=server.port, log_level="info", access_log=False, **tls_options(server)
+            create_app(settings.config),
+            host=server.host,
+            port=server.port,
+            log_level="info",
+            access_log=False,
+            **uvicorn_options(settings.config),
         )
         return
-    serve_workers(config, flags, server)
+    serve_workers(config, flags, settings.config)
 
 
 @app.command()

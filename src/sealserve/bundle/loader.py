@@ -8,9 +8,11 @@ from typing import Any
 
 from sealserve.bundle.boosters import check_booster_file, load_booster
 from sealserve.bundle.integrity import check_structures
+from sealserve.bundle.memory_bounds import ArrayBudget, check_skops_file
 from sealserve.bundle.metadata import BundleMetadata, ModelFormat
+from sealserve.bundle.onnx_policy import parse_onnx
 from sealserve.bundle.type_policy import refused_types
-from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafeModelError
 
 
 def load_model_file(
@@ -46,6 +48,8 @@ def audit_model_file(path: Path, metadata: BundleMetadata, *, trusted_types: Ite
         audit_skops(path, trusted_types, metadata.required_types)
     elif metadata.format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM):
         check_booster_file(path, "xgboost" if metadata.format is ModelFormat.XGBOOST else "lightgbm")
+    elif metadata.format is ModelFormat.ONNX:
+        parse_onnx(path.read_bytes(), path.name)
     elif metadata.format is ModelFormat.JOBLIB:
         raise UnsafeModelError(f"{path.name} is pickle-based; it serves only as itself, with allow_pickle")
 
@@ -67,6 +71,7 @@ def audit_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterabl
     """The types a skops file needs, read from its schema; refused unless declared (when `declared`) and within the policy."""
     import skops.io
 
+    check_skops_file(path)  # reading its schema makes skops read every array file it names
     try:
         untrusted = skops.io.get_untrusted_types(file=path)
     except Exception:
@@ -82,13 +87,17 @@ def audit_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterabl
 
 
 def load_onnx(path: Path) -> Any:
+    """An onnxruntime session of the model file, checked first (onnx_policy.py: no external data, no custom operator
+    domains); onnxruntime gets the checked bytes, not the path, so it has no folder to resolve file references against."""
     import onnxruntime
 
+    data = path.read_bytes()
+    parse_onnx(data, path.name)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     try:
-        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise BundleFormatError(f"{path.name} is not a loadable ONNX model: {type(exc).__name__}") from None
 
@@ -109,10 +118,13 @@ def load_joblib(path: Path, extra_globals: set[str]) -> Any:
         if isinstance(stream, str):
             raise UnsafeModelError(f"{path.name} uses joblib's pre-0.10 format, which is refused")
         try:
-            model = RestrictedUnpickler(path, stream, policy).load()
-        except UnsafeModelError:
+            model = RestrictedUnpickler(path, stream, policy, ArrayBudget(path, handle if stream is handle else None)).load()
+            trailing = stream.read(1)
+        except (UnsafeModelError, BundleTooLargeError):
             raise
         except Exception as exc:
             raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None
+        if trailing:  # a second pickle (scanners read it, the loader would not): no bytes go unread
+            raise BundleFormatError(f"{path.name} carries data after its pickle")
     check_structures(model)
     return model

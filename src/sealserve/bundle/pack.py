@@ -34,6 +34,7 @@ from sealserve.bundle.metadata import (
     check_version,
 )
 from sealserve.bundle.onnx_export import check_parity, export_onnx
+from sealserve.bundle.onnx_policy import parse_onnx
 from sealserve.bundle.runtime import runtime_for
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.bundle.type_policy import refused_types
@@ -277,7 +278,9 @@ def _resolve_model(model: Any, requested: ModelFormat | str | None, allow_pickle
     if path.suffix == ".onnx":
         if requested is not None and ModelFormat(requested) is not ModelFormat.ONNX:
             raise BundleFormatError(f"{path.name} is an ONNX file; pack it with format onnx")
-        return None, path.read_bytes()
+        data = path.read_bytes()
+        parse_onnx(data, path.name)  # refused now rather than by every server: external data, custom operators
+        return None, data
     if path.suffix == ".skops":
         try:
             return load_skops(path, trust), None

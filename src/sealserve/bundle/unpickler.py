@@ -16,6 +16,7 @@ from typing import Any
 
 from joblib import numpy_pickle
 
+from sealserve.bundle.memory_bounds import ArrayBudget
 from sealserve.bundle.pickle_policy import CLASS_ARGUMENTS, DATA_ONLY_STATE, PicklePolicy
 from sealserve.bundle.type_policy import PARTIAL, PARTIAL_FUNCTIONS
 from sealserve.errors import UnsafeModelError
@@ -45,8 +46,9 @@ class RestrictedArrayWrapper(numpy_pickle.NumpyArrayWrapper):  # type: ignore[mi
         if not (isinstance(self.dtype, numpy.dtype) and shape_ok and plain):
             raise UnsafeModelError(f"{unpickler.path.name}: an array header is not a plain ndarray description")
         if not self.dtype.hasobject:
+            unpickler.budget.take(self.shape, self.dtype.itemsize)  # before joblib allocates what the header declares
             return super().read_array(unpickler, *args)
-        return RestrictedUnpickler(unpickler.path, unpickler.file_handle, unpickler.policy).load()
+        return RestrictedUnpickler(unpickler.path, unpickler.file_handle, unpickler.policy, unpickler.budget).load()
 
 
 class RestrictedUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
@@ -54,10 +56,11 @@ class RestrictedUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
 
     dispatch = PARENT.copy()
 
-    def __init__(self, path: Path, stream: Any, policy: PicklePolicy) -> None:
+    def __init__(self, path: Path, stream: Any, policy: PicklePolicy, budget: ArrayBudget) -> None:
         super().__init__(str(path), stream, True)
         self.path = path
         self.policy = policy
+        self.budget = budget
         self.resolved: dict[int, tuple[Any, str]] = {}
 
     def refuse(self, reason: str) -> UnsafeModelError:

@@ -86,6 +86,11 @@ class Limits(Strict):
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     max_batch_size: int = Field(default=1000, gt=0)
     body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request body may take to arrive in full (408 after).")
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds from a connection's opening, or a later request's first byte, to its complete headers (408 after).",
+    )
 
 
 class Batching(Strict):

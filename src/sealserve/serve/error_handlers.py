@@ -1,4 +1,5 @@
-"""The native API's error shape for every failure: {"error": {"code", "message", "details"?}}; never a traceback."""
+"""Error rendering for failures outside a route's own handling: the native shape {"error": {"code", "message", "details"?}},
+or the owning protocol's shape under its paths; never a traceback."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ def render_error(exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from sealserve.serve.protocols import render_for_path  # the protocols import this module
+
     async def render(request: Request, exc: Exception) -> Response:
-        return render_error(exc)
+        # Protocol routes render their own failures; what reaches here under a protocol's path is the router's 404 or
+        # 405 (a name holding a slash, another method), answered in that protocol's shape as its contract says.
+        return render_for_path(request.url.path, serving_error_of(exc))
 
     for kind in (ServingError, ValidationError, RequestValidationError, HTTPException, MLModelException, SealserveError, Exception):
         app.add_exception_handler(kind, render)

@@ -14,15 +14,16 @@ from fastapi import FastAPI
 from sealserve.bundle.files import private_directory
 from sealserve.serve.access_log import configure_logging
 from sealserve.serve.app import CONFIG_ENV, create_app
-from sealserve.serve.config import Server
+from sealserve.serve.config import Server, ServiceConfig
 from sealserve.serve.fanout import RUNTIME_ENV, WorkerSync
+from sealserve.serve.http_protocol import http_protocol
 from sealserve.serve.metrics import MULTIPROCESS_ENV
 from sealserve.serve.settings import Overrides, load_settings
 
 FLAGS_ENV = "SEALSERVE_FLAGS"
 
 
-def serve_workers(config: Path | None, flags: Overrides, server: Server) -> None:
+def serve_workers(config: Path | None, flags: Overrides, service: ServiceConfig) -> None:
     """The workers share a private folder (0700) for admin actions every one of them must apply; it lasts as long as the server.
 
     Each worker runs the same settings loader on the same YAML, environment and flags, so all of them serve one configuration.
@@ -35,7 +36,7 @@ def serve_workers(config: Path | None, flags: Overrides, server: Server) -> None
     metrics.mkdir(mode=0o700)
     os.environ[MULTIPROCESS_ENV] = str(metrics)
     try:
-        _run_supervisor(server)
+        _run_supervisor(service)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
@@ -57,7 +58,12 @@ def tls_options(server: Server) -> dict[str, Any]:
     return {"ssl_certfile": str(server.tls.certfile), "ssl_keyfile": str(server.tls.keyfile)}
 
 
-def _run_supervisor(server: Server) -> None:
+def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
+    """uvicorn's settings from the service config: HTTPS, and the HTTP protocol that cuts off slow request heads."""
+    return {"http": http_protocol(config.limits.header_timeout), **tls_options(config.server)}
+
+
+def _run_supervisor(service: ServiceConfig) -> None:
     """uvicorn.run's multi-worker path, with a listening socket that says it is TCP.
 
     uvicorn binds the shared socket with proto 0; accepted sockets inherit it, and asyncio's loop only sets
@@ -68,6 +74,7 @@ def _run_supervisor(server: Server) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    server = service.server
     config = uvicorn.Config(
         "sealserve.serve.launch:worker_app",
         factory=True,
@@ -76,7 +83,7 @@ def _run_supervisor(server: Server) -> None:
         workers=server.workers,
         log_level="info",
         access_log=False,
-        **tls_options(server),
+        **uvicorn_options(service),
     )
     bound = config.bind_socket()
     listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())

@@ -1,7 +1,9 @@
-"""The OpenAPI contract: FastAPI's static routes plus one typed path pair per served model (unless its endpoints are off)."""
+"""The OpenAPI contract: the fixed routes as openapi_routes.py describes them, plus one typed path pair per served model
+(unless its endpoints are off)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,24 +15,15 @@ from sealserve.bundle.metadata import BundleMetadata
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
 from sealserve.serve.native import without_endpoints
+from sealserve.serve.openapi_routes import REF, ROUTES, SCHEMAS, native_inference_operation
 
-REF = "#/components/schemas/{model}"
-ERROR_SCHEMA = {
-    "title": "Error",
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {"type": "array", "items": {"type": "object"}},
-            },
-        }
-    },
+PATH_PARAMETERS = {
+    "name": "A configured model's name",
+    "version": "The served version (any other is a 404)",
+    "namespace": "The Kubernetes namespace of Seldon's ingress path (ignored)",
 }
+
+FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")  # FastAPI's default 422 (referenced only by routes not described)
 
 
 @dataclass(frozen=True)
@@ -61,10 +54,12 @@ class ModelDescription:
 def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any]:
     document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Error"] = ERROR_SCHEMA
+    schemas.update(SCHEMAS)
     registry = getattr(app.state, "registry", None)
     hidden = without_endpoints(registry.states) if registry is not None else frozenset()  # create_endpoint: false
-    for model in sorted((model for model in models if model.name not in hidden), key=lambda m: m.name):
+    documented = sorted((model for model in models if model.name not in hidden), key=lambda m: m.name)
+    _describe_routes(document, [model.name for model in documented])
+    for model in documented:
         input_ref = _register(schemas, model.input_schema)
         output_ref = _register(schemas, model.output_schema)
         provenance = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
@@ -83,7 +78,31 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
         document["paths"][f"{base}/predictions"] = {
             "post": _operation(model, "predictions", {"type": "array", "items": input_ref, "minItems": 1}, batch)
         }
+    used = json.dumps(document["paths"])
+    for name in FASTAPI_VALIDATION:
+        if REF.format(model=name) not in used:
+            schemas.pop(name, None)
     return document
+
+
+def _describe_routes(document: dict[str, Any], names: list[str]) -> None:
+    """Each fixed route's request body and answers (openapi_routes.py) instead of FastAPI's guesses; model names as examples."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            contract = ROUTES.get((method, path))
+            if contract is None:
+                continue
+            body = contract.request_body()
+            if body is not None:
+                operation["requestBody"] = body
+            operation["responses"] = contract.responses()
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") != "path":
+                    continue
+                parameter["description"] = PATH_PARAMETERS.get(parameter["name"], "")
+                parameter["schema"].pop("title", None)
+                if parameter["name"] == "name" and names:
+                    parameter["examples"] = {name: {"value": name} for name in names}
 
 
 def _register(schemas: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
@@ -95,22 +114,12 @@ def _register(schemas: dict[str, Any], model: type[BaseModel]) -> dict[str, str]
 
 
 def _operation(model: ModelDescription, kind: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    contract = native_inference_operation(request, response)
     return {
         "tags": ["models"],
         "summary": f"{model.display_name}: {'one prediction' if kind == 'prediction' else 'a batch of predictions'}",
         "description": model.description,
         "operationId": f"{model.name}_{kind}",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
-        "responses": {
-            "200": {
-                "description": "Prediction with the model name and version that answered",
-                "content": {"application/json": {"schema": response}},
-            },
-            "400": {"description": "Malformed JSON", **error},
-            "404": {"description": "Unknown model", **error},
-            "413": {"description": "Body or batch too large", **error},
-            "422": {"description": "Input does not match the schema", **error},
-            "503": {"description": "Model not ready", **error},
-        },
+        "requestBody": contract.request_body(),
+        "responses": contract.responses(),
     }
