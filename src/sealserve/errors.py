@@ -85,3 +85,7 @@ class VersionExistsError(StoreError):
 
 class ConfigError(SealserveError):
     """The service configuration is invalid."""
+
+
+class TrialPredictionError(SealserveError):
+    """The model crashed, failed or hung in its trial prediction (a child process) before going live."""

@@ -83,7 +83,9 @@ class Workspace:
         import yaml
 
         entries = [
-            {"store_url": self.store.url, "keyring": str(self.keyring), "ref": "production", **entry}
+            # trial_prediction off: a trial costs a fresh interpreter (~4 s) per model, and tests/serve/test_trial_prediction.py
+            # and the examples' own service files keep it on
+            {"store_url": self.store.url, "keyring": str(self.keyring), "ref": "production", "trial_prediction": False, **entry}
             if "class_path" not in entry
             else entry
             for entry in models

@@ -40,20 +40,29 @@ class VerifiedBundle:
         return self.path / self.metadata.model_file
 
     def load(self, *, trusted_types: tuple[str, ...] = (), allow_pickle: bool = False) -> Any:
-        return load_model_file(
-            self.model_path, self.metadata.format, trusted_types=trusted_types, allow_pickle=allow_pickle, metadata=self.metadata
-        )
+        return load_verified(self.path, self.metadata, trusted_types=trusted_types, allow_pickle=allow_pickle)
 
     def load_compiled(self, *, trusted_types: tuple[str, ...] = ()) -> Any:
-        """The compiled form (an ONNX Runtime session), after auditing the reference model file as if it were loaded:
-        a bundle is refused for the same reasons whichever runtime serves it."""
-        if self.metadata.compiled is None:
-            raise BundleFormatError(f"{self.metadata.name} {self.metadata.version} has no compiled model")
-        audit_model_file(self.model_path, self.metadata, trusted_types=trusted_types)
-        return load_onnx(self.path / self.metadata.compiled.file)
+        return load_verified_compiled(self.path, self.metadata, trusted_types=trusted_types)
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def load_verified(folder: Path, metadata: BundleMetadata, *, trusted_types: tuple[str, ...] = (), allow_pickle: bool = False) -> Any:
+    """The model of a verified bundle folder (the server, and its trial prediction child, load through here)."""
+    return load_model_file(
+        folder / metadata.model_file, metadata.format, trusted_types=trusted_types, allow_pickle=allow_pickle, metadata=metadata
+    )
+
+
+def load_verified_compiled(folder: Path, metadata: BundleMetadata, *, trusted_types: tuple[str, ...] = ()) -> Any:
+    """The compiled form (an ONNX Runtime session), after auditing the reference model file as if it were loaded:
+    a bundle is refused for the same reasons whichever runtime serves it."""
+    if metadata.compiled is None:
+        raise BundleFormatError(f"{metadata.name} {metadata.version} has no compiled model")
+    audit_model_file(folder / metadata.model_file, metadata, trusted_types=trusted_types)
+    return load_onnx(folder / metadata.compiled.file)
 
 
 def stage(source: Path, destination: Path, limits: files.Limits | None = None) -> dict[str, str]:

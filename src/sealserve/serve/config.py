@@ -51,6 +51,12 @@ class BundleSource(Strict):
         default="auto", description="auto: the bundle's compiled form when its parity is within tolerance; compiled: require it."
     )
     prediction_log: PredictionLog | None = None
+    trial_prediction: bool = Field(
+        default=True,
+        description="Before the model goes live, load it and predict on records built from its statistics in a child process "
+        "(docs/security.md): a crash or hang there leaves this model unready, not the server down.",
+    )
+    trial_timeout: float = Field(default=60.0, gt=0, description="Seconds the trial prediction may take before it is killed.")
 
 
 class ClassSource(Strict):

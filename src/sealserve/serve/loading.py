@@ -14,14 +14,22 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from sealserve.bundle import files
-from sealserve.bundle.compiled import choose_runtime
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import BundleMetadata
 from sealserve.bundle.verify import VerifiedBundle, verify_staged
-from sealserve.errors import BundleFormatError, ConfigError, RollbackError, SealserveError, StoreError, VerificationError
+from sealserve.errors import (
+    BundleFormatError,
+    ConfigError,
+    RollbackError,
+    SealserveError,
+    StoreError,
+    TrialPredictionError,
+    VerificationError,
+)
 from sealserve.model import MLModel
 from sealserve.serve.bundle_model import BundleModel
 from sealserve.serve.config import BundleSource, ClassSource
+from sealserve.serve.trial import build_model, run_trial
 from sealserve.store import Credentials, Store, StoreUnavailableError, open_store
 from sealserve.store.cache import BundleCache
 
@@ -69,13 +77,17 @@ def serve_verified(
     source: BundleSource, verified: VerifiedBundle, *, origin: str = "store", keep: Callable[[VerifiedBundle], None] | None = None
 ) -> ServedModel:
     """Deserialize a verified bundle (allow-listed loaders only), then keep it in the cache or discard its folder."""
+    runtime, trusted, allow_pickle = source.runtime, source.trusted_types, source.allow_pickle
     try:
-        choice = choose_runtime(verified.metadata, source.runtime)  # only what serves is deserialized
-        if choice.compiled:
-            estimator = verified.load_compiled(trusted_types=source.trusted_types)
-        else:
-            estimator = verified.load(trusted_types=source.trusted_types, allow_pickle=source.allow_pickle)
-        model = BundleModel(verified.metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)
+        trial = None  # a child process loads and predicts first (trial.py): a crash there costs this model, not the server
+        if source.trial_prediction:
+            timeout = source.trial_timeout
+            trial = run_trial(verified.path, runtime=runtime, trusted_types=trusted, allow_pickle=allow_pickle, timeout=timeout)
+        model = build_model(verified.path, verified.metadata, runtime=runtime, trusted_types=trusted, allow_pickle=allow_pickle)
+        if trial is not None:
+            if trial.refused is not None:  # the child's loader refused what this one loaded: never live untried
+                raise TrialPredictionError(f"the trial prediction's loader refused the bundle: {trial.refused}")
+            logger.info("model %s %s: trial prediction passed (%s)", source.name, verified.metadata.version, trial.summary)
         reports = read_reports(verified)
         if keep is not None:
             try:
