@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.server
 import json
@@ -16,9 +17,11 @@ import jwt
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from starlette.requests import HTTPConnection
 
 from sealserve.errors import ConfigError
 from sealserve.serve.auth.credentials import Authenticator, key_digest, token_scopes
+from sealserve.serve.auth.http import CredentialsBackend
 from sealserve.serve.auth.keysets import KeySet
 from sealserve.serve.auth.login import FailureCounter, hash_password, password_matches
 from sealserve.serve.auth.principal import AuthenticationFailed
@@ -178,9 +181,12 @@ def test_a_jwks_url_is_fetched_once_per_cache_period(jwks_url: tuple[str, dict[s
     claims = {"sub": "svc", "iss": "https://idp", "aud": "sealserve", "exp": int(time.time()) + 60, "scp": ["predict"]}
     for subject in ("a", "b", "c"):
         token = jwt.encode({**claims, "sub": subject}, first, algorithm="RS256", headers={"kid": "idp-1"})
-        principal = authenticator.authenticate(f"Bearer {token}", None)
+        assert authenticator.may_fetch(f"Bearer {token}")  # not seen yet: HTTP checks it off the event loop
+        principal = asyncio.run(backend_principal(authenticator, token))
         assert principal is not None
         assert principal.subject == subject
+        assert not authenticator.may_fetch(f"Bearer {token}")  # remembered: checked in line
+    assert not authenticator.may_fetch("Bearer ssk_an-api-key")
     assert len(fetches) == 1
     unknown = jwt.encode(
         claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256", headers={"kid": "idp-2"}
@@ -189,6 +195,13 @@ def test_a_jwks_url_is_fetched_once_per_cache_period(jwks_url: tuple[str, dict[s
         with pytest.raises(AuthenticationFailed):
             authenticator.authenticate(f"Bearer {unknown}", None)
     assert len(fetches) == 2
+
+
+async def backend_principal(authenticator: Authenticator, token: str) -> Any:
+    """The HTTP backend's answer for a request carrying `token`."""
+    scope = {"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())], "client": ("127.0.0.1", 1)}
+    result = await CredentialsBackend(authenticator).authenticate(HTTPConnection(scope))
+    return None if result is None else result[1]
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

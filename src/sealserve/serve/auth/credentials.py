@@ -247,6 +247,18 @@ class Authenticator:
                 self._verified.popitem(last=False)
         return principal
 
+    def may_fetch(self, authorization: str | None) -> bool:
+        """Whether checking this credential may download a JWKS (a bearer JWT not verified yet, with jwks_url set):
+        the HTTP transport then checks it off the event loop."""
+        if self.tokens is None or self.tokens.keys is None or self.tokens.keys.url is None or authorization is None:
+            return False
+        token = authorization.strip().partition(" ")[2].strip()
+        if token.count(".") != 2:
+            return False
+        with self._lock:
+            cached = self._verified.get(token)
+        return cached is None or time.time() > cached[1] + self.tokens.claims.leeway
+
     def require(self, authorization: str | None, api_key: str | None) -> Principal:
         principal = self.authenticate(authorization, api_key)
         if principal is None:

@@ -7,6 +7,7 @@ inference routes; which model is checked by the data plane) or `read` (everythin
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -46,8 +47,12 @@ class CredentialsBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, Principal] | None:
         headers = conn.headers
+        authorization, api_key = headers.get("authorization"), headers.get("x-api-key")
         try:
-            principal = self.authenticator.authenticate(headers.get("authorization"), headers.get("x-api-key"))
+            if self.authenticator.may_fetch(authorization):  # an identity provider's JWKS may be downloaded: not on the loop
+                principal = await asyncio.to_thread(self.authenticator.authenticate, authorization, api_key)
+            else:
+                principal = self.authenticator.authenticate(authorization, api_key)
         except AuthenticationFailed as failure:
             log_failure(failure, "http", conn.client.host if conn.client else None)
             raise AuthenticationError(failure) from None
