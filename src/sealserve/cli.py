@@ -416,7 +416,7 @@ def auth_secret() -> None:
 def _check_scopes(scopes: list[str]) -> None:
     from sealserve.serve.config import SCOPE_PATTERN
 
-    wrong = [scope for scope in scopes if not re.match(SCOPE_PATTERN, scope)]
+    wrong = [scope for scope in scopes if not re.fullmatch(SCOPE_PATTERN, scope)]
     if wrong or not scopes:
         raise typer.BadParameter(f"scopes are predict, predict:<model>, read or admin; got {wrong or 'none'}", param_hint="--scope")
 

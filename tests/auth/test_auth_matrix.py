@@ -359,3 +359,16 @@ def test_grpc_calls_get_access_lines_with_their_code_caller_and_request_id(auth_
     refused = line("grpc-audit-2")
     assert refused is not None
     assert (refused["status"], refused["subject"]) == ("UNAUTHENTICATED", None)
+
+
+@pytest.mark.parametrize("protocol", ["native", "kserve_v1", "v2_rest", "seldon"])
+def test_a_refusal_never_echoes_an_odd_model_name_into_a_header(auth_server: AuthServer, protocol: str) -> None:
+    """A predict:demo caller naming a model with quotes, non-Latin-1 letters or a newline gets a clean 403, not a 500."""
+    for name in ('a"b', "ſ", "x%0Ay", "é" * 300):
+        path, body = PROTOCOLS[protocol](name, DEMO)
+        answer = httpx.post(auth_server.url + path, json=body, headers=bearer(auth_server.key("demo-only")), timeout=10)
+        assert answer.status_code == 403, (name, answer.text)
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="sealserve", error="insufficient_scope", scope="predict"'
+    assert (
+        grpc_status(auth_server, {"authorization": f"Bearer {auth_server.key('demo-only')}"}, "bad\nname") == "StatusCode.PERMISSION_DENIED"
+    )

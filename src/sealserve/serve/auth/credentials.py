@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -21,13 +20,13 @@ from jwt.types import Options
 
 from sealserve.errors import ConfigError
 from sealserve.serve.auth.keysets import KeySet
-from sealserve.serve.auth.principal import AuthenticationFailed, MissingCredentials, Principal
-from sealserve.serve.config import HS256_MIN_SECRET, SCOPE_PATTERN, Auth, Jwt
+from sealserve.serve.auth.principal import SCOPE, AuthenticationFailed, MissingCredentials, Principal
+from sealserve.serve.config import HS256_MIN_SECRET, Auth, Jwt
+from sealserve.serve.errors import shown
 
 logger = logging.getLogger("sealserve.auth")
 MAX_CREDENTIAL = 8192  # bytes: longer than any key or token we issue or accept
 TOKEN_CACHE = 4096  # verified tokens remembered until they expire: a token costs one verification, not one per request
-SCOPE = re.compile(SCOPE_PATTERN)
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
@@ -98,7 +97,7 @@ class KeySetVerifier:
         if key is None:
             raise AuthenticationFailed("unknown_key", "the token is signed by a key the service does not trust")
         if key.algorithm_name != header.get("alg"):
-            raise AuthenticationFailed("wrong_algorithm", f"the token's key {kid!r} is not a {header.get('alg')} key")
+            raise AuthenticationFailed("wrong_algorithm", f"the token's key {shown(str(kid))} is not a {shown(str(header.get('alg')))} key")
         return key.key
 
 
@@ -135,7 +134,7 @@ class Tokens:
         algorithm = header.get("alg")
         verifier = self.verifiers.get(algorithm) if isinstance(algorithm, str) else None
         if verifier is None or not isinstance(algorithm, str):
-            raise AuthenticationFailed("wrong_algorithm", f"tokens signed with {str(algorithm)[:20]!r} are not accepted")
+            raise AuthenticationFailed("wrong_algorithm", f"tokens signed with {shown(str(algorithm))} are not accepted")
         try:
             claims = jwt.decode(
                 token,
@@ -171,7 +170,7 @@ def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     """Scopes from `scope` (space-separated, RFC 8693) or `scp` (a list or a string); unknown scopes are dropped."""
     raw = claims.get("scope", claims.get("scp", ""))
     values = raw.split() if isinstance(raw, str) else [value for value in raw if isinstance(value, str)] if isinstance(raw, list) else []
-    return frozenset(value for value in values[:64] if SCOPE.match(value))
+    return frozenset(value for value in values[:64] if SCOPE.fullmatch(value))
 
 
 def _unverified_subject(token: str) -> str | None:

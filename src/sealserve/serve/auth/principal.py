@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from starlette.authentication import BaseUser
 from starlette.requests import Request
 
+from sealserve.serve.config import SCOPE_PATTERN
 from sealserve.serve.dataplane import InferenceHook, InferenceRequest
 from sealserve.serve.errors import ServingError, shown
 
 READ, ADMIN, PREDICT = "read", "admin", "predict"
 REALM = 'Bearer realm="sealserve"'
+SCOPE = re.compile(SCOPE_PATTERN)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,7 +59,7 @@ class AuthenticationFailed(ServingError):
     `subject`, when known (a token's verified subject, an API key's name), names the caller in the log."""
 
     def __init__(self, reason: str, message: str, *, subject: str | None = None, error: str | None = "invalid_token") -> None:
-        challenge = REALM if error is None else f'{REALM}, error="{error}", error_description="{message}"'
+        challenge = REALM if error is None else f'{REALM}, error="{error}"'  # the message, which may quote the token, stays in the body
         super().__init__(401, "unauthenticated", message, headers={"WWW-Authenticate": challenge})
         self.reason, self.subject = reason, subject
 
@@ -70,10 +73,10 @@ class Forbidden(ServingError):
     """403: the caller is known, but none of their scopes allows this call (RFC 6750's insufficient_scope)."""
 
     def __init__(self, principal: Principal, scope: str, what: str) -> None:
-        challenge = f'{REALM}, error="insufficient_scope", scope="{scope}"'
-        super().__init__(
-            403, "forbidden", f"{principal.subject!r} lacks the {scope!r} scope needed for {what}", headers={"WWW-Authenticate": challenge}
-        )
+        named = scope if SCOPE.fullmatch(scope) else scope.split(":", 1)[0]  # a header never carries an odd client-chosen name
+        challenge = f'{REALM}, error="insufficient_scope", scope="{named}"'
+        message = f"{principal.subject!r} lacks the {shown(scope)} scope needed for {what}"
+        super().__init__(403, "forbidden", message, headers={"WWW-Authenticate": challenge})
 
 
 class ModelAccess(InferenceHook):
@@ -85,4 +88,4 @@ class ModelAccess(InferenceHook):
         if not isinstance(principal, Principal):
             raise MissingCredentials()
         if not principal.may_predict(request.model):
-            raise Forbidden(principal, f"{PREDICT}:{request.model[:100]}", f"predictions from model {shown(request.model)}")
+            raise Forbidden(principal, f"{PREDICT}:{request.model}", f"predictions from model {shown(request.model)}")
