@@ -328,6 +328,7 @@ def serve(
 
     from sealserve.serve.access_log import configure_logging
     from sealserve.serve.app import create_app
+    from sealserve.serve.auth import Authenticator
     from sealserve.serve.launch import serve_workers, uvicorn_options
     from sealserve.serve.settings import Overrides, load_settings
 
@@ -347,9 +348,11 @@ def serve(
     server = settings.config.server
     if settings.given.grpc_port is not None and server.workers > 1:
         raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
+    if settings.config.auth.enabled:  # secret files and key sets readable (and long enough) before any worker starts
+        run(lambda: Authenticator.from_config(settings.config.auth))
     if server.workers == 1:
         uvicorn.run(
-            create_app(settings.config),
+            run(lambda: create_app(settings.config)),
             host=server.host,
             port=server.port,
             log_level="info",

@@ -228,3 +228,30 @@ def test_the_cli_makes_api_keys_and_password_hashes_that_the_server_accepts() ->
     assert principal.scopes == {"predict", "read"}
     assert run_cli("auth", "api-key", "--name", "x", "--scope", "write").returncode == 2
     assert len(run_cli("auth", "secret").stdout.strip()) >= 64
+
+
+def test_serve_refuses_unreadable_or_short_auth_material_with_one_clear_line(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": []}))
+    short = tmp_path / "short-secret"
+    short.write_text("too short\n")
+    cases = [
+        ({"secret_file": str(tmp_path / "missing")}, "auth.jwt.secret_file"),
+        ({"secret_file": str(short)}, "holds 9 bytes"),
+        ({"jwks_file": str(jwks)}, "no RSA, EC or OKP public key"),
+    ]
+    for jwt_config, expected in cases:
+        config = tmp_path / "service.yaml"
+        config.write_text(yaml.safe_dump({"auth": {"enabled": True, "jwt": jwt_config}, "models": [MODEL]}))
+        for workers in ("1", "2"):
+            result = subprocess.run(
+                [SEALSERVE, "serve", str(config), "--port", "0", "--workers", workers],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert result.returncode == 1, result.stderr
+            assert "error (ConfigError)" in result.stderr
+            assert expected in result.stderr
+            assert "Traceback" not in result.stderr
