@@ -87,7 +87,8 @@ def serve_verified(
         if trial is not None:
             if trial.refused is not None:  # the child's loader refused what this one loaded: never live untried
                 raise TrialPredictionError(f"the trial prediction's loader refused the bundle: {trial.refused}")
-            logger.info("model %s %s: trial prediction passed (%s)", source.name, verified.metadata.version, trial.summary)
+            log = logger.warning if trial.raised else logger.info  # a raising call is an error answer in the server, not a crash
+            log("model %s %s: trial prediction passed (%s)", source.name, verified.metadata.version, trial.summary)
         reports = read_reports(verified)
         if keep is not None:
             try:

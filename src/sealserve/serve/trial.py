@@ -50,10 +50,12 @@ class TrialResult:
     rows: int = 0
     peak_rss_kib: int | None = None
     refused: str | None = None
+    raised: tuple[str, ...] = ()  # exception types of trial calls that raised (served as error answers, not crashes)
 
     @property
     def summary(self) -> str:
-        return f"{self.rows} rows, {self.seconds:.2f}s, child peak RSS {(self.peak_rss_kib or 0) / 1024:.0f} MiB"
+        text = f"{self.rows} rows, {self.seconds:.2f}s, child peak RSS {(self.peak_rss_kib or 0) / 1024:.0f} MiB"
+        return text + (f"; {len(self.raised)} calls raised {', '.join(sorted(set(self.raised)))}" if self.raised else "")
 
 
 def build_model(
@@ -103,7 +105,7 @@ def run_trial(folder: Path, *, runtime: RuntimeSetting, trusted_types: tuple[str
         out.seek(0)
         try:
             report = json.loads(out.read(TAIL))
-            return TrialResult(seconds, int(report["rows"]), int(report["peak_rss_kib"]))
+            return TrialResult(seconds, int(report["rows"]), int(report["peak_rss_kib"]), raised=tuple(map(str, report["raised"])))
         except (ValueError, KeyError, TypeError):
             raise TrialPredictionError("the trial prediction ended without its report") from None
 
@@ -196,13 +198,22 @@ def _bounded(feature: Feature, value: float) -> float:
 # --- the child ----------------------------------------------------------------------------------------------------
 
 
-def predict(model: BundleModel) -> int:
-    """The trial records, validated as a client's would be, as one batch and one by one; the number of rows predicted."""
-    records = [model.input_schema.model_validate(record) for record in trial_records(model.metadata)]
-    rows = len(model.predict_records(records))
-    for record in records:
-        rows += len(model.predict_records([record]))
-    return rows
+def predict(model: BundleModel) -> tuple[int, list[str]]:
+    """The trial records as one batch and one by one: the rows predicted, and the exception types of the calls that
+    raised. A raising call is not a failure: in the server it is an error answer, not a crash."""
+    records = []
+    for record in trial_records(model.metadata):
+        try:
+            records.append(model.input_schema.model_validate(record))
+        except ValueError:  # a record the schema refuses never reaches the model in the server either
+            continue
+    rows, raised = 0, []
+    for batch in [records, *([record] for record in records)]:
+        try:
+            rows += len(model.predict_records(batch))
+        except Exception as exc:
+            raised.append(type(exc).__name__)
+    return rows, raised
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,12 +231,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return REFUSED
     try:
-        rows = predict(model)
+        rows, raised = predict(model)
     except Exception as exc:
         traceback.print_exc(limit=-8)
         print(f"trial failed: {type(exc).__name__}", file=sys.stderr)
         return FAILED
-    print(json.dumps({"rows": rows, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    print(json.dumps({"rows": rows, "raised": raised, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
     return PASSED
 
 
