@@ -48,6 +48,7 @@ from sealserve.serve.config import BundleSource
 from sealserve.serve.loading import serve_verified
 from sealserve.serve.registry import ModelRegistry
 from sealserve.serve.responses import describe_state
+from sealserve.serve.trial import run_trial
 from tests.conftest import CLASS_LABELS, FEATURE_OVERRIDES, make_training_frame
 from tests.support.bundles import Workspace
 from tests.support.zoo import census
@@ -147,7 +148,9 @@ def metadata_of(bundle: Path) -> BundleMetadata:
 
 
 def source(name: str, runtime: str = "auto") -> BundleSource:
-    return BundleSource.model_validate({"name": name, "store_url": "file:///unused", "keyring": "unused.json", "runtime": runtime})
+    # trial_prediction off: these tests are about the runtime choice (the trial has its own tests, and one below)
+    settings = {"name": name, "store_url": "file:///unused", "keyring": "unused.json", "runtime": runtime, "trial_prediction": False}
+    return BundleSource.model_validate(settings)
 
 
 def serve(bundle: Path, ring: Keyring, runtime: str = "auto") -> BundleModel:
@@ -397,6 +400,18 @@ FALLBACKS: dict[str, tuple[Callable[[], Case], str]] = {
 }
 
 
+def test_a_model_that_raises_on_a_missing_value_passes_its_trial_with_a_warning(
+    signing_key: keys.SigningKey, trusted_keyring: Keyring, tmp_path: Path
+) -> None:
+    """The trial's null record makes this reference model raise: an error answer in the server, not a crash."""
+    verified = verify_bundle(pack(nullable_linear(), tmp_path / "bundle", signing_key), trusted_keyring)
+    trial = run_trial(verified.path, runtime="auto", trusted_types=(), allow_pickle=False, timeout=60)
+    assert trial.refused is None
+    assert trial.rows > 0
+    assert "ValueError" in trial.raised
+    assert "calls raised ValueError" in trial.summary
+
+
 @pytest.mark.parametrize("name", list(FALLBACKS))
 def test_models_that_do_not_compile_exactly_pack_without_a_compiled_form_and_say_why(
     name: str, signing_key: keys.SigningKey, trusted_keyring: Keyring, tmp_path: Path
@@ -559,9 +574,9 @@ def test_registry_reports_the_runtime_and_stays_unready_when_the_compiled_runtim
     space.publish("slow", "1.0.0", compiled=False)
     space.publish("strict", "1.0.0", compiled=False)
     sources = [
-        BundleSource(name="fast", store_url=space.store.url, keyring=space.keyring),
-        BundleSource(name="slow", store_url=space.store.url, keyring=space.keyring),
-        BundleSource(name="strict", store_url=space.store.url, keyring=space.keyring, runtime="compiled"),
+        BundleSource(name="fast", store_url=space.store.url, keyring=space.keyring, trial_prediction=False),
+        BundleSource(name="slow", store_url=space.store.url, keyring=space.keyring, trial_prediction=False),
+        BundleSource(name="strict", store_url=space.store.url, keyring=space.keyring, runtime="compiled", trial_prediction=False),
     ]
     registry = ModelRegistry(sources)
     registry.load_all()
