@@ -31,7 +31,7 @@ API_KEY = "ssk_benchmark-key-0123456789abcdefghijklmnopqrstuvwxyz"
 SECRET = "benchmark-secret-" + "x" * 40
 
 
-def configs(workspace: Any) -> dict[str, dict[str, Any]]:
+def configs() -> dict[str, dict[str, Any]]:
     quiet = {"metrics": False, "access_log": False, "drift": {"enabled": False}}
     auth = {
         "enabled": True,
@@ -83,7 +83,7 @@ async def drive(app: Any, path: str, body: bytes, headers: list[tuple[bytes, byt
     return (time.process_time() - started) / count
 
 
-async def measure(name: str, config: Any, count: int, headers: list[tuple[bytes, bytes]]) -> float:
+async def measure(config: Any, count: int, headers: list[tuple[bytes, bytes]]) -> float:
     from sealserve.serve.app import create_app
 
     app = create_app(config)
@@ -99,16 +99,15 @@ async def measure(name: str, config: Any, count: int, headers: list[tuple[bytes,
 def one(name: str, requests: int, home: Path) -> float:
     """CPU seconds per request of one configuration, in this (fresh) process."""
     from sealserve.serve.config import validate_config
-    from tests.support.bundles import Workspace
 
-    workspace = Workspace(home, None, None, home / "keyring.json", None)  # type: ignore[arg-type]
-    model = {"name": "demo", "store_url": (home / "store").as_uri(), "keyring": str(home / "keyring.json"), "ref": "production"}
-    service = configs(workspace)[name]
+    store, keyring = (home / "store").as_uri(), str(home / "keyring.json")
+    model = {"name": "demo", "store_url": store, "keyring": keyring, "ref": "production", "trial_prediction": False}
+    service = configs()[name]
     claims = {"sub": "bench", "exp": int(time.time()) + 3600, "iss": "sealserve", "aud": "sealserve", "scope": "predict"}
     credential = jwt.encode(claims, SECRET) if "JWT" in name else API_KEY
     headers = [(b"authorization", f"Bearer {credential}".encode())] if "auth" in service else []
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # access lines go to stderr: count their cost, not the terminal's
-    return asyncio.run(measure(name, validate_config({**service, "models": [model]}), requests, headers))
+    return asyncio.run(measure(validate_config({**service, "models": [model]}), requests, headers))
 
 
 def main() -> None:
@@ -127,7 +126,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         workspace = Workspace.create(Path(folder))
         workspace.publish("demo", "1.0.0")
-        names = list(configs(workspace))
+        names = list(configs())
         results: dict[str, float] = {}
         for _ in range(args.rounds):  # each configuration in its own process: no thread or cache of another one counts
             for name in names:

@@ -209,11 +209,7 @@ class Authenticator:
 
     def authenticate(self, authorization: str | None, api_key: str | None) -> Principal | None:
         """The caller, or None when no credentials were sent (another scheme, such as Basic, counts as none)."""
-        bearer = None
-        if authorization is not None:
-            scheme, _, value = authorization.strip().partition(" ")
-            if scheme.lower() == "bearer":
-                bearer = value.strip()
+        bearer = bearer_of(authorization)
         if bearer is not None and api_key is not None:
             raise AuthenticationFailed(
                 "ambiguous", "send one credential: a bearer token or an X-API-Key, not both", error="invalid_request"
@@ -230,15 +226,9 @@ class Authenticator:
     def _token(self, token: str) -> Principal:
         if self.tokens is None:
             raise AuthenticationFailed("no_tokens", "this service accepts API keys only")
-        now = time.time()
-        with self._lock:
-            if self.tokens.generation != self._generation:
-                self._verified.clear()
-                self._generation = self.tokens.generation
-            cached = self._verified.get(token)
-            if cached is not None and now <= cached[1] + self.tokens.claims.leeway:
-                self._verified.move_to_end(token)
-                return cached[0]
+        remembered = self._remembered(token)
+        if remembered is not None:
+            return remembered
         principal, expires = self.tokens.verify(token)
         with self._lock:
             self._verified[token] = (principal, expires)
@@ -246,23 +236,40 @@ class Authenticator:
                 self._verified.popitem(last=False)
         return principal
 
+    def _remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before with the current key set, while it has not expired."""
+        assert self.tokens is not None
+        with self._lock:
+            if self.tokens.generation != self._generation:
+                self._verified.clear()
+                self._generation = self.tokens.generation
+            cached = self._verified.get(token)
+            if cached is None or time.time() > cached[1] + self.tokens.claims.leeway:
+                return None
+            self._verified.move_to_end(token)
+            return cached[0]
+
     def may_fetch(self, authorization: str | None) -> bool:
         """Whether checking this credential may download a JWKS (a bearer JWT not verified yet, with jwks_url set):
         the HTTP transport then checks it off the event loop."""
-        if self.tokens is None or self.tokens.keys is None or self.tokens.keys.url is None or authorization is None:
+        if self.tokens is None or self.tokens.keys is None or self.tokens.keys.url is None:
             return False
-        token = authorization.strip().partition(" ")[2].strip()
-        if token.count(".") != 2:
-            return False
-        with self._lock:
-            cached = self._verified.get(token)
-        return cached is None or time.time() > cached[1] + self.tokens.claims.leeway
+        token = bearer_of(authorization)
+        return token is not None and token.count(".") == 2 and self._remembered(token) is None
 
     def require(self, authorization: str | None, api_key: str | None) -> Principal:
         principal = self.authenticate(authorization, api_key)
         if principal is None:
             raise MissingCredentials()
         return principal
+
+
+def bearer_of(authorization: str | None) -> str | None:
+    """The credential of an `Authorization: Bearer …` header (None for no header or another scheme)."""
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def log_failure(failure: AuthenticationFailed, transport: str, client: str | None) -> None:
