@@ -26,7 +26,7 @@ from uvicorn.config import Config  # noqa: E402
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: E402
 from uvicorn.server import ServerState  # noqa: E402
 
-from sealserve.serve.http_protocol import HeaderTimeoutProtocol  # noqa: E402
+from sealserve.serve.request.http_protocol import HeaderTimeoutProtocol  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 Factory = Callable[..., HttpToolsProtocol]

@@ -22,8 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from sealserve.bundle.inputs import InputAdapter, detect_input_shape
 from sealserve.bundle.schema import derive_features, input_model, text_feature
+from sealserve.runtime.inputs import InputAdapter, detect_input_shape
 
 ROWS = 1000
 

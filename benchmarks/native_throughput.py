@@ -33,7 +33,7 @@ def breakdown(home: Path) -> None:
 
     from sealserve.bundle.files import Limits
     from sealserve.serve.config import BundleSource
-    from sealserve.serve.loading import load_source
+    from sealserve.serve.lifecycle.loading import load_source
 
     source = BundleSource(name="diabetes_risk", store_url=str(home / "store"), ref="production", keyring=home / "keyring.json")
     served = load_source(source, Limits())

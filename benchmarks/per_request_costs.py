@@ -34,10 +34,10 @@ def per_call_us(call: Callable[[], Any], number: int = 20000) -> float:
 
 async def observing(results: dict[str, float]) -> None:
     """The hooks of a served model, called as the data plane calls them after a real prediction."""
-    from sealserve.serve.access_log import AccessLines, _fields
     from sealserve.serve.app import create_app
     from sealserve.serve.config import validate_config
-    from sealserve.serve.dataplane import InferenceRequest, Protocol
+    from sealserve.serve.observability.access_log import AccessLines, _fields
+    from sealserve.serve.request.dataplane import InferenceRequest, Protocol
     from tests.support.bundles import Workspace
 
     with tempfile.TemporaryDirectory() as folder:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from sealserve.bundle import files  # noqa: E402
 from sealserve.serve.config import BundleSource  # noqa: E402
-from sealserve.serve.loading import fetch_bundle, serve_verified  # noqa: E402
+from sealserve.serve.lifecycle.loading import fetch_bundle, serve_verified  # noqa: E402
 from sealserve.store.s3 import S3Store  # noqa: E402
 from tests.s3.helpers import Signer  # noqa: E402
 from tests.s3.seaweed import BUCKET, Weed  # noqa: E402

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "examples" / "diabetes_risk"))
 import sealserve  # noqa: E402
 from sealserve.bundle import keyring  # noqa: E402
 from sealserve.bundle.keyring import Keyring  # noqa: E402
-from sealserve.bundle.verify import verify_bundle  # noqa: E402
-from sealserve.serve.trial import build_model, run_trial  # noqa: E402
+from sealserve.serve.lifecycle.trial import build_model, run_trial  # noqa: E402
+from sealserve.trust.verify import verify_bundle  # noqa: E402
 
 
 def diabetes(work: Path, key: Path) -> Path:

@@ -71,7 +71,7 @@ def packed_bundle(
     tmp_path_factory: pytest.TempPathFactory, fitted_model: LogisticRegression, training_frame: pd.DataFrame, signing_key: keys.SigningKey
 ) -> Path:
     """A signed folder bundle (skops) named risk 1.0.0 with one report; read-only, copy it before changing it."""
-    from sealserve.bundle.pack import pack
+    from sealserve.packing.build import pack
 
     root = tmp_path_factory.mktemp("packed")
     report = root / "profile.html"

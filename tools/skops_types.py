@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import skops.io
 
-from sealserve.bundle.type_policy import PARTIAL, PARTIAL_FUNCTIONS, TRUSTED_TYPES, refused_types
+from sealserve.trust.policy.trusted_types import PARTIAL, PARTIAL_FUNCTIONS, TRUSTED_TYPES, refused_types
 from tools.sklearn_catalog import Fitted, fitted_estimators, skipped
 
 
@@ -53,7 +53,7 @@ def report(result: Survey) -> None:
     print(f"\nTRUSTED_TYPES lists {len(TRUSTED_TYPES)} names; {len(unused)} of them no catalog entry needs (listed for completeness).")
     print(f"{PARTIAL} is accepted only around: {', '.join(PARTIAL_FUNCTIONS)}.")
     if result.refused:
-        print("\nRefused by sealserve.bundle.type_policy — review each before listing it:")
+        print("\nRefused by sealserve.trust.policy.trusted_types — review each before listing it:")
         for name, users in sorted(result.refused.items()):
             print(f"  {name}  (needed by {', '.join(users)})")
     print(f"\nSkipped ({len(skipped())}):")

@@ -8,8 +8,8 @@ from sealserve.model import MLModel, MLModelException, MLModelSchemaValidationEx
 
 if TYPE_CHECKING:
     from sealserve.bundle.keyring import Keyring
-    from sealserve.bundle.pack import pack
-    from sealserve.bundle.verify import verify_bundle
+    from sealserve.packing.build import pack
+    from sealserve.trust.verify import verify_bundle
 
 __all__ = ["Keyring", "MLModel", "MLModelException", "MLModelSchemaValidationException", "pack", "verify_bundle"]
 
@@ -17,11 +17,11 @@ __all__ = ["Keyring", "MLModel", "MLModelException", "MLModelSchemaValidationExc
 def __getattr__(name: str) -> Any:
     """Import pack-time machinery (pandas, skops) only when used, so the server and CLI start fast."""
     if name == "pack":
-        from sealserve.bundle.pack import pack
+        from sealserve.packing.build import pack
 
         return pack
     if name == "verify_bundle":
-        from sealserve.bundle.verify import verify_bundle
+        from sealserve.trust.verify import verify_bundle
 
         return verify_bundle
     if name == "Keyring":

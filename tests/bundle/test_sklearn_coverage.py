@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_limits
 
 import sealserve
 from sealserve.bundle import keyring, keys
-from sealserve.bundle.verify import verify_bundle
-from sealserve.serve.bundle_model import BundleModel
+from sealserve.runtime.bundle_model import BundleModel
+from sealserve.trust.verify import verify_bundle
 from tools.sklearn_catalog import Fitted, datasets, kind_of, predictive_estimators, specs
 
 VERSION = "1.0.0"

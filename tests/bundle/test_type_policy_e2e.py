@@ -33,13 +33,13 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 
 import sealserve
-import sealserve.bundle.pack as pack_module
+import sealserve.packing.build as pack_module
 from sealserve.bundle import keyring, keys
 from sealserve.bundle.metadata import METADATA_FILE
-from sealserve.bundle.pack import sign_folder
-from sealserve.bundle.type_policy import DEFAULT_TRUSTED_TYPES
-from sealserve.bundle.verify import VerifiedBundle, verify_bundle
 from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.packing.build import sign_folder
+from sealserve.trust.policy.trusted_types import DEFAULT_TRUSTED_TYPES
+from sealserve.trust.verify import VerifiedBundle, verify_bundle
 from tests.support.bundles import Workspace
 from tests.support.server import RunningServer, serve, wait_until
 

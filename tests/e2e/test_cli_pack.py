@@ -18,8 +18,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sealserve.bundle import keyring
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import BundleMetadata, InputShape, ModelFormat
-from sealserve.bundle.verify import verify_bundle
-from sealserve.serve.bundle_model import BundleModel
+from sealserve.runtime.bundle_model import BundleModel
+from sealserve.trust.verify import verify_bundle
 from tests.support.server import SEALSERVE
 
 

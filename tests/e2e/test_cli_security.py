@@ -27,7 +27,7 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from sealserve.bundle import keys
-from sealserve.bundle.pack import pack, sign_folder
+from sealserve.packing.build import pack, sign_folder
 from sealserve.store import LocalStore
 from tests.conftest import CLASS_LABELS, FEATURE_OVERRIDES
 from tests.support.server import serve, wait_until

@@ -15,7 +15,7 @@ import pytest
 from sealserve.errors import ConfigError
 from sealserve.serve.config import ClassSource, load_config
 from sealserve.serve.contract import openapi_for_config
-from sealserve.serve.loading import construct_class_model
+from sealserve.serve.lifecycle.loading import construct_class_model
 from tests.support.seed_model import GeneralHealth, RiskInput, ThresholdRiskModel
 from tests.support.server import RunningServer, serve
 

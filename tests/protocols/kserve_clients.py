@@ -14,7 +14,7 @@ import sys
 import numpy as np
 from kserve import InferenceGRPCClient, InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-import sealserve.serve.protocols.v2_grpc  # noqa: F401 - must coexist with kserve's generated classes
+import sealserve.serve.request.protocols.v2_grpc  # noqa: F401 - must coexist with kserve's generated classes
 
 FLOWERS = np.array([[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]], dtype=np.float32)
 

@@ -114,6 +114,6 @@ def test_one_bad_record_in_a_large_batch_is_named_by_every_protocol(
 
 
 def test_the_batches_here_are_large_enough_for_the_columnar_path() -> None:
-    from sealserve.serve.signature import COLUMNAR_ROWS
+    from sealserve.serve.request.interface import COLUMNAR_ROWS
 
     assert ROWS >= COLUMNAR_ROWS

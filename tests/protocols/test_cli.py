@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sealserve.cli import app
+from sealserve.cli.main import app
 from tests.support.bundles import Workspace
 
 

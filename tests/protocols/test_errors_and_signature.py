@@ -12,9 +12,9 @@ from starlette.exceptions import HTTPException
 
 from sealserve.bundle.metadata import BundleMetadata, Feature, FeatureKind, ModelClass, ModelFormat, OutputSpec
 from sealserve.model import MLModelException, MLModelSchemaValidationException
-from sealserve.serve.bundle_model import BundleModel, Predictions
+from sealserve.runtime.bundle_model import BundleModel, Predictions
 from sealserve.serve.errors import ModelNotReadyError, OverloadedError, ProtocolError, ServingError, UnknownModelError, protocol_error_of
-from sealserve.serve.signature import Kind, Signature
+from sealserve.serve.request.interface import Kind, Signature
 from tests.support.seed_model import ThresholdRiskModel
 
 

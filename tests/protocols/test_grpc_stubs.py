@@ -6,13 +6,13 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from tritonclient.grpc import service_pb2
 
-from sealserve.serve.protocols import generate
-from sealserve.serve.protocols.oip_v2_descriptor import FILE_DESCRIPTOR
-from sealserve.serve.protocols.v2_grpc import MESSAGES, POOL, RPCS
+from sealserve.serve.request.protocols.grpc import generate
+from sealserve.serve.request.protocols.grpc.oip_v2_descriptor import FILE_DESCRIPTOR
+from sealserve.serve.request.protocols.v2_grpc import MESSAGES, POOL, RPCS
 
 
 def test_the_shipped_descriptor_is_the_compiled_proto() -> None:
-    """Fails after an edit to grpc_predict_v2.proto until `python -m sealserve.serve.protocols.generate` is run."""
+    """Fails after an edit to grpc_predict_v2.proto until `python -m sealserve.serve.request.protocols.grpc.generate` is run."""
     shipped = descriptor_pb2.FileDescriptorProto.FromString(FILE_DESCRIPTOR)
     assert shipped == descriptor_pb2.FileDescriptorProto.FromString(generate.compile_descriptor())
     assert generate.render_module(FILE_DESCRIPTOR).splitlines()[0] == generate.MODULE.read_text().splitlines()[0]

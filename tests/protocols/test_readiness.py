@@ -15,7 +15,7 @@ from tritonclient.utils import InferenceServerException
 from sealserve.bundle import keys
 from sealserve.serve import ModelRegistry, create_app, load_config
 from sealserve.serve.config import BundleSource, ClassSource
-from sealserve.serve.registry import ModelState
+from sealserve.serve.lifecycle.registry import ModelState
 from tests.support.bundles import Workspace
 from tests.support.server import wait_until
 

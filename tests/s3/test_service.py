@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sealserve.serve import create_app, load_config
-from sealserve.serve.registry import ModelRegistry
+from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.store import open_store
 from tests.s3.helpers import RECORD, Signer, write_config
 from tests.s3.seaweed import BUCKET, Weed

@@ -13,10 +13,10 @@ import pytest
 
 from sealserve.bundle import envelope, files
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.verify import verify_staged
 from sealserve.errors import NotFoundError, StoreError, VersionExistsError
 from sealserve.store import StoreAccessError, StoreUnavailableError, open_store
 from sealserve.store.s3 import S3Location, S3Store
+from sealserve.trust.verify import verify_staged
 from tests.s3.helpers import Signer
 from tests.s3.seaweed import BUCKET, Weed
 from tests.support.server import SEALSERVE

@@ -18,7 +18,7 @@ import pytest
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import METADATA_FILE, ModelFormat
-from sealserve.bundle.verify import verify_bundle
+from sealserve.trust.verify import verify_bundle
 from tests.conftest import BUNDLE_NAME, BUNDLE_VERSION
 from tests.support.tamper import marker_pickle, replace_model_and_sign
 

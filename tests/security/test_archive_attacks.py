@@ -17,8 +17,8 @@ import pytest
 
 from sealserve.bundle import files
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import BundleFormatError, BundleTooLargeError, ExtraFileError, UnsafePathError
+from sealserve.trust.verify import verify_bundle
 from tests.security.conftest import Attempt
 
 Entry = tuple[str | zipfile.ZipInfo, bytes]

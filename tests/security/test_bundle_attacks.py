@@ -23,7 +23,6 @@ import pytest
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.keyring import KeyEntry, Keyring, KeyStatus, entry_for
 from sealserve.bundle.metadata import METADATA_FILE
-from sealserve.bundle.pack import sign_folder
 from sealserve.errors import (
     BadSignatureError,
     BundleFormatError,
@@ -38,6 +37,7 @@ from sealserve.errors import (
     UnknownKeyError,
     UnsafeModelError,
 )
+from sealserve.packing.build import sign_folder
 from tests.conftest import BUNDLE_NAME
 from tests.security.conftest import Attempt
 from tests.support.tamper import flip_byte, padding_offset

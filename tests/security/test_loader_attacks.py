@@ -34,10 +34,10 @@ from sklearn.linear_model import LogisticRegression
 
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.pack import pack, sign_folder
-from sealserve.bundle.runtime import runtime_for
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafeModelError
+from sealserve.packing.build import pack, sign_folder
+from sealserve.runtime.predict import runtime_for
+from sealserve.trust.verify import verify_bundle
 from tests.conftest import BUNDLE_NAME, BUNDLE_VERSION
 from tests.security.conftest import Attempt, Pickled
 from tests.support.tamper import marker_pickle, replace_model_and_sign

@@ -23,8 +23,8 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.pack import sign_folder
 from sealserve.errors import UnsafeModelError
+from sealserve.packing.build import sign_folder
 from tests.conftest import make_training_frame
 from tests.security.conftest import Attempt, Pickled
 

@@ -36,8 +36,8 @@ from numpy.random import _pickle as numpy_random_pickle
 from numpy.testing._private.utils import runstring
 from sklearn.neighbors import _kd_tree
 
-from sealserve.bundle.loader import load_joblib
 from sealserve.errors import UnsafeModelError
+from sealserve.trust.load import load_joblib
 
 
 class Call:

@@ -8,7 +8,7 @@ import pytest
 
 from sealserve.bundle import files
 from sealserve.serve.config import ClassSource
-from sealserve.serve.loading import load_source
+from sealserve.serve.lifecycle.loading import load_source
 
 CLASS_PATH = "tests.support.seed_model.ThresholdRiskModel"
 

@@ -15,9 +15,9 @@ import tritonclient.grpc as grpcclient
 from fastapi.testclient import TestClient
 
 from sealserve.serve import create_app, load_config
-from sealserve.serve.dataplane import Inference, InferenceHook, InferenceRequest
 from sealserve.serve.errors import ServingError
-from sealserve.serve.registry import ServedModel
+from sealserve.serve.lifecycle.registry import ServedModel
+from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
 from tests.support import gated_model
 from tests.support.bundles import Workspace
 from tests.support.server import free_port, wait_until

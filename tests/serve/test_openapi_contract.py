@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from sealserve.serve import create_app
 from sealserve.serve.config import parse_config
-from sealserve.serve.openapi_routes import ROUTES
+from sealserve.serve.web.openapi_schemas import ROUTES
 
 ERROR_SHAPE = {"KServe V1": "ProtocolError", "Open Inference Protocol (V2)": "ProtocolError", "Seldon": "SeldonError"}
 PROBES = {"ModelReadiness", "HealthReport", "V2Ready", "SeldonStatus"}

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from sealserve.serve import create_app, load_config, prediction_log
+from sealserve.serve import create_app, load_config
 from sealserve.serve.config import PredictionLog
+from sealserve.serve.observability import prediction_log
 from tests.support.bundles import Workspace
 from tests.support.server import wait_until
 

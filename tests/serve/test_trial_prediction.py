@@ -21,10 +21,10 @@ import pytest
 
 import sealserve
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.pack import sign_folder
-from sealserve.bundle.verify import verify_bundle
-from sealserve.serve.bundle_model import BundleModel
-from sealserve.serve.trial import trial_records
+from sealserve.packing.build import sign_folder
+from sealserve.runtime.bundle_model import BundleModel
+from sealserve.serve.lifecycle.trial import trial_records
+from sealserve.trust.verify import verify_bundle
 from tests.support.bundles import CLASS_LABELS, FEATURE_OVERRIDES, Workspace, training_data
 from tests.support.server import serve, wait_until
 from tests.support.trial_models import TYPE, TrialClassifier

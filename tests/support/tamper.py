@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sealserve.bundle import keys
-from sealserve.bundle.pack import sign_folder
+from sealserve.packing.build import sign_folder
 
 PADDING = "attacker-controlled-padding-0123456789"
 

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from sealserve.serve.batching import AdaptiveBatcher
 from sealserve.serve.errors import OverloadedError
+from sealserve.serve.request.batching import AdaptiveBatcher
 
 pytestmark = pytest.mark.timeout(60)
 

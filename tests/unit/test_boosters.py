@@ -20,7 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sealserve.bundle.boosters import (
+from sealserve.errors import BundleFormatError
+from sealserve.trust.boosters.load import (
     BOOSTER_CLASSES,
     BoosterClassifier,
     BoosterRegressor,
@@ -30,7 +31,6 @@ from sealserve.bundle.boosters import (
     needs_frame,
     save_booster,
 )
-from sealserve.errors import BundleFormatError
 
 ROWS = 120
 PROBA_TOLERANCE = 1e-9
@@ -245,7 +245,7 @@ def test_booster_library_is_by_exact_type(cases: dict[str, Case], data: Data) ->
 def test_module_imports_without_xgboost_or_lightgbm() -> None:
     code = (
         "import sys; sys.modules['xgboost'] = None; sys.modules['lightgbm'] = None\n"
-        "from sealserve.bundle import boosters\n"
+        "from sealserve.trust.boosters import load as boosters\n"
         "assert boosters.booster_library(object()) is None and 'xgboost.core.Booster' in boosters.BOOSTER_CLASSES\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -401,7 +401,7 @@ def onnx_cases(cases: dict[str, Case], data: Data) -> dict[str, Case]:
 def test_onnx_export_matches_the_model(onnx_cases: dict[str, Case], name: str) -> None:
     import onnxruntime
 
-    from sealserve.bundle.booster_onnx import export_booster_onnx
+    from sealserve.packing.onnx.boosters import export_booster_onnx
 
     case = onnx_cases[name]
     session = onnxruntime.InferenceSession(export_booster_onnx(case.model, case.n_features), providers=["CPUExecutionProvider"])
@@ -424,7 +424,7 @@ def test_onnx_export_matches_the_model(onnx_cases: dict[str, Case], name: str) -
 
 
 def test_onnx_export_refuses_what_it_cannot_represent(cases: dict[str, Case], data: Data) -> None:
-    from sealserve.bundle.booster_onnx import export_booster_onnx
+    from sealserve.packing.onnx.boosters import export_booster_onnx
 
     with pytest.raises(BundleFormatError, match="categorical features"):
         export_booster_onnx(cases["lgb-3class-strings-frame-category"].model, 5)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import Keyring, KeyStatus
-from sealserve.cli import app
+from sealserve.cli.main import app
 
 
 def sealserve(*args: str | Path) -> Result:

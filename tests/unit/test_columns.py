@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sealserve.bundle.inputs import InputAdapter
 from sealserve.bundle.metadata import Feature, FeatureKind, InputShape
 from sealserve.bundle.schema import input_records
-from sealserve.serve.columns import ColumnCheck
+from sealserve.runtime.columns import ColumnCheck
+from sealserve.runtime.inputs import InputAdapter
 
 FEATURES = [
     Feature(name="x", kind=FeatureKind.NUMBER, minimum=0, maximum=10),

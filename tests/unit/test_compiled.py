@@ -33,22 +33,22 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 import sealserve
-import sealserve.bundle.compiler as compiler_module
+import sealserve.packing.compile as compiler_module
 from sealserve.bundle import keys
-from sealserve.bundle.compiled import COMPILED_TOLERANCE, PICKLE_SERVES_ITSELF, choose_runtime
-from sealserve.bundle.compiler import NOT_REQUESTED, TEXT_SKIPPED
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import METADATA_FILE, BundleMetadata, FeatureKind
-from sealserve.bundle.onnx_export import TREE_MISSING_VALUES, export_onnx
-from sealserve.bundle.pack import sign_folder
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import BundleFormatError, ConfigError, UnsafeModelError
-from sealserve.serve.bundle_model import BundleModel
+from sealserve.packing.build import sign_folder
+from sealserve.packing.compile import NOT_REQUESTED, TEXT_SKIPPED
+from sealserve.packing.onnx.export import TREE_MISSING_VALUES, export_onnx
+from sealserve.runtime.bundle_model import BundleModel
+from sealserve.runtime.choice import COMPILED_TOLERANCE, PICKLE_SERVES_ITSELF, choose_runtime
 from sealserve.serve.config import BundleSource
-from sealserve.serve.loading import serve_verified
-from sealserve.serve.registry import ModelRegistry
-from sealserve.serve.responses import describe_state
-from sealserve.serve.trial import run_trial
+from sealserve.serve.lifecycle.loading import serve_verified
+from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.lifecycle.trial import run_trial
+from sealserve.serve.request.responses import describe_state
+from sealserve.trust.verify import verify_bundle
 from tests.conftest import CLASS_LABELS, FEATURE_OVERRIDES, make_training_frame
 from tests.support.bundles import Workspace
 from tests.support.zoo import census

@@ -28,8 +28,8 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.tree._tree import Tree
 
-from sealserve.bundle.integrity import MAX_DEPTH, check_structures
 from sealserve.errors import UnsafeModelError
+from sealserve.trust.integrity.walk import MAX_DEPTH, check_structures
 
 Data = tuple[np.ndarray, np.ndarray]
 

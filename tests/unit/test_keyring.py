@@ -11,8 +11,8 @@ import pytest
 
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import KeyEntry, Keyring, KeyStatus, entry_for
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import KeyNotValidError, KeyringError, RevokedKeyError, UnknownKeyError
+from sealserve.trust.verify import verify_bundle
 
 NOW = datetime(2030, 6, 1, tzinfo=UTC)
 

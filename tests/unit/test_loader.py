@@ -18,9 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from sealserve.bundle.loader import load_joblib, load_model_file
 from sealserve.bundle.metadata import ModelFormat
 from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.trust.load import load_joblib, load_model_file
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression
 
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.loader import load_joblib
-from sealserve.bundle.pack import pack
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import DigestMismatchError, UnknownKeyError, UnsafeModelError
+from sealserve.packing.build import pack
+from sealserve.trust.load import load_joblib
+from sealserve.trust.verify import verify_bundle
 from tests.support.tamper import flip_byte, marker_pickle, padding_offset, replace_model_and_sign
 
 

@@ -15,11 +15,11 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import BundleMetadata, FeatureKind, InputShape, ModelFormat
-from sealserve.bundle.onnx_export import check_parity, export_onnx
-from sealserve.bundle.pack import pack
-from sealserve.bundle.runtime import runtime_for
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.packing.build import pack
+from sealserve.packing.onnx.export import check_parity, export_onnx
+from sealserve.runtime.predict import runtime_for
+from sealserve.trust.verify import verify_bundle
 from tests.conftest import CLASS_LABELS, FEATURE_OVERRIDES, make_training_frame
 
 

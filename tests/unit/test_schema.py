@@ -185,8 +185,8 @@ def test_training_statistics_describe_each_feature_for_drift(training_frame: pd.
 
 
 def test_feature_names_python_cannot_use_travel_by_alias_and_reach_the_model_in_order() -> None:
-    from sealserve.bundle.inputs import InputAdapter
     from sealserve.bundle.metadata import InputShape
+    from sealserve.runtime.inputs import InputAdapter
 
     frame = pd.DataFrame({"Sepal.Length": [5.1, 4.9], "_id": [1.0, 2.0], "model_config": [0.5, 0.7], "class": [3.0, 4.0]})
     features = derive_features(frame)
@@ -197,9 +197,9 @@ def test_feature_names_python_cannot_use_travel_by_alias_and_reach_the_model_in_
 
 
 def test_a_single_nullable_feature_reaches_the_model_whole_from_a_record_or_a_batch_dict() -> None:
-    from sealserve.bundle.inputs import InputAdapter
     from sealserve.bundle.metadata import InputShape
     from sealserve.bundle.schema import text_feature
+    from sealserve.runtime.inputs import InputAdapter
 
     features = text_feature(pd.DataFrame({"review": ["good", None, "bad"]}))
     adapter = InputAdapter(features, InputShape.TEXT)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sealserve.bundle import envelope, files, keys
-from sealserve.bundle.pack import sign_folder
 from sealserve.errors import BundleTooLargeError, DigestMismatchError, NotFoundError, StoreError, UnsafePathError, VersionExistsError
+from sealserve.packing.build import sign_folder
 from sealserve.store import LocalStore, open_store
 from tests.support.tamper import flip_byte
 

@@ -17,11 +17,12 @@ import skops.io
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.preprocessing import FunctionTransformer
 
-from sealserve.bundle import integrity
-from sealserve.bundle.integrity import check_structures
-from sealserve.bundle.loader import load_joblib
-from sealserve.bundle.pickle_policy import CLASS_ARGUMENTS, DATA_ONLY_STATE, JOBLIB_TYPES, pickle_policy
-from sealserve.bundle.type_policy import (
+from sealserve.errors import SealserveError
+from sealserve.trust.integrity import walk as integrity
+from sealserve.trust.integrity.walk import check_structures
+from sealserve.trust.load import load_joblib
+from sealserve.trust.policy.pickle_rules import CLASS_ARGUMENTS, DATA_ONLY_STATE, JOBLIB_TYPES, pickle_policy
+from sealserve.trust.policy.trusted_types import (
     CHECKED,
     DEFAULT_TRUSTED_TYPES,
     PARTIAL,
@@ -30,7 +31,6 @@ from sealserve.bundle.type_policy import (
     TRUSTED_TYPES,
     refused_types,
 )
-from sealserve.errors import SealserveError
 from tools.sklearn_catalog import fitted_estimators, predictive_estimators, skipped
 
 DENIED_NAMES = {
@@ -121,7 +121,7 @@ def catalog_files(catalog: tuple[dict[str, tuple[list[str], list[str]]], dict[st
 def test_every_catalog_estimator_needs_only_trusted_types(catalog_files: dict[str, tuple[list[str], list[str]]]) -> None:
     missing = {name: refused for name, (_, refused) in catalog_files.items() if refused}
     assert not missing, (
-        "skops files need types outside sealserve.bundle.type_policy.TRUSTED_TYPES: "
+        "skops files need types outside sealserve.trust.policy.trusted_types.TRUSTED_TYPES: "
         + "; ".join(f"{name}: {', '.join(types)}" for name, types in sorted(missing.items()))
         + ". Run `python -m tools.skops_types`, review each type, and list it with its reason only if it holds data only."
     )

@@ -14,8 +14,6 @@ import pytest
 
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.keyring import Keyring, entry_for
-from sealserve.bundle.pack import sign_folder
-from sealserve.bundle.verify import verify_bundle
 from sealserve.errors import (
     BadSignatureError,
     BundleFormatError,
@@ -29,6 +27,8 @@ from sealserve.errors import (
     UnknownKeyError,
     UnsafePathError,
 )
+from sealserve.packing.build import sign_folder
+from sealserve.trust.verify import verify_bundle
 from tests.support.tamper import flip_byte
 
 

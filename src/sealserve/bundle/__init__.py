@@ -1,1 +1,1 @@
-"""Bundle format, signing, keyring and verification; `pack` lives in sealserve.bundle.pack (it imports pandas)."""
+"""Bundle format, signing, keyring and verification; `pack` lives in sealserve.packing.build (it imports pandas)."""

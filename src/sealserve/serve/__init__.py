@@ -1,7 +1,7 @@
 """The prediction service: config, registry, protocols, health.
 
 The names below are imported on first use, so a process that needs one module (the trial prediction child runs
-`python -m sealserve.serve.trial`) does not import the web application with it.
+`python -m sealserve.serve.lifecycle.trial`) does not import the web application with it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sealserve.serve.app import create_app
     from sealserve.serve.config import ServiceConfig, load_config
-    from sealserve.serve.registry import ModelRegistry
+    from sealserve.serve.lifecycle.registry import ModelRegistry
 
 __all__ = ["ModelRegistry", "ServiceConfig", "create_app", "load_config"]
 
-_HOMES = {"create_app": "app", "ServiceConfig": "config", "load_config": "config", "ModelRegistry": "registry"}
+_HOMES = {"create_app": "app", "ServiceConfig": "config", "load_config": "config", "ModelRegistry": "lifecycle.registry"}
 
 
 def __getattr__(name: str) -> Any:

@@ -10,25 +10,24 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from sealserve.serve import admin, health, native
-from sealserve.serve.access_log import FLUSH_SECONDS, AccessLines, AccessLog
 from sealserve.serve.auth import Authenticator, ModelAccess
 from sealserve.serve.auth.http import AccessPolicy, add_auth_middleware, document_security
 from sealserve.serve.auth.login import Login
 from sealserve.serve.auth.login import build_router as login_router
 from sealserve.serve.config import ServiceConfig
-from sealserve.serve.dataplane import DataPlane, InferenceHook
-from sealserve.serve.docs_page import docs_routes
-from sealserve.serve.drift import DriftMonitor
-from sealserve.serve.error_handlers import install_error_handlers
-from sealserve.serve.hot_routes import HotRoute, HotRoutes
-from sealserve.serve.metrics import Metrics, MetricsHook, metrics_route
-from sealserve.serve.openapi import ModelDescription, build_openapi
-from sealserve.serve.prediction_log import PredictionLogs
-from sealserve.serve.protocols import StandardProtocols, render_for_path
-from sealserve.serve.registry import ModelRegistry
-from sealserve.serve.reload import Reloader
-from sealserve.serve.ui import WebPages
+from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.lifecycle.reload import Reloader
+from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines, AccessLog
+from sealserve.serve.observability.drift import DriftMonitor
+from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
+from sealserve.serve.observability.prediction_log import PredictionLogs
+from sealserve.serve.request.dataplane import DataPlane, InferenceHook
+from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
+from sealserve.serve.request.protocols import StandardProtocols, admin, health, native, render_for_path
+from sealserve.serve.request.protocols.errors import install_error_handlers
+from sealserve.serve.web.docs_page import docs_routes
+from sealserve.serve.web.openapi import ModelDescription, build_openapi
+from sealserve.serve.web.ui import WebPages
 
 CONFIG_ENV = "SEALSERVE_CONFIG"
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}

@@ -8,8 +8,8 @@ from typing import Any
 from sealserve.bundle import files
 from sealserve.serve.app import create_app
 from sealserve.serve.config import ClassSource, load_config
-from sealserve.serve.loading import construct_class_model, fetch_verified
-from sealserve.serve.openapi import ModelDescription, build_openapi
+from sealserve.serve.lifecycle.loading import construct_class_model, fetch_verified
+from sealserve.serve.web.openapi import ModelDescription, build_openapi
 
 
 def openapi_for_config(path: Path) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from sealserve.bundle.files import private_directory
-from sealserve.serve.access_log import configure_logging
 from sealserve.serve.app import CONFIG_ENV, create_app
 from sealserve.serve.config import Server, ServiceConfig
-from sealserve.serve.fanout import RUNTIME_ENV, WorkerSync
-from sealserve.serve.http_protocol import http_protocol
-from sealserve.serve.metrics import MULTIPROCESS_ENV
+from sealserve.serve.lifecycle.fanout import RUNTIME_ENV, WorkerSync
+from sealserve.serve.observability.access_log import configure_logging
+from sealserve.serve.observability.metrics import MULTIPROCESS_ENV
+from sealserve.serve.request.http_protocol import http_protocol
 from sealserve.serve.settings import Overrides, load_settings
 
 FLAGS_ENV = "SEALSERVE_FLAGS"

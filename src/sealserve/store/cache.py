@@ -33,9 +33,9 @@ from packaging.version import InvalidVersion, Version
 from sealserve.bundle import files
 from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import check_name
-from sealserve.bundle.verify import VerifiedBundle, stage, verify_staged
 from sealserve.errors import ConfigError, DigestMismatchError
 from sealserve.store.base import is_version
+from sealserve.trust.verify import VerifiedBundle, stage, verify_staged
 
 logger = logging.getLogger("sealserve.cache")
 

@@ -10,9 +10,9 @@ from packaging.version import Version
 
 from sealserve.bundle import envelope, files
 from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name, check_version
-from sealserve.bundle.verify import check_digests, read_metadata, stage
 from sealserve.errors import NotFoundError, StoreError, UnsafePathError, VersionExistsError
 from sealserve.store.base import VersionInfo, check_alias, is_version, version_info
+from sealserve.trust.verify import check_digests, read_metadata, stage
 
 ALIASES_DIR = "_aliases"
 MAX_ALIAS_BYTES = 256

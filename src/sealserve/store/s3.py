@@ -47,7 +47,6 @@ from s3transfer.exceptions import RetriesExceededError
 
 from sealserve.bundle import envelope, files
 from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name
-from sealserve.bundle.verify import read_metadata
 from sealserve.errors import BundleFormatError, BundleTooLargeError, NotFoundError, SealserveError, StoreError, VersionExistsError
 from sealserve.store.base import (
     Credentials,
@@ -62,6 +61,7 @@ from sealserve.store.base import (
 from sealserve.store.local import ALIASES_DIR, inspect_bundle
 from sealserve.store.s3_location import S3Location
 from sealserve.store.s3_transfer import HashingSink, TransferWatch, transfer_config
+from sealserve.trust.verify import read_metadata
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

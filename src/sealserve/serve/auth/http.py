@@ -24,7 +24,7 @@ from sealserve.serve.auth.credentials import Authenticator, log_failure
 from sealserve.serve.auth.login import TOKEN_PATH
 from sealserve.serve.auth.principal import ADMIN, PREDICT, READ, AuthenticationFailed, Forbidden, MissingCredentials, Principal
 from sealserve.serve.errors import ServingError
-from sealserve.serve.hot_routes import HotRoute
+from sealserve.serve.request.hot_routes import HotRoute
 
 RenderForPath = Callable[[str, ServingError], Response]
 OPEN = ""

@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from sealserve.serve.config import Auth, LoginLimit
 from sealserve.serve.errors import ServingError
-from sealserve.serve.responses import json_response
+from sealserve.serve.request.responses import json_response
 
 logger = logging.getLogger("sealserve.auth")
 TOKEN_PATH = "/api/auth/token"  # noqa: S105 - a path, not a password

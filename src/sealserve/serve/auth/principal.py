@@ -10,8 +10,8 @@ from starlette.authentication import BaseUser
 from starlette.requests import Request
 
 from sealserve.serve.config import SCOPE_PATTERN
-from sealserve.serve.dataplane import InferenceHook, InferenceRequest
 from sealserve.serve.errors import ServingError, shown
+from sealserve.serve.request.dataplane import InferenceHook, InferenceRequest
 
 READ, ADMIN, PREDICT = "read", "admin", "predict"
 REALM = 'Bearer realm="sealserve"'

@@ -1,0 +1,1 @@
+"""The `sealserve` command line."""

@@ -1,0 +1,1 @@
+"""Exporting a fitted model to ONNX, with exact double-threshold trees and XGBoost/LightGBM boosters."""

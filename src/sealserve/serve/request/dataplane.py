@@ -1,0 +1,264 @@
+"""The one inference entry under every protocol: resolve the model, check limits, validate, run, observe.
+
+Protocol adapters decode their wire format into records or a validated columnar batch and encode the outputs
+back; everything between is here, so authorization, metrics and drift hook into one place (`InferenceHook`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from starlette.authentication import BaseUser
+
+from sealserve.runtime.bundle_model import BundleModel, Predictions
+from sealserve.runtime.columns import Columns
+from sealserve.serve.config import Batching, Limits
+from sealserve.serve.errors import ProtocolError, ServingError, serving_error_of, shown
+from sealserve.serve.lifecycle.registry import ModelRegistry, ServedModel
+from sealserve.serve.request.batching import AdaptiveBatcher
+from sealserve.serve.request.interface import Signature
+
+INLINE_RUNTIMES = frozenset({"onnxruntime"})
+RUNNER = "runner"
+
+
+def check_rows(rows: int, limits: Limits) -> None:
+    """The one batch-size rule, applied before anything proportional to the request is built."""
+    if rows == 0:
+        raise ProtocolError(400, "the request holds no rows to predict")
+    if rows > limits.max_batch_size:
+        raise ServingError(413, "batch_too_large", f"batch of {rows} rows exceeds max_batch_size {limits.max_batch_size}")
+
+
+class Protocol(str, Enum):
+    NATIVE = "native"
+    KSERVE_V1 = "kserve_v1"
+    V2_REST = "v2_rest"
+    V2_GRPC = "v2_grpc"
+    SELDON = "seldon"
+
+
+Batch = Sequence[Any] | Columns  # records, or a batch already validated column by column
+Outputs = Predictions | list[Any]  # arrays for bundle models, one output object per row for class models
+Decode = Callable[[Signature], Batch]
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What an adapter hands over: which model, and how to turn its message into records once the model is known.
+
+    `rows`, when the message states it before decoding (a declared shape, a list length), is checked first, so an
+    oversized request is refused before any work proportional to it. `validated`: `decode` already applied the
+    model's schema (the native API validates straight from its JSON bytes, with per-field details).
+    """
+
+    model: str
+    protocol: Protocol
+    decode: Decode
+    version: str | None = None
+    rows: int | None = None
+    item: str = "row"
+    validated: bool = False
+    request_id: str | None = None
+    principal: BaseUser | None = None  # who is asking, when auth is on (auth/principal.py)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The served model, its protocol signature, the validated inputs and the outputs (read them through the signature)."""
+
+    served: ServedModel
+    signature: Signature
+    inputs: Batch
+    outputs: Outputs
+    seconds: float
+
+
+class InferenceHook:
+    """Called around every inference on every protocol; `admit` and `before` may refuse it by raising a ServingError."""
+
+    def admit(self, request: InferenceRequest) -> None:
+        """Runs first, before the model is resolved (authorization: an unknown model is no reason to answer 404)."""
+
+    def before(self, request: InferenceRequest, served: ServedModel) -> None:
+        """Runs after the model is resolved, before the request is decoded."""
+
+    def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
+        """Runs once per request with its result or the error its client received, however early it failed."""
+
+    def model_ran(self, served: ServedModel, rows: int, seconds: float) -> None:
+        """After each model call (with batching, several callers' rows): the model's own time."""
+
+    def batched(self, served: ServedModel, rows: int, waits: Sequence[float]) -> None:
+        """As a batch starts: its rows and each caller's seconds in the queue (models that run off the event loop)."""
+
+
+class ModelRunner:
+    """How one loaded model runs: in line for a microsecond runtime, else off the event loop through its batcher."""
+
+    def __init__(self, served: ServedModel, batching: Batching, hooks: Sequence[InferenceHook] = ()) -> None:
+        self.served, self.model, self.hooks = served, served.model, hooks
+        self.signature = Signature(self.model)
+        self.inline = isinstance(self.model, BundleModel) and self.model.runtime_name in INLINE_RUNTIMES
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{served.name}")
+        self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
+            self._run_parts,
+            len,
+            max_batch_size=batching.max_batch_size,
+            max_latency_ms=batching.max_latency_ms,
+            max_queue=batching.max_queue,
+            executor=self._executor,
+            name=served.name,
+            observe=self._batched if hooks else None,
+        )
+
+    def run_blocking(self, batch: Batch) -> Outputs:
+        model = self.model
+        started = time.perf_counter()
+        if isinstance(model, BundleModel):
+            outputs: Outputs = model.predict_columns(batch.arrays) if isinstance(batch, Columns) else model.predict_records(batch)
+        else:
+            assert not isinstance(batch, Columns)
+            outputs = list(model.predict_batch(batch))
+        seconds = time.perf_counter() - started
+        for hook in self.hooks:
+            hook.model_ran(self.served, len(batch), seconds)
+        return outputs
+
+    def _batched(self, rows: int, waits: list[float]) -> None:
+        for hook in self.hooks:
+            hook.batched(self.served, rows, waits)
+
+    async def run(self, batch: Batch) -> Outputs:
+        if self.inline:
+            return self.run_blocking(batch)
+        return await self.batcher.submit(batch)
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        self._executor.shutdown(wait=False)
+
+    def _run_parts(self, parts: list[Batch]) -> list[Outputs]:
+        """One model call for several callers' batches; each caller gets back exactly its own rows."""
+        if len(parts) == 1:
+            return [self.run_blocking(parts[0])]
+        columns = [part for part in parts if isinstance(part, Columns)]
+        records = [part for part in parts if not isinstance(part, Columns)]
+        if columns and records:  # the two forms hold different values (codes, labels): one call each
+            return [self.run_blocking(part) for part in parts]
+        outputs = self.run_blocking(Columns.concat(columns) if columns else [record for part in records for record in part])
+        results, start = [], 0
+        for part in parts:
+            results.append(outputs[start : start + len(part)])
+            start += len(part)
+        return results
+
+
+def _undecodable(signature: Signature) -> Batch:
+    raise AssertionError("a refused request is never decoded")
+
+
+class DataPlane:
+    """Inference for one app: the registry attaches a runner to each model as it loads (a load hook)."""
+
+    def __init__(self, registry: ModelRegistry, limits: Limits, batching: Batching, hooks: Iterable[InferenceHook] = ()) -> None:
+        self.registry, self.limits, self.batching = registry, limits, batching
+        self.hooks = list(hooks)
+        self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
+        registry.on_load.append(self.attach)
+
+    def attach(self, served: ServedModel) -> None:
+        """Load hook: build the model's runner (signature, batcher) before it starts serving; it lives as long as the model."""
+        served.attachments[RUNNER] = ModelRunner(served, self.batching, self.hooks)
+
+    def runner(self, served: ServedModel) -> ModelRunner:
+        runner = served.attachments.get(RUNNER)
+        if runner is None:
+            self.attach(served)
+            runner = served.attachments[RUNNER]
+        assert isinstance(runner, ModelRunner)
+        return runner
+
+    def resolve(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model (404 unknown, 503 not ready); a named version must be the one being served."""
+        served = self.registry.get(name)
+        if version and version != served.version:
+            raise ProtocolError(404, f"model {shown(name)} has no version {shown(version)}; serving {served.version}")
+        return served
+
+    def signature(self, served: ServedModel) -> Signature:
+        return self.runner(served).signature
+
+    def check_rows(self, rows: int) -> None:
+        check_rows(rows, self.limits)
+
+    async def infer(self, request: InferenceRequest) -> Inference:
+        started = time.perf_counter()
+        try:
+            served, runner, batch = self._prepare(request)
+            outputs = await runner.run(batch)
+        except Exception as exc:
+            raise self._failed(request, exc) from None
+        return self._finish(request, served, runner, batch, outputs, started)
+
+    def infer_blocking(self, request: InferenceRequest) -> Inference:
+        """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""
+        started = time.perf_counter()
+        try:
+            served, runner, batch = self._prepare(request)
+            outputs = runner.run_blocking(batch)
+        except Exception as exc:
+            raise self._failed(request, exc) from None
+        return self._finish(request, served, runner, batch, outputs, started)
+
+    def refused(self, protocol: Protocol, model: str, exc: BaseException, started: float) -> None:
+        """A request its adapter refused before it reached `infer` (unreadable body, malformed envelope): the hooks see
+        it too, so every inference request is observed exactly once. Errors `infer` already reported are skipped."""
+        error = serving_error_of(exc)
+        if not error.observed:
+            error.observed = True
+            self._after(InferenceRequest(model, protocol, _undecodable, started=started), None, error)
+
+    def _failed(self, request: InferenceRequest, exc: Exception) -> ServingError:
+        error = serving_error_of(exc)
+        error.observed = True
+        self._after(request, None, error)
+        return error
+
+    def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, Batch]:
+        for hook in self._admitting:
+            hook.admit(request)
+        served = self.resolve(request.model, request.version)
+        for hook in self.hooks:
+            hook.before(request, served)
+        if request.rows is not None:
+            self.check_rows(request.rows)
+        runner = self.runner(served)
+        batch = request.decode(runner.signature)
+        self.check_rows(len(batch))
+        if isinstance(batch, Columns) or request.validated:
+            return served, runner, batch
+        return served, runner, runner.signature.validate(batch, request.item)
+
+    def _finish(
+        self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, batch: Batch, outputs: Outputs, started: float
+    ) -> Inference:
+        result = Inference(served, runner.signature, batch, outputs, time.perf_counter() - started)
+        self._after(request, result, None)
+        return result
+
+    def _after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
+        for hook in self.hooks:
+            hook.after(request, result, error)
+
+    async def close(self) -> None:
+        for served in self.registry.served:
+            runner = served.attachments.get(RUNNER)
+            if isinstance(runner, ModelRunner):
+                await runner.close()

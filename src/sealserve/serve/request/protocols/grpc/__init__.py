@@ -1,0 +1,1 @@
+"""The Open Inference Protocol's gRPC service definition and its compiled descriptor."""

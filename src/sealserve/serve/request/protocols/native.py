@@ -1,0 +1,144 @@
+"""sealserve's own REST API: model listing and typed single/batch predictions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pydantic_core
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response
+
+from sealserve.serve.auth.principal import principal_of
+from sealserve.serve.config import ClassSource, Limits
+from sealserve.serve.errors import ServingError, validation_details
+from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
+from sealserve.serve.observability.access_log import request_id_of
+from sealserve.serve.observability.drift import DriftMonitor
+from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest, Protocol
+from sealserve.serve.request.hot_routes import HotRoute, hot_route
+from sealserve.serve.request.http_body import read_json_body
+from sealserve.serve.request.interface import Signature
+from sealserve.serve.request.protocols.errors import render_error
+from sealserve.serve.request.responses import describe_state, json_response, model_headers
+
+
+def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
+    """Validate straight from bytes; malformed JSON is 400, schema violations are 422 with field paths."""
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            raise ServingError(400, "malformed_json", "request body is not valid JSON") from None
+        raise _invalid(exc) from None
+
+
+def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> Batch:
+    """Count the records before validating any: an oversized batch is refused before work proportional to it.
+    A batch the columnar check accepts skips per-record validation; any other gets the schema's per-field 422."""
+    try:
+        items = pydantic_core.from_json(body, allow_inf_nan=True)
+    except ValueError:
+        raise ServingError(400, "malformed_json", "request body is not valid JSON") from None
+    if not isinstance(items, list):
+        raise ServingError(422, "validation_error", "a batch is a JSON array of records")
+    if not items:
+        raise ServingError(422, "validation_error", "a batch needs at least one record")
+    dataplane.check_rows(len(items))
+    columns = signature.columns_of_records(items)
+    if columns is not None:
+        return columns
+    try:
+        return signature.schema_list.validate_python(items)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> ServingError:
+    return ServingError(422, "validation_error", "request body does not match the model's input schema", validation_details(exc))
+
+
+def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
+    """Names of the class models configured with `create_endpoint: false`: loaded, but given no prediction endpoints."""
+    hidden: set[str] = set()
+    for state in states:
+        source = state.source
+        if isinstance(source, ClassSource) and not source.create_endpoint and source.qualified_name is not None:
+            hidden.add(source.qualified_name)
+    return frozenset(hidden)
+
+
+def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[HotRoute], drift: DriftMonitor) -> APIRouter:
+    """Listing and metadata routes; the two prediction routes go to `hot` (documented per model in openapi.py)."""
+    router = APIRouter(prefix="/api/models", tags=["models"])
+    hidden = without_endpoints(registry.states)
+
+    def check_endpoint(name: str) -> None:
+        if name in hidden:
+            raise ServingError(
+                404, "not_found", f"model {name!r} has no prediction endpoint: the service configuration sets create_endpoint: false for it"
+            )
+
+    @router.get("", summary="List configured models")
+    async def list_models() -> Response:
+        return json_response({"models": [describe_state(state) for state in registry.states]})
+
+    @router.get("/{name}", summary="One model: metadata, schemas, signer and bundle digest")
+    async def get_model(name: str) -> Response:
+        state = registry.state(name)
+        detail = describe_state(state)
+        if state.served is not None:
+            model = state.served.model
+            detail["input_schema"] = model.input_schema.model_json_schema()
+            detail["output_schema"] = model.output_schema.model_json_schema()
+            if state.served.metadata is not None:
+                detail["metadata"] = state.served.metadata.model_dump(mode="json", exclude={"input_schema", "output_schema"})
+            report = drift.report(state.served)
+            detail["drift"] = report.status if report is not None else None
+        return json_response(detail)
+
+    @router.get("/{name}/drift", summary="Input drift against the training data: PSI per feature over the recent window")
+    async def get_drift(name: str) -> Response:
+        served = dataplane.resolve(name)
+        report = await asyncio.to_thread(drift.report, served)
+        if report is None:
+            raise ServingError(404, "no_drift_reference", f"model {name!r} has no training statistics to compare with")
+        return json_response(report.as_dict(), headers=model_headers(served))
+
+    async def infer(request: Request, decode: Callable[[bytes, Signature], Batch], rows: int | None = None) -> Inference:
+        name = request.path_params["name"]
+        check_endpoint(name)
+        body = await read_json_body(request, limits)
+        return await dataplane.infer(
+            InferenceRequest(
+                name,
+                Protocol.NATIVE,
+                lambda signature: decode(body, signature),
+                rows=rows,
+                validated=True,
+                request_id=request_id_of(request),
+                principal=principal_of(request),
+            )
+        )
+
+    def answer(result: Inference, key: str, outputs: Any) -> Response:
+        served = result.served
+        return json_response({"model_name": served.name, "model_version": served.version, key: outputs}, headers=model_headers(served))
+
+    async def predict_one(request: Request) -> Response:
+        result = await infer(request, lambda body, signature: [parse_input(body, signature.schema)], rows=1)
+        return answer(result, "output", result.signature.json_outputs(result.outputs)[0])
+
+    async def predict_many(request: Request) -> Response:
+        result = await infer(request, lambda body, signature: parse_batch(body, signature, dataplane))
+        return answer(result, "outputs", result.signature.json_outputs(result.outputs))
+
+    for route in (
+        hot_route("/api/models/{name}/prediction", predict_one, render_error, dataplane, Protocol.NATIVE),
+        hot_route("/api/models/{name}/predictions", predict_many, render_error, dataplane, Protocol.NATIVE),
+    ):
+        hot.append(route)
+        router.routes.append(route)  # also here, so another method on the path is a 405, not a 404
+    return router

@@ -1,0 +1,44 @@
+"""JSON responses shared by every router: orjson bytes, model provenance headers, status summaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from sealserve.runtime.bundle_model import BundleModel
+from sealserve.serve.lifecycle.registry import ModelState, ServedModel
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def model_headers(served: ServedModel) -> dict[str, str]:
+    return {"X-Model-Name": served.name, "X-Model-Version": served.version}
+
+
+def describe_state(state: ModelState) -> dict[str, Any]:
+    served = state.served
+    summary: dict[str, Any] = {"name": served.name if served else state.key, "ready": state.ready, "error": state.error}
+    if state.ref is not None:
+        summary |= {"ref": state.ref, "pinned": state.pinned, "storage_error": state.storage_error}
+    if state.unloaded:
+        summary["unloaded"] = True
+    if served is not None:
+        summary |= {
+            "display_name": served.model.display_name,
+            "description": served.model.description,
+            "version": served.version,
+            "signer": served.signer,
+            "digest": served.digest,
+            "loaded_at": served.loaded_at.isoformat(),
+        }
+        if isinstance(served.model, BundleModel):
+            summary["runtime"] = served.model.runtime_name
+            if served.model.compiled_skipped is not None:
+                summary["compiled_skipped"] = served.model.compiled_skipped
+    return summary

@@ -1,0 +1,1 @@
+"""The web page, /docs and the OpenAPI contract."""

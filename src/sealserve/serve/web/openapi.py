@@ -1,0 +1,125 @@
+"""The OpenAPI contract: the fixed routes as openapi_routes.py describes them, plus one typed path pair per served model
+(unless its endpoints are off)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from sealserve.bundle.metadata import BundleMetadata
+from sealserve.bundle.schema import input_model, output_model
+from sealserve.model import MLModel
+from sealserve.serve.request.protocols.native import without_endpoints
+from sealserve.serve.web.openapi_schemas import REF, ROUTES, SCHEMAS, native_inference_operation
+
+PATH_PARAMETERS = {
+    "name": "A configured model's name",
+    "version": "The served version (any other is a 404)",
+    "namespace": "The Kubernetes namespace of Seldon's ingress path (ignored)",
+}
+
+FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")  # FastAPI's default 422 (referenced only by routes not described)
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What the contract needs to know about a model, obtainable without deserializing it."""
+
+    name: str
+    display_name: str
+    description: str
+    input_schema: type[BaseModel]
+    output_schema: type[BaseModel]
+
+    @classmethod
+    def of_model(cls, name: str, model: MLModel) -> ModelDescription:
+        return cls(name, model.display_name, model.description, model.input_schema, model.output_schema)
+
+    @classmethod
+    def of_metadata(cls, metadata: BundleMetadata) -> ModelDescription:
+        return cls(
+            metadata.name,
+            metadata.name.replace("_", " ").title(),
+            metadata.description,
+            input_model(metadata.name, metadata.features),
+            output_model(metadata.name, metadata.output),
+        )
+
+
+def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any]:
+    document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(SCHEMAS)
+    registry = getattr(app.state, "registry", None)
+    hidden = without_endpoints(registry.states) if registry is not None else frozenset()  # create_endpoint: false
+    documented = sorted((model for model in models if model.name not in hidden), key=lambda m: m.name)
+    _describe_routes(document, [model.name for model in documented])
+    for model in documented:
+        input_ref = _register(schemas, model.input_schema)
+        output_ref = _register(schemas, model.output_schema)
+        provenance = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
+        single = {
+            "type": "object",
+            "required": ["model_name", "model_version", "output"],
+            "properties": provenance | {"output": output_ref},
+        }
+        batch = {
+            "type": "object",
+            "required": ["model_name", "model_version", "outputs"],
+            "properties": provenance | {"outputs": {"type": "array", "items": output_ref}},
+        }
+        base = f"/api/models/{model.name}"
+        document["paths"][f"{base}/prediction"] = {"post": _operation(model, "prediction", input_ref, single)}
+        document["paths"][f"{base}/predictions"] = {
+            "post": _operation(model, "predictions", {"type": "array", "items": input_ref, "minItems": 1}, batch)
+        }
+    used = json.dumps(document["paths"])
+    for name in FASTAPI_VALIDATION:
+        if REF.format(model=name) not in used:
+            schemas.pop(name, None)
+    return document
+
+
+def _describe_routes(document: dict[str, Any], names: list[str]) -> None:
+    """Each fixed route's request body and answers (openapi_routes.py) instead of FastAPI's guesses; model names as examples."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            contract = ROUTES.get((method, path))
+            if contract is None:
+                continue
+            body = contract.request_body()
+            if body is not None:
+                operation["requestBody"] = body
+            operation["responses"] = contract.responses()
+            for parameter in operation.get("parameters", ()):
+                if parameter.get("in") != "path":
+                    continue
+                parameter["description"] = PATH_PARAMETERS.get(parameter["name"], "")
+                parameter["schema"].pop("title", None)
+                if parameter["name"] == "name" and names:
+                    parameter["examples"] = {name: {"value": name} for name in names}
+
+
+def _register(schemas: dict[str, Any], model: type[BaseModel]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template=REF)
+    schemas.update(schema.pop("$defs", {}))
+    title = str(schema.get("title", model.__name__))
+    schemas[title] = schema
+    return {"$ref": REF.format(model=title)}
+
+
+def _operation(model: ModelDescription, kind: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    contract = native_inference_operation(request, response)
+    return {
+        "tags": ["models"],
+        "summary": f"{model.display_name}: {'one prediction' if kind == 'prediction' else 'a batch of predictions'}",
+        "description": model.description,
+        "operationId": f"{model.name}_{kind}",
+        "requestBody": contract.request_body(),
+        "responses": contract.responses(),
+    }

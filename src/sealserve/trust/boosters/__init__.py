@@ -1,0 +1,1 @@
+"""XGBoost and LightGBM files: structural checks in Python, then the library's own loader, never pickle."""

@@ -1,0 +1,1 @@
+"""What each loader may construct: the reviewed types, the pickle allow-list, the ONNX graph rules, memory bounds."""
