@@ -352,7 +352,7 @@ def top_frames(folded: Path, count: int = 15) -> list[str]:
     lines = [f"  top frames by own time ({samples} samples, {count} shown):"]
     lines += [f"    {n / samples:6.1%}  {frame}" for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:count]]
     lines.append("  sealserve's own functions by total time (self + callees):")
-    ours = [(frame, n) for frame, n in total.items() if "sealserve/" in frame and "sealserve/cli/main.py" not in frame]
+    ours = [(frame, n) for frame, n in total.items() if "sealserve/" in frame and "sealserve/cli/" not in frame]
     lines += [f"    {n / samples:6.1%}  {frame}" for frame, n in sorted(ours, key=lambda kv: -kv[1])[:count]]
     return lines
 

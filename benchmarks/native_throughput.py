@@ -31,12 +31,12 @@ def breakdown(home: Path) -> None:
     """Microseconds per step of the request path, measured in-process on the published bundle."""
     import orjson
 
-    from sealserve.bundle.files import Limits
+    from sealserve.bundle.files import BundleLimits
     from sealserve.serve.config import BundleSource
     from sealserve.serve.lifecycle.loading import load_source
 
     source = BundleSource(name="diabetes_risk", store_url=str(home / "store"), ref="production", keyring=home / "keyring.json")
-    served = load_source(source, Limits())
+    served = load_source(source, BundleLimits())
     model = served.model
     body = json.dumps(RECORD).encode()
     record = model.input_schema.model_validate_json(body)

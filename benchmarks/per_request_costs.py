@@ -37,7 +37,8 @@ async def observing(results: dict[str, float]) -> None:
     from sealserve.serve.app import create_app
     from sealserve.serve.config import validate_config
     from sealserve.serve.observability.access_log import AccessLines, _fields
-    from sealserve.serve.request.dataplane import InferenceRequest, Protocol
+    from sealserve.serve.request.dataplane import InferenceRequest
+    from sealserve.serve.request.paths import Protocol
     from tests.support.bundles import Workspace
 
     with tempfile.TemporaryDirectory() as folder:
@@ -50,7 +51,7 @@ async def observing(results: dict[str, float]) -> None:
             while not app.state.registry.ready and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             dataplane = app.state.dataplane
-            request = InferenceRequest("demo", Protocol.NATIVE, lambda signature: [RECORD], rows=1)
+            request = InferenceRequest("demo", Protocol.NATIVE, lambda interface: [RECORD], rows=1)
             result = await dataplane.infer(request)
             for hook in dataplane.hooks:
                 name = type(hook).__name__

@@ -1,11 +1,12 @@
-"""Benchmark: what the trial prediction (serve/trial.py) adds to loading one model.
+"""Benchmark: what the trial prediction (serve/lifecycle/trial.py) adds to loading one model.
 
     .venv/bin/python benchmarks/trial_prediction.py [--repeat 5]
 
 Packs and signs two real bundles — the diabetes_risk example (examples/diabetes_risk/train.py --fast; a small
 pipeline) and a 200-tree random forest on 20 features — verifies each once, then times on the same verified folder:
 
-- load: the server's in-process deserialization (`build_model`: the loader, structure validation, BundleModel);
+- load: the server's in-process deserialization (`build_model` in runtime/build.py: the loader, structure validation,
+  BundleModel);
 - trial: the whole trial child (`run_trial`: a fresh interpreter, imports, the same load, predict and predict_proba
   on the trial records), and the child's peak RSS as it reports it (ru_maxrss).
 
@@ -32,7 +33,8 @@ sys.path.insert(0, str(ROOT / "examples" / "diabetes_risk"))
 import sealserve  # noqa: E402
 from sealserve.bundle import keyring  # noqa: E402
 from sealserve.bundle.keyring import Keyring  # noqa: E402
-from sealserve.serve.lifecycle.trial import build_model, run_trial  # noqa: E402
+from sealserve.runtime.build import build_model  # noqa: E402
+from sealserve.serve.lifecycle.trial import run_trial  # noqa: E402
 from sealserve.trust.verify import verify_bundle  # noqa: E402
 
 

@@ -110,7 +110,7 @@ def test_control_the_many_small_bomb_would_be_written_without_the_ratio_cap(evil
     archive = archive_of(evil_bundle, tmp_path / "bomb.zip", zeros(3, 15 * MIB))
     assert archive.stat().st_size * 200 < 45 * MIB
     out = tmp_path / "unlimited"
-    files.extract_zip(archive, out, files.Limits(max_compression_ratio=10**9))
+    files.extract_zip(archive, out, files.BundleLimits(max_compression_ratio=10**9))
     assert sum(path.stat().st_size for path in out.rglob("*.csv")) == 45 * MIB
 
 

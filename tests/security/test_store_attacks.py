@@ -18,9 +18,9 @@ from packaging.version import Version
 from sealserve.bundle import files
 from sealserve.bundle.keyring import Keyring
 from sealserve.errors import IdentityMismatchError, NotFoundError, RollbackError, StoreError, UnsafePathError
-from sealserve.serve.lifecycle.loading import check_rollback
 from sealserve.store import LocalStore
 from sealserve.store.cache import BundleCache
+from sealserve.trust.rollback import check_rollback
 from sealserve.trust.verify import verify_staged
 from tests.security.conftest import TRUSTING_OPEN
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from sealserve.serve import create_app, load_config
 from sealserve.serve.errors import ServingError
-from sealserve.serve.lifecycle.registry import ServedModel
+from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
 from tests.support import gated_model
 from tests.support.bundles import Workspace

@@ -21,15 +21,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sealserve.errors import BundleFormatError
-from sealserve.trust.boosters.load import (
+from sealserve.packing.boosters import save_booster
+from sealserve.trust.boosters.load import load_booster
+from sealserve.trust.boosters.served import (
     BOOSTER_CLASSES,
     BoosterClassifier,
     BoosterRegressor,
     as_served,
     booster_library,
-    load_booster,
     needs_frame,
-    save_booster,
 )
 
 ROWS = 120
@@ -245,8 +245,9 @@ def test_booster_library_is_by_exact_type(cases: dict[str, Case], data: Data) ->
 def test_module_imports_without_xgboost_or_lightgbm() -> None:
     code = (
         "import sys; sys.modules['xgboost'] = None; sys.modules['lightgbm'] = None\n"
-        "from sealserve.trust.boosters import load as boosters\n"
-        "assert boosters.booster_library(object()) is None and 'xgboost.core.Booster' in boosters.BOOSTER_CLASSES\n"
+        "from sealserve.packing import boosters as packing\n"
+        "from sealserve.trust.boosters import load, served\n"
+        "assert served.booster_library(object()) is None and 'xgboost.core.Booster' in served.BOOSTER_CLASSES\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 

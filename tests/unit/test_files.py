@@ -96,9 +96,9 @@ def test_folder_with_a_fifo_is_refused(tmp_path: Path) -> None:
 def test_folder_caps_file_count_and_total_size(tmp_path: Path) -> None:
     bundle = make_folder(tmp_path, {"a": b"1" * 60, "b": b"2" * 60, "c": b"3"})
     with pytest.raises(BundleTooLargeError, match="more than 2 files"):
-        files.list_files(bundle, files.Limits(max_files=2))
+        files.list_files(bundle, files.BundleLimits(max_files=2))
     with pytest.raises(BundleTooLargeError, match="larger than 100 bytes"):
-        files.list_files(bundle, files.Limits(max_total_bytes=100))
+        files.list_files(bundle, files.BundleLimits(max_total_bytes=100))
 
 
 def test_copy_refuses_a_file_swapped_for_a_symlink_after_listing(tmp_path: Path) -> None:
@@ -184,9 +184,9 @@ def test_small_very_compressible_files_are_not_taken_for_bombs(tmp_path: Path) -
 def test_zip_size_and_count_caps(tmp_path: Path) -> None:
     archive = make_zip(tmp_path / "big.zip", [("a", os.urandom(80)), ("b", os.urandom(80)), ("c", b"")], zipfile.ZIP_STORED)
     with pytest.raises(BundleTooLargeError, match="expands beyond 100 bytes"):
-        files.extract_zip(archive, tmp_path / "one", files.Limits(max_total_bytes=100))
+        files.extract_zip(archive, tmp_path / "one", files.BundleLimits(max_total_bytes=100))
     with pytest.raises(BundleTooLargeError, match="more than 2 files"):
-        files.extract_zip(archive, tmp_path / "two", files.Limits(max_files=2))
+        files.extract_zip(archive, tmp_path / "two", files.BundleLimits(max_files=2))
 
 
 def test_a_file_and_a_folder_with_the_same_name_are_refused_cleanly(tmp_path: Path) -> None:

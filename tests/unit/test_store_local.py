@@ -78,7 +78,7 @@ def test_broken_or_unsigned_bundles_never_enter_the_store(store: LocalStore, bun
 
 def test_push_applies_the_store_limits(bundle_copy: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleTooLargeError, match="more than 2 files"):
-        LocalStore(tmp_path / "store", files.Limits(max_files=2)).push(bundle_copy)
+        LocalStore(tmp_path / "store", files.BundleLimits(max_files=2)).push(bundle_copy)
     (bundle_copy / "link").symlink_to(bundle_copy / "model.skops")
     with pytest.raises(UnsafePathError):
         LocalStore(tmp_path / "store").push(bundle_copy)
@@ -155,7 +155,7 @@ def test_unknown_models_versions_and_refs_are_not_found(store: LocalStore, packe
 def test_fetch_applies_the_store_limits(packed_bundle: Path, tmp_path: Path) -> None:
     LocalStore(tmp_path / "store").push(packed_bundle)
     with pytest.raises(BundleTooLargeError, match="larger than 100 bytes"):
-        LocalStore(tmp_path / "store", files.Limits(max_total_bytes=100)).fetch("risk", "1.0.0", tmp_path / "out")
+        LocalStore(tmp_path / "store", files.BundleLimits(max_total_bytes=100)).fetch("risk", "1.0.0", tmp_path / "out")
 
 
 def test_open_store_accepts_file_urls_and_plain_paths(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ EMPTY_DEFLATE_BYTES = 2
 
 
 @dataclass(frozen=True)
-class Limits:
+class BundleLimits:
     """Caps applied while reading a bundle; the defaults suit models up to a few GiB."""
 
     max_total_bytes: int = 4 << 30
@@ -42,9 +42,9 @@ def check_relative_name(name: str) -> str:
     return name
 
 
-def list_files(root: Path, limits: Limits | None = None) -> dict[str, Path]:
+def list_files(root: Path, limits: BundleLimits | None = None) -> dict[str, Path]:
     """Map each regular file's relative POSIX name to its path; refuse links and special files."""
-    limits = limits or Limits()
+    limits = limits or BundleLimits()
     found: dict[str, Path] = {}
     total = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -86,9 +86,9 @@ def private_directory(prefix: str = "sealserve-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
-def extract_zip(archive: Path, destination: Path, limits: Limits | None = None) -> dict[str, str]:
+def extract_zip(archive: Path, destination: Path, limits: BundleLimits | None = None) -> dict[str, str]:
     """Unpack a bundle archive, refusing links, escapes, duplicates and zip bombs; return SHA-256 per file."""
-    limits = limits or Limits()
+    limits = limits or BundleLimits()
     try:
         zipped = zipfile.ZipFile(archive)
         archive_bytes = archive.stat().st_size
@@ -106,7 +106,7 @@ def extract_zip(archive: Path, destination: Path, limits: Limits | None = None) 
         return digests
 
 
-def check_members(entries: list[zipfile.ZipInfo], archive_bytes: int, limits: Limits) -> list[zipfile.ZipInfo]:
+def check_members(entries: list[zipfile.ZipInfo], archive_bytes: int, limits: BundleLimits) -> list[zipfile.ZipInfo]:
     """The file entries to extract, once every entry's name, kind and declared size passed, before a byte is written.
 
     Declared sizes bound what is written (extraction stops at them), so the caps hold for the sum of many small entries:

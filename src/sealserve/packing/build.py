@@ -30,12 +30,13 @@ from sealserve.bundle.metadata import (
 )
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.packing.boosters import save_booster
 from sealserve.packing.compile import NOT_REQUESTED, compile_model
 from sealserve.packing.onnx.export import check_parity, export_onnx
 from sealserve.runtime.choice import PICKLE_SERVES_ITSELF
 from sealserve.runtime.inputs import InputAdapter, detect_input_shape
 from sealserve.runtime.predict import runtime_for
-from sealserve.trust.boosters.load import as_served, booster_library, save_booster
+from sealserve.trust.boosters.served import as_served, booster_library
 from sealserve.trust.load import load_joblib, load_model_file, load_skops
 from sealserve.trust.policy.onnx_graph import parse_onnx
 from sealserve.trust.policy.trusted_types import refused_types

@@ -23,7 +23,7 @@ from sealserve.packing.onnx.export import TREE_MISSING_VALUES, export_compiled, 
 from sealserve.runtime.choice import COMPILED_TOLERANCE, parity_problem
 from sealserve.runtime.inputs import InputAdapter
 from sealserve.runtime.predict import Prediction, Runtime, estimator_runtime, onnx_runtime
-from sealserve.trust.boosters.load import booster_library
+from sealserve.trust.boosters.served import booster_library
 from sealserve.trust.load import load_onnx
 
 if TYPE_CHECKING:

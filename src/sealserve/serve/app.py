@@ -5,26 +5,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from sealserve.serve.auth import Authenticator, ModelAccess
+from sealserve.serve.auth.grpc_gate import GrpcGate
 from sealserve.serve.auth.http import AccessPolicy, add_auth_middleware, document_security
 from sealserve.serve.auth.login import Login
 from sealserve.serve.auth.login import build_router as login_router
 from sealserve.serve.config import ServiceConfig
+from sealserve.serve.lifecycle.actions import AdminActions
+from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.reload import Reloader
 from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines, AccessLog
-from sealserve.serve.observability.drift import DriftMonitor
+from sealserve.serve.observability.drift import DriftMonitor, drift_router, drift_status
 from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.observability.prediction_log import PredictionLogs
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
 from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
-from sealserve.serve.request.protocols import StandardProtocols, admin, health, native, render_for_path
-from sealserve.serve.request.protocols.errors import install_error_handlers
+from sealserve.serve.request.protocols import StandardProtocols, admin, health, native
+from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
 from sealserve.serve.web.docs_page import docs_routes
 from sealserve.serve.web.openapi import ModelDescription, build_openapi
 from sealserve.serve.web.ui import WebPages
@@ -33,10 +37,15 @@ CONFIG_ENV = "SEALSERVE_CONFIG"
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False) -> FastAPI:
+def create_app(
+    config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False, workers_dir: Path | None = None
+) -> FastAPI:
     """Build the app. Models load in the background so probes can report progress, or, with several
-    worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded)."""
+    worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded).
+    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together."""
     models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
+    sync = WorkerSync(workers_dir, models) if workers_dir is not None else None
+    actions = AdminActions(models, sync)
     observability = config.observability
     drift = DriftMonitor(observability.drift)
     hooks: list[InferenceHook] = []
@@ -54,14 +63,15 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
         hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
     dataplane = DataPlane(models, config.limits, config.batching, hooks)
     lines = AccessLines(observability.log_format) if observability.access_log else None
-    protocols = StandardProtocols(models, dataplane, config, authenticator, lines)
+    gate = GrpcGate(authenticator) if authenticator is not None else None
+    protocols = StandardProtocols(models, dataplane, config, gate, lines, actions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         protocols.start()  # the gRPC port, when configured (first: a port in use fails start-up at once); REST ones are routers
         # One thread owns loading, start-up retries and alias polling (hot reload); it stops with the app.
         # With several workers it also applies the admin actions every worker must apply (fanout.py).
-        reloader = app.state.reloader = Reloader(models, config.storage, sync=getattr(app.state, "fanout", None))
+        reloader = app.state.reloader = Reloader(models, config.storage, sync=sync)
         if load_before_serving:
             await asyncio.to_thread(reloader.load_initial)
         reloader.start(initial=not load_before_serving)
@@ -91,10 +101,11 @@ def create_app(config: ServiceConfig, registry: ModelRegistry | None = None, *, 
     app.state.metrics = metrics
     install_error_handlers(app)
     hot: list[HotRoute] = []
-    app.include_router(native.build_router(models, config.limits, dataplane, hot, drift))
+    app.include_router(native.build_router(models, config.limits, dataplane, hot, drift_status(drift)))
+    app.include_router(drift_router(drift, dataplane))
     app.include_router(health.build_router(models))
     if config.admin.enabled:
-        app.include_router(admin.build_router(models))
+        app.include_router(admin.build_router(actions))
     login = (
         Login.from_config(config.auth, authenticator.secret)
         if authenticator is not None and authenticator.secret and config.auth.users

@@ -88,7 +88,7 @@ def _source_kind(value: Any) -> str:
 ModelSource = Annotated[Annotated[BundleSource, Tag("bundle")] | Annotated[ClassSource, Tag("class")], Discriminator(_source_kind)]
 
 
-class Limits(Strict):
+class RequestLimits(Strict):
     max_body_bytes: int = Field(default=1 << 20, gt=0)
     max_batch_size: int = Field(default=1000, gt=0)
     body_timeout: float = Field(default=30.0, gt=0, description="Seconds a request body may take to arrive in full (408 after).")
@@ -264,7 +264,7 @@ class ServiceConfig(Strict):
     description: str = ""
     version: str = "0.1.0"
     server: Server = Server()
-    limits: Limits = Limits()
+    limits: RequestLimits = RequestLimits()
     batching: Batching = Batching()
     storage: Storage = Storage()
     admin: Admin = Admin()

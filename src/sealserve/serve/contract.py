@@ -20,7 +20,7 @@ def openapi_for_config(path: Path) -> dict[str, Any]:
             model = construct_class_model(source)
             descriptions.append(ModelDescription.of_model(model.qualified_name, model))
             continue
-        verified = fetch_verified(source, files.Limits(), {})
+        verified = fetch_verified(source, files.BundleLimits(), {})
         verified.discard()
         descriptions.append(ModelDescription.of_metadata(verified.metadata))
     return build_openapi(create_app(config), descriptions)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import grpc
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -15,6 +16,21 @@ from sealserve.model import MLModelException, MLModelSchemaValidationException
 logger = logging.getLogger("sealserve.errors")
 
 CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 413: "too_large", 422: "validation_error"}
+GRPC_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    408: grpc.StatusCode.DEADLINE_EXCEEDED,
+    409: grpc.StatusCode.FAILED_PRECONDITION,
+    413: grpc.StatusCode.INVALID_ARGUMENT,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 
 
 class ServingError(Exception):
@@ -31,6 +47,11 @@ class ServingError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.details, self.headers = status, code, message, details, headers
         self.observed = False  # set once the data plane's hooks have seen this failure
+
+    @property
+    def grpc_code(self) -> grpc.StatusCode:
+        """The gRPC status code of this failure (what `status` is to HTTP); server faults are INTERNAL."""
+        return GRPC_CODES.get(self.status, grpc.StatusCode.INTERNAL)
 
 
 class ProtocolError(ServingError):

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sealserve.bundle.files import private_directory
 from sealserve.serve.app import CONFIG_ENV, create_app
 from sealserve.serve.config import Server, ServiceConfig
-from sealserve.serve.lifecycle.fanout import RUNTIME_ENV, WorkerSync
+from sealserve.serve.lifecycle.fanout import RUNTIME_ENV
 from sealserve.serve.observability.access_log import configure_logging
 from sealserve.serve.observability.metrics import MULTIPROCESS_ENV
 from sealserve.serve.request.http_protocol import http_protocol
@@ -46,9 +46,7 @@ def worker_app() -> FastAPI:
     path = os.environ.get(CONFIG_ENV)
     settings = load_settings(Path(path) if path else None, os.environ, Overrides.from_json(os.environ.get(FLAGS_ENV) or "{}"))
     configure_logging(settings.config.observability.log_format)
-    app = create_app(settings.config, load_before_serving=True)
-    app.state.fanout = WorkerSync(Path(os.environ[RUNTIME_ENV]), app.state.registry)
-    return app
+    return create_app(settings.config, load_before_serving=True, workers_dir=Path(os.environ[RUNTIME_ENV]))
 
 
 def tls_options(server: Server) -> dict[str, Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from sealserve.bundle.files import Limits
+from sealserve.bundle.files import BundleLimits
 from sealserve.errors import StoreError
 from sealserve.store.base import Credentials, ProgressStart, Store, StoreAccessError, StoreUnavailableError, VersionInfo
 from sealserve.store.directory import SCHEME, DirectoryStore
 from sealserve.store.local import LocalStore
 
 
-def open_store(url: str, *, credentials: Credentials | None = None, limits: Limits | None = None) -> Store:
+def open_store(url: str, *, credentials: Credentials | None = None, limits: BundleLimits | None = None) -> Store:
     """A store for `file:///path` (or a plain path), `s3://bucket/prefix[?endpoint=…&region=…&ca_bundle=…]`,
     or `dir:///path`, a plain folder holding one bundle (store/directory.py)."""
     parsed = urlparse(url)

@@ -83,7 +83,7 @@ class BundleCache:
         except InvalidVersion:
             return None
 
-    def restore(self, entry: CacheEntry, keyring: Keyring, limits: files.Limits) -> VerifiedBundle:
+    def restore(self, entry: CacheEntry, keyring: Keyring, limits: files.BundleLimits) -> VerifiedBundle:
         """Copy an entry into a private folder (hashing every byte once) and verify it fully."""
         workdir = self.workdir()
         try:

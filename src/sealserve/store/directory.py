@@ -26,13 +26,13 @@ def directory_url(path: Path) -> str:
 class DirectoryStore:
     """The bundle in `root` answers for its own name, under its own version and any alias."""
 
-    def __init__(self, root: Path, limits: files.Limits | None = None) -> None:
+    def __init__(self, root: Path, limits: files.BundleLimits | None = None) -> None:
         self.root = root
         self.url = directory_url(root)
-        self.limits = limits or files.Limits()
+        self.limits = limits or files.BundleLimits()
 
     @classmethod
-    def from_url(cls, url: str, limits: files.Limits | None = None) -> DirectoryStore:
+    def from_url(cls, url: str, limits: files.BundleLimits | None = None) -> DirectoryStore:
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
             raise StoreError(f"directory URL {url!r} must be dir:///absolute/path")

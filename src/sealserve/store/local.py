@@ -21,10 +21,10 @@ MAX_ALIAS_BYTES = 256
 class LocalStore:
     """A folder of bundles; writes are atomic renames so readers never see half a version."""
 
-    def __init__(self, root: Path, limits: files.Limits | None = None) -> None:
+    def __init__(self, root: Path, limits: files.BundleLimits | None = None) -> None:
         self.root = root
         self.url = root.as_uri()
-        self.limits = limits or files.Limits()
+        self.limits = limits or files.BundleLimits()
 
     def push(self, bundle: Path) -> VersionInfo:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -115,7 +115,7 @@ class LocalStore:
         return version_info(name, version, size, _read(listed.get(files.SIGNATURE_FILE)), _read(listed.get(METADATA_FILE)))
 
 
-def inspect_bundle(bundle: Path, staging: Path, limits: files.Limits | None = None) -> dict[str, str]:
+def inspect_bundle(bundle: Path, staging: Path, limits: files.BundleLimits | None = None) -> dict[str, str]:
     """Stage a bundle and check that it is self-consistent (signature parses, files match its manifest).
 
     This is not verification: no keyring is involved. It keeps broken bundles out of the store.

@@ -31,52 +31,22 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSLError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 from packaging.version import Version
 from s3transfer.exceptions import RetriesExceededError
 
 from sealserve.bundle import envelope, files
 from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name
 from sealserve.errors import BundleFormatError, BundleTooLargeError, NotFoundError, SealserveError, StoreError, VersionExistsError
-from sealserve.store.base import (
-    Credentials,
-    ProgressStart,
-    StoreAccessError,
-    StoreUnavailableError,
-    VersionInfo,
-    check_alias,
-    is_version,
-    version_info,
-)
+from sealserve.store.base import Credentials, ProgressStart, StoreUnavailableError, VersionInfo, check_alias, is_version, version_info
 from sealserve.store.local import ALIASES_DIR, inspect_bundle
+from sealserve.store.s3_errors import UNSUPPORTED_CODES, error_code, translate
 from sealserve.store.s3_location import S3Location
 from sealserve.store.s3_transfer import HashingSink, TransferWatch, transfer_config
 from sealserve.trust.verify import read_metadata
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-ACCESS_CODES = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "InvalidToken",
-    "ExpiredToken",
-    "AuthorizationHeaderMalformed",
-}
-TRANSIENT_CODES = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeTooSkewed", "Throttling"}
-NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404"}
-UNSUPPORTED_CODES = {"NotImplemented", "501"}
 
 logger = logging.getLogger("sealserve.store")
 
@@ -89,7 +59,7 @@ class S3Store:
         url: str,
         *,
         credentials: Credentials | None = None,
-        limits: files.Limits | None = None,
+        limits: files.BundleLimits | None = None,
         transfer: TransferConfig | None = None,
         client: S3Client | None = None,
         connect_timeout: float = 5.0,
@@ -97,7 +67,7 @@ class S3Store:
     ) -> None:
         self.url = url
         self.location = S3Location.parse(url)
-        self.limits = limits or files.Limits()
+        self.limits = limits or files.BundleLimits()
         self.transfer = transfer or transfer_config()
         self.progress: ProgressStart | None = None
         self.client: S3Client = client or self._make_client(credentials, connect_timeout, read_timeout)
@@ -267,7 +237,7 @@ class S3Store:
             self.client.put_object(Bucket=self.location.bucket, Key=key, Body=signature, IfNoneMatch="*")
             return
         except ClientError as exc:
-            code, status = _code(exc)
+            code, status = error_code(exc)
             if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 existing = self._read_optional(key, f"{info.name} {info.version}")
                 if existing is not None:
@@ -332,7 +302,7 @@ class S3Store:
             return True
         except ClientError as exc:
             error = self._translate(exc, what)
-            if isinstance(error, NotFoundError) and _code(exc)[0] != "NoSuchBucket":
+            if isinstance(error, NotFoundError) and error_code(exc)[0] != "NoSuchBucket":
                 return False
             raise error from None
         except (BotoCoreError, RetriesExceededError) as exc:
@@ -349,7 +319,7 @@ class S3Store:
             return data
         except ClientError as exc:
             error = self._translate(exc, what)
-            if isinstance(error, NotFoundError) and _code(exc)[0] != "NoSuchBucket":
+            if isinstance(error, NotFoundError) and error_code(exc)[0] != "NoSuchBucket":
                 return None
             raise error from None
         except (BotoCoreError, RetriesExceededError) as exc:
@@ -370,35 +340,4 @@ class S3Store:
             yield manager, lambda size: TransferWatch(size, advance)
 
     def _translate(self, exc: BaseException, what: str) -> StoreError:
-        """One clear StoreError subtype for every botocore/s3transfer failure; messages carry no secrets."""
-        where = f"{self.location.bucket} at {self.endpoint}"
-        if isinstance(exc, ClientError):
-            code, status = _code(exc)
-            if code == "NoSuchBucket":
-                return NotFoundError(f"{what}: bucket {self.location.bucket!r} does not exist at {self.endpoint}")
-            if code in NOT_FOUND_CODES or status == 404:
-                return NotFoundError(f"{what}: not found in {self.url}")
-            if code in ACCESS_CODES or status in (401, 403):
-                return StoreAccessError(
-                    f"{what}: {where} refused the request ({code or status}); check the access key and secret "
-                    "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the profile, or store_credentials) and the bucket policy"
-                )
-            if code in TRANSIENT_CODES or status >= 500:
-                return StoreUnavailableError(f"{what}: {where} answered {status} {code}; will retry")
-            return StoreError(f"{what}: {where} answered {status} {code}")
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
-            return StoreAccessError(
-                f"{what}: no usable S3 credentials ({exc}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "a profile (?profile=…), or store_credentials in the service config"
-            )
-        if isinstance(exc, SSLError):
-            return StoreError(f"{what}: TLS to {self.endpoint} failed ({exc}); for a private CA add ?ca_bundle=/path/ca.pem")
-        if isinstance(exc, ConnectionError | HTTPClientError | RetriesExceededError | BotoCoreError):
-            return StoreUnavailableError(f"{what}: cannot reach {self.endpoint} ({type(exc).__name__})")
-        return StoreError(f"{what}: {type(exc).__name__}")
-
-
-def _code(exc: ClientError) -> tuple[str, int]:
-    error = exc.response.get("Error", {})
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return str(error.get("Code", "")), status
+        return translate(exc, what, url=self.url, bucket=self.location.bucket, endpoint=self.endpoint)

@@ -65,9 +65,9 @@ def load_verified_compiled(folder: Path, metadata: BundleMetadata, *, trusted_ty
     return load_onnx(folder / metadata.compiled.file)
 
 
-def stage(source: Path, destination: Path, limits: files.Limits | None = None) -> dict[str, str]:
+def stage(source: Path, destination: Path, limits: files.BundleLimits | None = None) -> dict[str, str]:
     """Step 1: copy a folder or .zip into a private folder, hashing on the way."""
-    limits = limits or files.Limits()
+    limits = limits or files.BundleLimits()
     if source.is_dir():
         return files.copy_tree(files.list_files(source, limits), destination)
     if source.is_file() and source.suffix == ".zip":
@@ -81,7 +81,7 @@ def verify_bundle(
     *,
     name: str | None = None,
     version: str | None = None,
-    limits: files.Limits | None = None,
+    limits: files.BundleLimits | None = None,
     now: datetime | None = None,
 ) -> VerifiedBundle:
     """Stage, then check key, signature, every file's digest and the signed identity; raise on the first failure."""

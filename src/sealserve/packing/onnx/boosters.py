@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sealserve.errors import BundleFormatError
-from sealserve.trust.boosters.load import LGB_BOOSTER, XGB_BOOSTER, booster_library, needs_frame, served_as_classifier
+from sealserve.trust.boosters.served import LGB_BOOSTER, XGB_BOOSTER, booster_library, needs_frame, served_as_classifier
 
 INPUT_NAME = "input"
 

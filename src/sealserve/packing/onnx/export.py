@@ -18,7 +18,7 @@ from sealserve.packing.onnx.trees import (
     has_trees,
 )
 from sealserve.runtime.predict import onnx_runtime
-from sealserve.trust.boosters.load import as_served, booster_library
+from sealserve.trust.boosters.served import as_served, booster_library
 
 PARITY_TOLERANCE = 1e-4
 FLOAT32_TREES = "a tree model that converts only with float32 inputs stays on the reference runtime (its thresholds would round)"

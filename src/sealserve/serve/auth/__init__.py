@@ -6,6 +6,7 @@ plane's one entry (`ModelAccess`), so every protocol obeys the same `predict:<mo
 """
 
 from sealserve.serve.auth.credentials import Authenticator
-from sealserve.serve.auth.principal import ModelAccess, Principal
+from sealserve.serve.auth.principal import ModelAccess
+from sealserve.serve.request.principal import Principal
 
 __all__ = ["Authenticator", "ModelAccess", "Principal"]

@@ -20,9 +20,10 @@ from jwt.types import Options
 
 from sealserve.errors import ConfigError
 from sealserve.serve.auth.keysets import KeySet
-from sealserve.serve.auth.principal import SCOPE, AuthenticationFailed, MissingCredentials, Principal
+from sealserve.serve.auth.principal import SCOPE, AuthenticationFailed, MissingCredentials
 from sealserve.serve.config import HS256_MIN_SECRET, Auth, Jwt
 from sealserve.serve.errors import shown
+from sealserve.serve.request.principal import Principal
 
 logger = logging.getLogger("sealserve.auth")
 MAX_CREDENTIAL = 8192  # bytes: longer than any key or token we issue or accept

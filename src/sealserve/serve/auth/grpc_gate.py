@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from sealserve.serve.auth.credentials import Authenticator, log_failure
-from sealserve.serve.auth.principal import PREDICT, READ, AuthenticationFailed, Forbidden, Principal
+from sealserve.serve.auth.principal import AuthenticationFailed, Forbidden
+from sealserve.serve.request.principal import PREDICT, READ, Principal
 
 RPC_SCOPES = {
     "ServerLive": None,

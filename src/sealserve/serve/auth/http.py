@@ -8,7 +8,6 @@ inference routes; which model is checked by the data plane) or `read` (everythin
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,22 +21,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealserve.serve.auth.credentials import Authenticator, log_failure
 from sealserve.serve.auth.login import TOKEN_PATH
-from sealserve.serve.auth.principal import ADMIN, PREDICT, READ, AuthenticationFailed, Forbidden, MissingCredentials, Principal
+from sealserve.serve.auth.principal import AuthenticationFailed, Forbidden, MissingCredentials
 from sealserve.serve.errors import ServingError
 from sealserve.serve.request.hot_routes import HotRoute
+from sealserve.serve.request.paths import is_admin, is_probe
+from sealserve.serve.request.principal import ADMIN, PREDICT, READ, Principal
 
 RenderForPath = Callable[[str, ServingError], Response]
 OPEN = ""
-OPEN_PATHS = frozenset(
-    {
-        *("/api/health", "/api/health/ready", "/api/health/startup"),
-        *("/v2/health/live", "/v2/health/ready", "/health/ping", "/health/status"),
-        TOKEN_PATH,
-    }
-)
-OPEN_PATTERN = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$|^/ui/static/|^/docs/assets/")
+OPEN_ASSETS = ("/ui/static/", "/docs/assets/")
 PUBLIC_PATHS = {"docs": ("/docs", "/docs/oauth2-redirect", "/openapi.json"), "metrics": ("/metrics",)}
-ADMIN_PREFIXES = ("/api/admin/", "/v2/repository/")
 REMEMBERED_PATHS = 4096
 
 
@@ -81,9 +74,9 @@ class AccessPolicy:
 
     def _requirement(self, scope: Scope) -> tuple[str, HotRoute | None]:
         path: str = scope["path"]
-        if path in OPEN_PATHS or path in self.public or OPEN_PATTERN.match(path):
+        if path == TOKEN_PATH or path in self.public or is_probe(path) or path.startswith(OPEN_ASSETS):
             return OPEN, None
-        if path.startswith(ADMIN_PREFIXES):
+        if is_admin(path):
             return ADMIN, None
         if scope["method"] == "POST" and path.endswith(self.suffixes):
             for route in self.inference:

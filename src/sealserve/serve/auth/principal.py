@@ -1,57 +1,16 @@
-"""Who a request comes from, what their scopes allow, and the 401/403 errors every transport renders."""
+"""The 401/403 errors every transport renders, and the data plane hook that checks predict scopes."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
-
-from starlette.authentication import BaseUser
-from starlette.requests import Request
 
 from sealserve.serve.config import SCOPE_PATTERN
 from sealserve.serve.errors import ServingError, shown
 from sealserve.serve.request.dataplane import InferenceHook, InferenceRequest
+from sealserve.serve.request.principal import PREDICT, Principal
 
-READ, ADMIN, PREDICT = "read", "admin", "predict"
 REALM = 'Bearer realm="sealserve"'
 SCOPE = re.compile(SCOPE_PATTERN)
-
-
-@dataclass(frozen=True, eq=False)
-class Principal(BaseUser):
-    """An authenticated caller: an API key (by its configured name) or a token's subject, with its scopes."""
-
-    subject: str
-    kind: Literal["api_key", "token"]
-    scopes: frozenset[str]
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def display_name(self) -> str:
-        return self.subject
-
-    @property
-    def identity(self) -> str:
-        return f"{self.kind}:{self.subject}"
-
-    def may(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    def may_predict(self, model: str) -> bool:
-        return PREDICT in self.scopes or f"{PREDICT}:{model}" in self.scopes
-
-    def may_predict_some_model(self) -> bool:
-        return any(scope == PREDICT or scope.startswith(f"{PREDICT}:") for scope in self.scopes)
-
-
-def principal_of(request: Request) -> Principal | None:
-    """The authenticated caller, when auth is on and credentials were sent (what the data plane authorizes)."""
-    user = request.scope.get("user")
-    return user if isinstance(user, Principal) else None
 
 
 class AuthenticationFailed(ServingError):

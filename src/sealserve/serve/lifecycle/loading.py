@@ -7,54 +7,33 @@ import importlib
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from sealserve.bundle import files
 from sealserve.bundle.keyring import Keyring
-from sealserve.bundle.metadata import BundleMetadata
 from sealserve.errors import (
     BundleFormatError,
     ConfigError,
-    RollbackError,
     SealserveError,
     StoreError,
     TrialPredictionError,
     VerificationError,
 )
 from sealserve.model import MLModel
-from sealserve.runtime.bundle_model import BundleModel
+from sealserve.runtime.build import build_model
 from sealserve.serve.config import BundleSource, ClassSource
-from sealserve.serve.lifecycle.trial import build_model, run_trial
+from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.lifecycle.trial import run_trial
 from sealserve.store import Credentials, Store, StoreUnavailableError, open_store
 from sealserve.store.cache import BundleCache
+from sealserve.trust.rollback import check_rollback
 from sealserve.trust.verify import VerifiedBundle, verify_staged
 
-logger = logging.getLogger("sealserve.registry")
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """One loaded model and the provenance every response and status page reports; load hooks attach what serves it."""
-
-    name: str
-    model: MLModel
-    version: str
-    loaded_at: datetime
-    signer: str | None = None
-    digest: str | None = None
-    metadata: BundleMetadata | None = None
-    origin: str = "store"
-    attachments: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    reports: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)  # signed report files, for the web page
-
-    @property
-    def runtime(self) -> str:
-        """What executes the model: onnxruntime, scikit-learn, xgboost, lightgbm, or python for a class model."""
-        return self.model.runtime_name if isinstance(self.model, BundleModel) else "python"
+logger = logging.getLogger("sealserve.loading")
 
 
 def credentials_of(source: BundleSource) -> Credentials | None:
@@ -65,7 +44,7 @@ def credentials_of(source: BundleSource) -> Credentials | None:
     return Credentials(given.access_key_id, given.secret_access_key.get_secret_value(), token)
 
 
-def load_source(source: BundleSource | ClassSource, limits: files.Limits, highest: dict[str, Version] | None = None) -> ServedModel:
+def load_source(source: BundleSource | ClassSource, limits: files.BundleLimits, highest: dict[str, Version] | None = None) -> ServedModel:
     if isinstance(source, ClassSource):
         logger.warning("model class %s is trusted code: it is imported and run without bundle verification", source.class_path)
         model = construct_class_model(source)
@@ -141,14 +120,14 @@ class Fetched:
     storage_error: StoreError | None = None
 
 
-def fetch_verified(source: BundleSource, limits: files.Limits, highest: dict[str, Version]) -> VerifiedBundle:
+def fetch_verified(source: BundleSource, limits: files.BundleLimits, highest: dict[str, Version]) -> VerifiedBundle:
     """Resolve the ref, refuse rollbacks, fetch into a private folder and verify; nothing is deserialized."""
     return fetch_bundle(source, limits, highest).verified
 
 
 def fetch_bundle(
     source: BundleSource,
-    limits: files.Limits,
+    limits: files.BundleLimits,
     highest: dict[str, Version],
     *,
     ref: str | None = None,
@@ -193,19 +172,6 @@ def fetch_bundle(
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
-
-
-def check_rollback(name: str, ref: str, version: str, highest: dict[str, Version]) -> None:
-    """An alias may not take the service back to an older version; naming the version explicitly may."""
-    if version == ref:
-        return
-    served = highest.get(name)
-    try:
-        older = served is not None and Version(version) < served
-    except InvalidVersion:
-        raise StoreError(f"{name}: {ref!r} names {version!r}, which is not a version") from None
-    if older:
-        raise RollbackError(f"{name}: alias {ref!r} points at {version}, older than {served} already served; pin {version} to roll back")
 
 
 def construct_class_model(source: ClassSource) -> MLModel:

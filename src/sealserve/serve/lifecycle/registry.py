@@ -17,11 +17,10 @@ from sealserve.bundle.metadata import check_version
 from sealserve.errors import ConfigError, NotFoundError, SealserveError, StoreError
 from sealserve.serve.config import BundleSource, ClassSource
 from sealserve.serve.errors import ModelNotReadyError, UnknownModelError, shown
-from sealserve.serve.lifecycle.loading import ServedModel, credentials_of, fetch_bundle, load_source, serve_verified
+from sealserve.serve.lifecycle.loading import credentials_of, fetch_bundle, load_source, serve_verified
+from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.store import Store, open_store
 from sealserve.store.cache import BundleCache
-
-__all__ = ["ModelRegistry", "ModelState", "ServedModel"]
 
 logger = logging.getLogger("sealserve.registry")
 
@@ -44,8 +43,18 @@ class ModelState:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
+    def name(self) -> str:
+        """The name clients use: the served model's (a class model's qualified name), else the configured one."""
+        return self.served.name if self.served is not None else self.key
+
+    @property
     def ready(self) -> bool:
         return self.served is not None
+
+    def serving(self, version: str | None = None) -> ServedModel | None:
+        """The served model when this model is ready (and serves `version`, when one is asked): every readiness answer."""
+        served = self.served
+        return served if served is not None and version in (None, served.version) else None
 
     @property
     def ref(self) -> str | None:
@@ -75,7 +84,7 @@ class ModelRegistry:
     """
 
     sources: list[BundleSource | ClassSource]
-    limits: files.Limits = field(default_factory=files.Limits)
+    limits: files.BundleLimits = field(default_factory=files.BundleLimits)
     cache_dir: Path | None = None
     on_load: list[Callable[[ServedModel], None]] = field(default_factory=list)
     on_outcome: list[Callable[[LoadOutcome], None]] = field(default_factory=list)  # after every attempt: metrics, logs

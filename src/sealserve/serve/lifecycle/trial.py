@@ -1,9 +1,9 @@
 """A trial prediction in a child process before a bundle model goes live (docs/security.md, "Trial prediction").
 
 After verification, a fresh interpreter (`python -m sealserve.serve.lifecycle.trial <folder>`, never a fork of the threaded
-server) loads the verified folder through the loader the server uses (`build_model`) and predicts — predict, and
-predict_proba when the model has probabilities — on a few records built from the bundle's schema and training
-statistics: each feature's median (or most frequent category), its minimum and its maximum, and nulls where allowed.
+server) loads the verified folder through the loader the server uses (`build_model`, runtime/build.py) and predicts —
+predict, and predict_proba when the model has probabilities — on a few records built from the bundle's schema and
+training statistics: each feature's median (or most frequent category), its minimum and its maximum, and nulls where allowed.
 A child that dies by a signal, exits non-zero or outlives its timeout fails the load: the model stays unready (or
 keeps serving its last good version) and the server stays up. A child whose loader refuses the bundle (a policy
 refusal) lets the server's own load raise that refusal with its own type.
@@ -31,11 +31,12 @@ from typing import IO, Any, get_args
 
 from sealserve.bundle.metadata import BundleMetadata, Feature, FeatureKind, FeatureStatistics
 from sealserve.errors import SealserveError, TrialPredictionError
+from sealserve.runtime.build import build_model
 from sealserve.runtime.bundle_model import BundleModel
-from sealserve.runtime.choice import RuntimeSetting, choose_runtime
-from sealserve.trust.verify import load_verified, load_verified_compiled, read_metadata
+from sealserve.runtime.choice import RuntimeSetting
+from sealserve.trust.verify import read_metadata
 
-logger = logging.getLogger("sealserve.registry")
+logger = logging.getLogger("sealserve.trial")
 
 PASSED, FAILED, REFUSED = 0, 4, 3  # the child's exit statuses (1 and 2 are Python's own: an uncaught error, bad arguments)
 MAX_OUTPUT = 1 << 20  # the child may write at most this much (RLIMIT_FSIZE; past it SIGXFSZ ends it)
@@ -56,18 +57,6 @@ class TrialResult:
     def summary(self) -> str:
         text = f"{self.rows} rows, {self.seconds:.2f}s, child peak RSS {(self.peak_rss_kib or 0) / 1024:.0f} MiB"
         return text + (f"; {len(self.raised)} calls raised {', '.join(sorted(set(self.raised)))}" if self.raised else "")
-
-
-def build_model(
-    folder: Path, metadata: BundleMetadata, *, runtime: RuntimeSetting, trusted_types: tuple[str, ...], allow_pickle: bool
-) -> BundleModel:
-    """Deserialize a verified bundle folder into what serves it: the server and the trial child both load through here."""
-    choice = choose_runtime(metadata, runtime)
-    if choice.compiled:
-        estimator = load_verified_compiled(folder, metadata, trusted_types=trusted_types)
-    else:
-        estimator = load_verified(folder, metadata, trusted_types=trusted_types, allow_pickle=allow_pickle)
-    return BundleModel(metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)
 
 
 def run_trial(folder: Path, *, runtime: RuntimeSetting, trusted_types: tuple[str, ...], allow_pickle: bool, timeout: float) -> TrialResult:

@@ -10,11 +10,9 @@ sealserve log record.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -22,34 +20,17 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
 import orjson
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealserve.serve.auth.principal import Principal
+from sealserve.serve.request.paths import protocol_of_path
+from sealserve.serve.request.principal import Principal
+from sealserve.serve.request.request_ids import REQUEST_ID_HEADER, RequestIds
 
 ACCESS_LOGGER = "sealserve.access"
-REQUEST_ID_HEADER = b"x-request-id"
-SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MAX_LOGGED_PATH = 256
 FLUSH_SECONDS = 0.5
 LogFormat = Literal["json", "text"]
 TEXT_FIELDS = ("latency_ms", "model", "version", "subject", "request_id")
-
-
-class RequestIds:
-    """Fresh ids: a random per-process prefix and a counter (unique, and far cheaper than uuid4 per request)."""
-
-    def __init__(self) -> None:
-        self.prefix = os.urandom(8).hex()
-        self.counter = itertools.count(1)
-
-    def __call__(self, sent: bytes | None) -> str:
-        """The client's id when it is short and plain (it is echoed and logged), else a fresh one."""
-        if sent is not None:
-            text = sent.decode("latin-1")
-            if SANE_REQUEST_ID.fullmatch(text):
-                return text
-        return f"{self.prefix}{next(self.counter):08x}"
 
 
 class AccessLines:
@@ -126,12 +107,6 @@ class AccessLog:
                 self.lines.write(_fields(scope, request_id, answer, time.perf_counter() - started))
 
 
-def request_id_of(request: Request) -> str | None:
-    """The id AccessLog gave this request (None when the app runs without it)."""
-    state: dict[str, Any] = request.scope.get("state", {})
-    return state.get("request_id")
-
-
 def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: float) -> dict[str, Any]:
     model = version = None
     for key, value in answer["headers"]:
@@ -150,27 +125,15 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "latency_ms": round(seconds * 1000, 3),
         "model": model,
         "version": version,
-        "protocol": protocol_of_path(path),
+        "protocol": _protocol_name(path),
         "client": client[0] if client else None,
         "subject": user.identity if isinstance(user, Principal) else None,
     }
 
 
-def protocol_of_path(path: str) -> str | None:
-    """Which API a path belongs to (None: probes, metadata pages, documentation)."""
-    for prefix, protocol in PROTOCOL_PREFIXES:
-        if path.startswith(prefix):
-            return protocol
-    return None
-
-
-PROTOCOL_PREFIXES = (
-    ("/api/models/", "native"),
-    ("/v1/models/", "kserve_v1"),
-    ("/v2/", "v2_rest"),
-    ("/seldon/", "seldon"),
-    ("/api/v1.0/", "seldon"),
-)
+def _protocol_name(path: str) -> str | None:
+    protocol = protocol_of_path(path)
+    return protocol.value if protocol is not None else None
 
 
 class JsonFormatter(logging.Formatter):

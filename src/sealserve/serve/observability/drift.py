@@ -8,22 +8,27 @@ one extra bin; text by length. Each worker process keeps its own window.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from fastapi import APIRouter
 from prometheus_client import Gauge
+from starlette.responses import Response
 
 from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics
 from sealserve.runtime.bundle_model import BundleModel
 from sealserve.serve.config import Drift
 from sealserve.serve.errors import ServingError
-from sealserve.serve.lifecycle.registry import ServedModel
-from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
+from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.request import paths
+from sealserve.serve.request.dataplane import DataPlane, Inference, InferenceHook, InferenceRequest
+from sealserve.serve.request.responses import json_response, model_headers
 
 WINDOW = "drift_window"
 SMOOTHING = 1e-4  # a bin empty on one side scores as this share, not zero (PSI would be infinite)
@@ -196,3 +201,28 @@ class DriftMonitor(InferenceHook):
             for feature in report.features if report is not None else ():
                 if feature.psi is not None:
                     gauge.labels(model.name, feature.name).set(feature.psi)
+
+
+def drift_router(drift: DriftMonitor, dataplane: DataPlane) -> APIRouter:
+    """GET /api/models/{name}/drift: PSI per feature over the recent window."""
+    router = APIRouter(prefix=paths.NATIVE_MODELS, tags=["models"])
+
+    @router.get("/{name}/drift", summary="Input drift against the training data: PSI per feature over the recent window")
+    async def get_drift(name: str) -> Response:
+        served = dataplane.resolve(name)
+        report = await asyncio.to_thread(drift.report, served)
+        if report is None:
+            raise ServingError(404, "no_drift_reference", f"model {name!r} has no training statistics to compare with")
+        return json_response(report.as_dict(), headers=model_headers(served))
+
+    return router
+
+
+def drift_status(drift: DriftMonitor) -> Callable[[ServedModel], str | None]:
+    """A model's drift status for its detail page and answer (None without training statistics)."""
+
+    def status(served: ServedModel) -> str | None:
+        report = drift.report(served)
+        return report.status if report is not None else None
+
+    return status

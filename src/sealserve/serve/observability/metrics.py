@@ -25,7 +25,8 @@ from starlette.routing import Route
 
 from sealserve.errors import SealserveError, StoreError
 from sealserve.serve.errors import ServingError
-from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry, ServedModel
+from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry
+from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -21,7 +21,8 @@ import orjson
 from sealserve.runtime.bundle_model import BundleModel
 from sealserve.serve.config import BundleSource, PredictionLog
 from sealserve.serve.errors import ServingError
-from sealserve.serve.lifecycle.registry import ModelRegistry, ServedModel
+from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
 
 logger = logging.getLogger("sealserve.prediction_log")
@@ -95,7 +96,7 @@ def record_of(entry: _Entry) -> dict[str, Any]:
         "version": served.version,
         "protocol": entry.request.protocol.value,
         "inputs": client_inputs(served, result.inputs),
-        "outputs": result.signature.json_outputs(result.outputs),
+        "outputs": result.interface.json_outputs(result.outputs),
     }
 
 

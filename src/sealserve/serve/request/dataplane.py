@@ -10,24 +10,25 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from starlette.authentication import BaseUser
 
 from sealserve.runtime.bundle_model import BundleModel, Predictions
 from sealserve.runtime.columns import Columns
-from sealserve.serve.config import Batching, Limits
+from sealserve.serve.config import Batching, RequestLimits
 from sealserve.serve.errors import ProtocolError, ServingError, serving_error_of, shown
-from sealserve.serve.lifecycle.registry import ModelRegistry, ServedModel
+from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.batching import AdaptiveBatcher
-from sealserve.serve.request.interface import Signature
+from sealserve.serve.request.interface import ModelInterface
+from sealserve.serve.request.paths import Protocol
 
 INLINE_RUNTIMES = frozenset({"onnxruntime"})
 RUNNER = "runner"
 
 
-def check_rows(rows: int, limits: Limits) -> None:
+def check_rows(rows: int, limits: RequestLimits) -> None:
     """The one batch-size rule, applied before anything proportional to the request is built."""
     if rows == 0:
         raise ProtocolError(400, "the request holds no rows to predict")
@@ -35,17 +36,9 @@ def check_rows(rows: int, limits: Limits) -> None:
         raise ServingError(413, "batch_too_large", f"batch of {rows} rows exceeds max_batch_size {limits.max_batch_size}")
 
 
-class Protocol(str, Enum):
-    NATIVE = "native"
-    KSERVE_V1 = "kserve_v1"
-    V2_REST = "v2_rest"
-    V2_GRPC = "v2_grpc"
-    SELDON = "seldon"
-
-
 Batch = Sequence[Any] | Columns  # records, or a batch already validated column by column
 Outputs = Predictions | list[Any]  # arrays for bundle models, one output object per row for class models
-Decode = Callable[[Signature], Batch]
+Decode = Callable[[ModelInterface], Batch]
 
 
 @dataclass(frozen=True)
@@ -71,10 +64,10 @@ class InferenceRequest:
 
 @dataclass(frozen=True)
 class Inference:
-    """The served model, its protocol signature, the validated inputs and the outputs (read them through the signature)."""
+    """The served model, its protocol interface, the validated inputs and the outputs (read them through the interface)."""
 
     served: ServedModel
-    signature: Signature
+    interface: ModelInterface
     inputs: Batch
     outputs: Outputs
     seconds: float
@@ -104,7 +97,7 @@ class ModelRunner:
 
     def __init__(self, served: ServedModel, batching: Batching, hooks: Sequence[InferenceHook] = ()) -> None:
         self.served, self.model, self.hooks = served, served.model, hooks
-        self.signature = Signature(self.model)
+        self.interface = ModelInterface(self.model)
         self.inline = isinstance(self.model, BundleModel) and self.model.runtime_name in INLINE_RUNTIMES
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{served.name}")
         self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
@@ -160,21 +153,21 @@ class ModelRunner:
         return results
 
 
-def _undecodable(signature: Signature) -> Batch:
+def _undecodable(interface: ModelInterface) -> Batch:
     raise AssertionError("a refused request is never decoded")
 
 
 class DataPlane:
     """Inference for one app: the registry attaches a runner to each model as it loads (a load hook)."""
 
-    def __init__(self, registry: ModelRegistry, limits: Limits, batching: Batching, hooks: Iterable[InferenceHook] = ()) -> None:
+    def __init__(self, registry: ModelRegistry, limits: RequestLimits, batching: Batching, hooks: Iterable[InferenceHook] = ()) -> None:
         self.registry, self.limits, self.batching = registry, limits, batching
         self.hooks = list(hooks)
         self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
         registry.on_load.append(self.attach)
 
     def attach(self, served: ServedModel) -> None:
-        """Load hook: build the model's runner (signature, batcher) before it starts serving; it lives as long as the model."""
+        """Load hook: build the model's runner (interface, batcher) before it starts serving; it lives as long as the model."""
         served.attachments[RUNNER] = ModelRunner(served, self.batching, self.hooks)
 
     def runner(self, served: ServedModel) -> ModelRunner:
@@ -192,8 +185,8 @@ class DataPlane:
             raise ProtocolError(404, f"model {shown(name)} has no version {shown(version)}; serving {served.version}")
         return served
 
-    def signature(self, served: ServedModel) -> Signature:
-        return self.runner(served).signature
+    def interface(self, served: ServedModel) -> ModelInterface:
+        return self.runner(served).interface
 
     def check_rows(self, rows: int) -> None:
         check_rows(rows, self.limits)
@@ -240,16 +233,16 @@ class DataPlane:
         if request.rows is not None:
             self.check_rows(request.rows)
         runner = self.runner(served)
-        batch = request.decode(runner.signature)
+        batch = request.decode(runner.interface)
         self.check_rows(len(batch))
         if isinstance(batch, Columns) or request.validated:
             return served, runner, batch
-        return served, runner, runner.signature.validate(batch, request.item)
+        return served, runner, runner.interface.validate(batch, request.item)
 
     def _finish(
         self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, batch: Batch, outputs: Outputs, started: float
     ) -> Inference:
-        result = Inference(served, runner.signature, batch, outputs, time.perf_counter() - started)
+        result = Inference(served, runner.interface, batch, outputs, time.perf_counter() - started)
         self._after(request, result, None)
         return result
 

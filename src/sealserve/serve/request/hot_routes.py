@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sealserve.serve.request.dataplane import DataPlane, Protocol
+from sealserve.serve.request.dataplane import DataPlane
+from sealserve.serve.request.paths import Protocol
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 Render = Callable[[Exception], Response]

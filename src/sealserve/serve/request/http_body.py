@@ -1,20 +1,18 @@
-"""Read a request body under a byte limit, before any parsing; and the loopback guard for admin calls."""
+"""Read a request body under a byte limit and a deadline, before any parsing."""
 
 from __future__ import annotations
 
 import asyncio
-from ipaddress import ip_address
 
 from fastapi import Request
 
-from sealserve.serve.auth.principal import ADMIN, principal_of
-from sealserve.serve.config import Limits
+from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ServingError
 
 JSON_TYPES = ("application/json", "")
 
 
-async def read_json_body(request: Request, limits: Limits, *, json_only: bool = True) -> bytes:
+async def read_json_body(request: Request, limits: RequestLimits, *, json_only: bool = True) -> bytes:
     """The raw body (parsed later straight from bytes); 413 past the size limit, 408 when it has not all arrived within
     `limits.body_timeout` seconds (a slow client cannot hold a connection open), 415 for non-JSON unless `json_only` is off."""
     max_bytes = limits.max_body_bytes
@@ -36,18 +34,3 @@ async def read_json_body(request: Request, limits: Limits, *, json_only: bool = 
     except TimeoutError:
         raise ServingError(408, "request_timeout", f"the request body did not arrive within {limits.body_timeout:g} seconds") from None
     return b"".join(chunks)
-
-
-def require_loopback(request: Request, what: str) -> None:
-    """Admin operations: with auth on, the scope gate has already required the admin scope; without auth, only a
-    loopback client may call them."""
-    principal = principal_of(request)
-    if principal is not None and principal.may(ADMIN):
-        return
-    host = request.client.host if request.client else ""
-    try:
-        loopback = ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ServingError(403, "forbidden", f"{what} answers loopback clients only (or callers with the admin scope when auth is on)")

@@ -86,7 +86,7 @@ class Output:
 DATATYPE_OF_KIND = {Kind.NUMBER: "FP64", Kind.INTEGER: "INT64", Kind.BOOLEAN: "BOOL", Kind.STRING: "BYTES", Kind.OTHER: "BYTES"}
 
 
-class Signature:
+class ModelInterface:
     """A model's inputs and outputs as protocols see them, computed once per loaded model."""
 
     def __init__(self, model: MLModel) -> None:

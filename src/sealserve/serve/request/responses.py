@@ -8,7 +8,8 @@ import orjson
 from starlette.responses import Response
 
 from sealserve.runtime.bundle_model import BundleModel
-from sealserve.serve.lifecycle.registry import ModelState, ServedModel
+from sealserve.serve.lifecycle.registry import ModelState
+from sealserve.serve.lifecycle.served import ServedModel
 
 
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -23,7 +24,7 @@ def model_headers(served: ServedModel) -> dict[str, str]:
 
 def describe_state(state: ModelState) -> dict[str, Any]:
     served = state.served
-    summary: dict[str, Any] = {"name": served.name if served else state.key, "ready": state.ready, "error": state.error}
+    summary: dict[str, Any] = {"name": state.name, "ready": state.ready, "error": state.error}
     if state.ref is not None:
         summary |= {"ref": state.ref, "pinned": state.pinned, "storage_error": state.storage_error}
     if state.unloaded:

@@ -50,7 +50,7 @@ class ModelView:
 
     @property
     def name(self) -> str:
-        return self.state.served.name if self.state.served is not None else self.state.key
+        return self.state.name
 
     @property
     def runtime(self) -> str | None:

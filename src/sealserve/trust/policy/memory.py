@@ -24,16 +24,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from sealserve.bundle.files import RATIO_CHECK_MIN_BYTES, Limits
+from sealserve.bundle.files import RATIO_CHECK_MIN_BYTES, BundleLimits
 from sealserve.errors import BundleFormatError, BundleTooLargeError
 
 MAX_SCHEMA_BYTES = 64 << 20
 SCHEMA = "schema.json"
 
 
-def expansion_budget(file_bytes: int, limits: Limits | None = None) -> int:
+def expansion_budget(file_bytes: int, limits: BundleLimits | None = None) -> int:
     """The most a model file of `file_bytes` may expand to when loaded."""
-    limits = limits or Limits()
+    limits = limits or BundleLimits()
     return min(limits.max_total_bytes, max(RATIO_CHECK_MIN_BYTES, limits.max_compression_ratio * file_bytes))
 
 
@@ -45,7 +45,7 @@ class ArrayBudget:
     """The arrays one joblib file may declare. `raw` is the file itself when the stream is not compressed: an array's
     bytes then follow its header in the file, so each must fit in what is left of it."""
 
-    def __init__(self, path: Path, raw: IO[bytes] | None, limits: Limits | None = None) -> None:
+    def __init__(self, path: Path, raw: IO[bytes] | None, limits: BundleLimits | None = None) -> None:
         self.name = path.name
         self.size = path.stat().st_size
         self.raw = raw
@@ -65,7 +65,7 @@ class ArrayBudget:
         self.left -= declared
 
 
-def check_skops_file(path: Path, limits: Limits | None = None) -> None:
+def check_skops_file(path: Path, limits: BundleLimits | None = None) -> None:
     """Before skops reads anything: what its schema makes it read, and the arrays in what it reads, fit the budget."""
     budget = expansion_budget(path.stat().st_size, limits)
     try:

@@ -7,33 +7,17 @@ import asyncio
 from importlib import metadata
 
 from fastapi import APIRouter
-from starlette.responses import Response
 
-from sealserve.serve.auth.credentials import Authenticator
-from sealserve.serve.auth.grpc_gate import GrpcGate
 from sealserve.serve.config import ServiceConfig
-from sealserve.serve.errors import ServingError
+from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.registry import ModelRegistry
-from sealserve.serve.observability.access_log import AccessLines
 from sealserve.serve.request.dataplane import DataPlane
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.protocols import kserve_v1, seldon, v2_rest
 from sealserve.serve.request.protocols import v2_tensors as tensors
-from sealserve.serve.request.protocols.errors import render_error
-from sealserve.serve.request.protocols.rest import error_response
-from sealserve.serve.request.protocols.v2_grpc import GrpcServer, InferenceService
+from sealserve.serve.request.protocols.v2_grpc import GrpcServer, InferenceService, LineSink, RpcGate
 
-__all__ = ["StandardProtocols", "render_for_path"]
-SELDON_PREFIXES = ("/seldon/", "/api/v1.0/", "/health/ping", "/health/status")
-
-
-def render_for_path(path: str, failure: ServingError) -> Response:
-    """An error answered before any route ran (authentication), in the error shape of the API the path belongs to."""
-    if path.startswith(("/v1/", "/v2")):
-        return error_response(failure)
-    if path.startswith(SELDON_PREFIXES):
-        return seldon.error(failure)
-    return render_error(failure)
+__all__ = ["StandardProtocols"]
 
 
 class StandardProtocols:
@@ -44,16 +28,17 @@ class StandardProtocols:
         registry: ModelRegistry,
         dataplane: DataPlane,
         config: ServiceConfig,
-        authenticator: Authenticator | None = None,
-        lines: AccessLines | None = None,
+        gate: RpcGate | None = None,
+        lines: LineSink | None = None,
+        actions: AdminActions | None = None,
     ) -> None:
         settings = config.protocols
-        self.registry, self.dataplane, self.limits, self.repository = registry, dataplane, config.limits, settings.v2_repository
+        self.registry, self.dataplane, self.limits = registry, dataplane, config.limits
+        self.repository = actions if settings.v2_repository else None
         extensions = ("binary_tensor_data", "model_repository") if settings.v2_repository else ("binary_tensor_data",)
         self.server = tensors.ServerInfo("sealserve", _version(), extensions)
         self.grpc: GrpcServer | None = None
         if settings.grpc_port is not None:
-            gate = GrpcGate(authenticator) if authenticator is not None else None
             service = InferenceService(registry, dataplane, config.limits, self.server, gate, lines)
             self.grpc = GrpcServer(service, settings.grpc_host, settings.grpc_port, settings.grpc_workers, config.limits, config.server.tls)
 

@@ -12,18 +12,17 @@ error naming each worker that failed and why (409; 504 when a worker did not ans
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from sealserve.errors import SealserveError
 from sealserve.serve.errors import ServingError
-from sealserve.serve.lifecycle.fanout import Action, Outcome, WorkerSync
-from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
-from sealserve.serve.request.http_body import require_loopback
+from sealserve.serve.lifecycle.actions import AdminActions
+from sealserve.serve.lifecycle.outcome import Action
+from sealserve.serve.request import paths
+from sealserve.serve.request.principal import require_admin
 from sealserve.serve.request.protocols.health import storage_report
 from sealserve.serve.request.responses import describe_state, json_response
 
@@ -34,60 +33,33 @@ class PinRequest(BaseModel):
     version: str
 
 
-def build_router(registry: ModelRegistry) -> APIRouter:
-    router = APIRouter(prefix="/api/admin", tags=["admin"])
+def build_router(actions: AdminActions) -> APIRouter:
+    router = APIRouter(prefix=paths.ADMIN, tags=["admin"])
+    registry = actions.registry
 
-    def local_only(request: Request) -> None:
-        require_loopback(request, "the admin API")
-
-    def summary(state: ModelState, outcome: Outcome | None = None) -> Response:
-        body: dict[str, Any] = {"model": describe_state(state), "storage": storage_report(registry)}
+    async def apply(request: Request, action: Action, name: str, version: str | None = None) -> Response:
+        require_admin(request, "the admin API")
+        applied = await actions.apply(action, name, version)
+        body: dict[str, Any] = {"model": describe_state(applied.state), "storage": storage_report(registry)}
+        outcome = applied.outcome
         if outcome is not None:
+            problems = outcome.problems()
+            if problems:
+                code = "pin_failed" if action == "pin" else "not_applied"
+                raise ServingError(outcome.status(409), code, outcome.message(problems), details=outcome.reports())
             body["workers"] = outcome.reports()
         return json_response(body)
 
-    async def everywhere(request: Request, action: Action, name: str, version: str | None = None) -> Response | None:
-        """With several workers: apply on all of them and answer; None with one worker (the caller acts directly)."""
-        fanout: WorkerSync | None = getattr(request.app.state, "fanout", None)
-        if fanout is None:
-            return None
-        try:
-            outcome = await fanout.apply(action, name, version)
-        except ServingError:
-            raise
-        except SealserveError as exc:
-            raise ServingError(409, f"{action}_failed", str(exc)) from None
-        problems = outcome.problems()
-        if problems:
-            code = "pin_failed" if action == "pin" else "not_applied"
-            raise ServingError(outcome.status(409), code, outcome.message(problems), details=outcome.reports())
-        return summary(registry.state(name), outcome)
-
     @router.post("/models/{name}/reload", summary="Load the model's ref now (verify, load, swap)")
     async def reload(name: str, request: Request) -> Response:
-        local_only(request)
-        registry.state(name)
-        answer = await everywhere(request, "reload", name)
-        return answer or summary(await asyncio.to_thread(registry.reload, name))
+        return await apply(request, "reload", name)
 
     @router.put("/models/{name}/pin", summary="Serve exactly this version (may be older: an explicit pin)")
     async def pin(name: str, body: PinRequest, request: Request) -> Response:
-        local_only(request)
-        registry.state(name)
-        answer = await everywhere(request, "pin", name, body.version)
-        if answer is not None:
-            return answer
-        try:
-            state = await asyncio.to_thread(registry.pin, name, body.version)
-        except SealserveError as exc:
-            raise ServingError(409, "pin_failed", str(exc)) from None
-        return summary(state)
+        return await apply(request, "pin", name, body.version)
 
     @router.delete("/models/{name}/pin", summary="Follow the configured ref again")
     async def unpin(name: str, request: Request) -> Response:
-        local_only(request)
-        registry.state(name)
-        answer = await everywhere(request, "unpin", name)
-        return answer or summary(await asyncio.to_thread(registry.unpin, name))
+        return await apply(request, "unpin", name)
 
     return router

@@ -1,8 +1,9 @@
-"""Error rendering for failures outside a route's own handling: the native shape {"error": {"code", "message", "details"?}},
-or the owning protocol's shape under its paths; never a traceback."""
+"""The one place errors are rendered: each protocol family's error body, chosen by the path table for failures
+that reach no route's own handling (the router's 404/405, authentication). Never a traceback."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -15,25 +16,53 @@ from starlette.responses import Response
 from sealserve.errors import SealserveError
 from sealserve.model import MLModelException
 from sealserve.serve.errors import ServingError, serving_error_of
+from sealserve.serve.request.paths import Protocol, protocol_of_path
+
+Render = Callable[[ServingError], Response]
 
 
-def error_response(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
-) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    return Response(orjson.dumps({"error": body}), status_code=status, media_type="application/json", headers=headers)
+def native_error(failure: ServingError) -> Response:
+    """sealserve's own API: {"error": {"code", "message", "details"?}}."""
+    body: dict[str, Any] = {"code": failure.code, "message": failure.message}
+    if failure.details:
+        body["details"] = failure.details
+    return _json(failure, {"error": body})
 
 
-def render_error(exc: Exception) -> Response:
-    error = serving_error_of(exc)
-    return error_response(error.status, error.code, error.message, error.details, error.headers)
+def kserve_error(failure: ServingError) -> Response:
+    """KServe V1 and the Open Inference Protocol (V2): {"error": "<message>"}."""
+    return _json(failure, {"error": failure.message})
+
+
+SELDON_REASONS = {404: "MODEL_NOT_FOUND", 503: "MODEL_NOT_READY", 500: "MICROSERVICE_INTERNAL_ERROR"}
+
+
+def seldon_error(failure: ServingError) -> Response:
+    """Seldon's {"status": {"code", "info", "reason", "status": "FAILURE"}}."""
+    reason = SELDON_REASONS.get(failure.status, "MICROSERVICE_BAD_DATA")
+    return _json(failure, {"status": {"code": failure.status, "info": failure.message, "reason": reason, "status": "FAILURE"}})
+
+
+RENDERERS: dict[Protocol | None, Render] = {
+    None: native_error,
+    Protocol.NATIVE: native_error,
+    Protocol.KSERVE_V1: kserve_error,
+    Protocol.V2_REST: kserve_error,
+    Protocol.SELDON: seldon_error,
+}
+
+
+def render_error(exc: BaseException) -> Response:
+    """Any exception in the native shape."""
+    return native_error(serving_error_of(exc))
+
+
+def render_for_path(path: str, failure: ServingError) -> Response:
+    """A failure answered before any route ran, in the error shape of the API the path belongs to."""
+    return RENDERERS[protocol_of_path(path)](failure)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    from sealserve.serve.request.protocols import render_for_path  # the protocols import this module
-
     async def render(request: Request, exc: Exception) -> Response:
         # Protocol routes render their own failures; what reaches here under a protocol's path is the router's 404 or
         # 405 (a name holding a slash, another method), answered in that protocol's shape as its contract says.
@@ -41,3 +70,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for kind in (ServingError, ValidationError, RequestValidationError, HTTPException, MLModelException, SealserveError, Exception):
         app.add_exception_handler(kind, render)
+
+
+def _json(failure: ServingError, body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), status_code=failure.status, media_type="application/json", headers=failure.headers)

@@ -9,11 +9,12 @@ from starlette.responses import Response
 
 from sealserve.serve.config import BundleSource
 from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.request import paths
 from sealserve.serve.request.responses import describe_state, json_response
 
 
 def build_router(registry: ModelRegistry) -> APIRouter:
-    router = APIRouter(prefix="/api/health", tags=["health"])
+    router = APIRouter(prefix=paths.NATIVE_HEALTH, tags=["health"])
 
     def report(ok: bool) -> Response:
         models = [describe_state(state) for state in registry.states]

@@ -2,7 +2,7 @@
 
 An instance is a list of feature values in the bundle's feature order, or an object keyed by feature
 name (validated exactly like the native API). A prediction is the class label when the bundle declares
-labels (``">50K"``, not ``1``), else the class value or number (`Signature.predictions`). Errors are
+labels (``">50K"``, not ``1``), else the class value or number (`ModelInterface.predictions`). Errors are
 ``{"error": "..."}``, as KServe answers them.
 """
 
@@ -14,14 +14,17 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
-from sealserve.serve.auth.principal import principal_of
-from sealserve.serve.config import Limits
+from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.registry import ModelRegistry
-from sealserve.serve.observability.access_log import request_id_of
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.request import paths
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest
 from sealserve.serve.request.hot_routes import HotRoute
-from sealserve.serve.request.protocols.rest import error_response, guarded_route, hot_protocol_route, parse_json, read_body
+from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.principal import principal_of
+from sealserve.serve.request.protocols.errors import kserve_error
+from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
+from sealserve.serve.request.request_ids import request_id_of
 from sealserve.serve.request.responses import json_response, model_headers
 
 
@@ -32,19 +35,18 @@ class PredictRequest(BaseModel):
     inputs: list[Any] | None = None
 
 
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[HotRoute]) -> APIRouter:
-    router = APIRouter(prefix="/v1/models", tags=["KServe V1"], route_class=guarded_route(error_response))
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestLimits, hot: list[HotRoute]) -> APIRouter:
+    router = APIRouter(prefix=paths.KSERVE_V1_MODELS, tags=["KServe V1"], route_class=guarded_route(kserve_error))
 
     @router.get("", summary="Names of the configured models")
     async def list_models() -> Response:
-        return json_response({"models": [state.served.name if state.served else state.key for state in registry.states]})
+        return json_response({"models": [state.name for state in registry.states]})
 
     @router.get("/{name}", summary="Model readiness (503 until verified and loaded)")
     async def model_status(name: str) -> Response:
-        state = registry.state(name)
-        if state.served is None:
+        served = registry.state(name).serving()
+        if served is None:
             return json_response({"name": name, "ready": False}, status=503)
-        served = state.served
         return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))
 
     @router.post("/{name}:predict", summary="Predict a batch of instances")
@@ -57,7 +59,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
             InferenceRequest(
                 name,
                 Protocol.KSERVE_V1,
-                lambda signature: signature.records(instances, objects=True, item="instance"),
+                lambda interface: interface.records(instances, objects=True, item="instance"),
                 rows=len(instances),
                 item="instance",
                 request_id=request_id_of(request),
@@ -66,12 +68,12 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
         )
         served = result.served
         return json_response(
-            {"predictions": result.signature.predictions(result.outputs), "model_name": served.name, "model_version": served.version},
+            {"predictions": result.interface.predictions(result.outputs), "model_name": served.name, "model_version": served.version},
             headers=model_headers(served),
         )
 
     async def hot_predict(request: Request) -> Response:
         return await predict(request.path_params["name"], request)
 
-    hot.append(hot_protocol_route("/v1/models/{name}:predict", hot_predict, error_response, dataplane, Protocol.KSERVE_V1))
+    hot.append(hot_protocol_route(f"{paths.KSERVE_V1_MODELS}/{{name}}:predict", hot_predict, kserve_error, dataplane, Protocol.KSERVE_V1))
     return router

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,17 +10,19 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from sealserve.serve.auth.principal import principal_of
-from sealserve.serve.config import ClassSource, Limits
+from sealserve.serve.config import ClassSource, RequestLimits
 from sealserve.serve.errors import ServingError, validation_details
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
-from sealserve.serve.observability.access_log import request_id_of
-from sealserve.serve.observability.drift import DriftMonitor
-from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest, Protocol
+from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.request import paths
+from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest
 from sealserve.serve.request.hot_routes import HotRoute, hot_route
 from sealserve.serve.request.http_body import read_json_body
-from sealserve.serve.request.interface import Signature
+from sealserve.serve.request.interface import ModelInterface
+from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.principal import principal_of
 from sealserve.serve.request.protocols.errors import render_error
+from sealserve.serve.request.request_ids import request_id_of
 from sealserve.serve.request.responses import describe_state, json_response, model_headers
 
 
@@ -35,7 +36,7 @@ def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
         raise _invalid(exc) from None
 
 
-def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> Batch:
+def parse_batch(body: bytes, interface: ModelInterface, dataplane: DataPlane) -> Batch:
     """Count the records before validating any: an oversized batch is refused before work proportional to it.
     A batch the columnar check accepts skips per-record validation; any other gets the schema's per-field 422."""
     try:
@@ -47,11 +48,11 @@ def parse_batch(body: bytes, signature: Signature, dataplane: DataPlane) -> Batc
     if not items:
         raise ServingError(422, "validation_error", "a batch needs at least one record")
     dataplane.check_rows(len(items))
-    columns = signature.columns_of_records(items)
+    columns = interface.columns_of_records(items)
     if columns is not None:
         return columns
     try:
-        return signature.schema_list.validate_python(items)
+        return interface.schema_list.validate_python(items)
     except ValidationError as exc:
         raise _invalid(exc) from None
 
@@ -70,9 +71,14 @@ def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
     return frozenset(hidden)
 
 
-def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, hot: list[HotRoute], drift: DriftMonitor) -> APIRouter:
+DriftStatus = Callable[[ServedModel], str | None]  # the model detail's drift status (observability's)
+
+
+def build_router(
+    registry: ModelRegistry, limits: RequestLimits, dataplane: DataPlane, hot: list[HotRoute], drift_status: DriftStatus
+) -> APIRouter:
     """Listing and metadata routes; the two prediction routes go to `hot` (documented per model in openapi.py)."""
-    router = APIRouter(prefix="/api/models", tags=["models"])
+    router = APIRouter(prefix=paths.NATIVE_MODELS, tags=["models"])
     hidden = without_endpoints(registry.states)
 
     def check_endpoint(name: str) -> None:
@@ -95,19 +101,10 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
             detail["output_schema"] = model.output_schema.model_json_schema()
             if state.served.metadata is not None:
                 detail["metadata"] = state.served.metadata.model_dump(mode="json", exclude={"input_schema", "output_schema"})
-            report = drift.report(state.served)
-            detail["drift"] = report.status if report is not None else None
+            detail["drift"] = drift_status(state.served)
         return json_response(detail)
 
-    @router.get("/{name}/drift", summary="Input drift against the training data: PSI per feature over the recent window")
-    async def get_drift(name: str) -> Response:
-        served = dataplane.resolve(name)
-        report = await asyncio.to_thread(drift.report, served)
-        if report is None:
-            raise ServingError(404, "no_drift_reference", f"model {name!r} has no training statistics to compare with")
-        return json_response(report.as_dict(), headers=model_headers(served))
-
-    async def infer(request: Request, decode: Callable[[bytes, Signature], Batch], rows: int | None = None) -> Inference:
+    async def infer(request: Request, decode: Callable[[bytes, ModelInterface], Batch], rows: int | None = None) -> Inference:
         name = request.path_params["name"]
         check_endpoint(name)
         body = await read_json_body(request, limits)
@@ -115,7 +112,7 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
             InferenceRequest(
                 name,
                 Protocol.NATIVE,
-                lambda signature: decode(body, signature),
+                lambda interface: decode(body, interface),
                 rows=rows,
                 validated=True,
                 request_id=request_id_of(request),
@@ -128,16 +125,16 @@ def build_router(registry: ModelRegistry, limits: Limits, dataplane: DataPlane, 
         return json_response({"model_name": served.name, "model_version": served.version, key: outputs}, headers=model_headers(served))
 
     async def predict_one(request: Request) -> Response:
-        result = await infer(request, lambda body, signature: [parse_input(body, signature.schema)], rows=1)
-        return answer(result, "output", result.signature.json_outputs(result.outputs)[0])
+        result = await infer(request, lambda body, interface: [parse_input(body, interface.schema)], rows=1)
+        return answer(result, "output", result.interface.json_outputs(result.outputs)[0])
 
     async def predict_many(request: Request) -> Response:
-        result = await infer(request, lambda body, signature: parse_batch(body, signature, dataplane))
-        return answer(result, "outputs", result.signature.json_outputs(result.outputs))
+        result = await infer(request, lambda body, interface: parse_batch(body, interface, dataplane))
+        return answer(result, "outputs", result.interface.json_outputs(result.outputs))
 
     for route in (
-        hot_route("/api/models/{name}/prediction", predict_one, render_error, dataplane, Protocol.NATIVE),
-        hot_route("/api/models/{name}/predictions", predict_many, render_error, dataplane, Protocol.NATIVE),
+        hot_route(f"{paths.NATIVE_MODELS}/{{name}}/prediction", predict_one, render_error, dataplane, Protocol.NATIVE),
+        hot_route(f"{paths.NATIVE_MODELS}/{{name}}/predictions", predict_many, render_error, dataplane, Protocol.NATIVE),
     ):
         hot.append(route)
         router.routes.append(route)  # also here, so another method on the path is a 405, not a 404

@@ -1,4 +1,4 @@
-"""REST plumbing shared by the protocol routers: error rendering per protocol, bounded body reads."""
+"""REST plumbing shared by the protocol routers: routes whose failures render in their protocol's shape, bounded body reads."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from sealserve.serve.config import Limits
-from sealserve.serve.errors import ProtocolError, ServingError, protocol_error_of
-from sealserve.serve.request.dataplane import DataPlane, Protocol
+from sealserve.serve.config import RequestLimits
+from sealserve.serve.errors import ProtocolError, protocol_error_of
+from sealserve.serve.request.dataplane import DataPlane
 from sealserve.serve.request.hot_routes import Endpoint, HotRoute, hot_route
 from sealserve.serve.request.http_body import read_json_body
+from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.protocols.errors import Render
 
-Render = Callable[[ServingError], Response]
 Envelope = TypeVar("Envelope", bound=BaseModel)
 
 
@@ -44,13 +45,7 @@ def hot_protocol_route(path: str, endpoint: Endpoint, render: Render, dataplane:
     return hot_route(path, endpoint, lambda exc: render(protocol_error_of(exc)), dataplane, protocol)
 
 
-def error_response(failure: ServingError) -> Response:
-    """KServe's and the Open Inference Protocol's error body: {"error": "<message>"}."""
-    body = orjson.dumps({"error": failure.message})
-    return Response(body, status_code=failure.status, media_type="application/json", headers=failure.headers)
-
-
-async def read_body(request: Request, limits: Limits, *, binary: bool = False) -> bytes:
+async def read_body(request: Request, limits: RequestLimits, *, binary: bool = False) -> bytes:
     """The raw body under the service's byte limit; JSON content types only unless `binary` (V2 binary data)."""
     return await read_json_body(request, limits, json_only=not binary)
 

@@ -12,25 +12,25 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import PlainTextResponse, Response
 
-from sealserve.serve.auth.principal import principal_of
-from sealserve.serve.config import Limits
-from sealserve.serve.errors import ProtocolError, ServingError
-from sealserve.serve.lifecycle.registry import ModelRegistry, ServedModel
-from sealserve.serve.observability.access_log import request_id_of
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, Protocol, check_rows
+from sealserve.serve.config import RequestLimits
+from sealserve.serve.errors import ProtocolError
+from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, check_rows
 from sealserve.serve.request.hot_routes import HotRoute
+from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.principal import principal_of
+from sealserve.serve.request.protocols.errors import seldon_error
 from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
+from sealserve.serve.request.request_ids import request_id_of
 from sealserve.serve.request.responses import json_response, model_headers
 
-REASONS = {404: "MODEL_NOT_FOUND", 503: "MODEL_NOT_READY", 500: "MICROSERVICE_INTERNAL_ERROR"}
 
-
-class Tensor(BaseModel):
+class SeldonTensor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shape: list[StrictInt]
@@ -42,7 +42,7 @@ class DefaultData(BaseModel):
 
     names: list[str] | None = None
     ndarray: list[Any] | None = None
-    tensor: Tensor | None = None
+    tensor: SeldonTensor | None = None
 
 
 class Meta(BaseModel):
@@ -59,14 +59,8 @@ class SeldonMessage(BaseModel):
     meta: Meta | None = None
 
 
-def error(failure: ServingError) -> Response:
-    reason = REASONS.get(failure.status, "MICROSERVICE_BAD_DATA")
-    body = {"status": {"code": failure.status, "info": failure.message, "reason": reason, "status": "FAILURE"}}
-    return Response(orjson.dumps(body), status_code=failure.status, media_type="application/json", headers=failure.headers)
-
-
-def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, hot: list[HotRoute]) -> APIRouter:
-    router = APIRouter(tags=["Seldon"], route_class=guarded_route(error))
+def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestLimits, hot: list[HotRoute]) -> APIRouter:
+    router = APIRouter(tags=["Seldon"], route_class=guarded_route(seldon_error))
 
     async def predict(name: str, request: Request) -> Response:
         message = parse_json(SeldonMessage, await read_body(request, limits), "SeldonMessage")
@@ -80,19 +74,19 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
             InferenceRequest(
                 name,
                 Protocol.SELDON,
-                lambda signature: signature.records(rows, names, numeric_strings=numeric_strings),
+                lambda interface: interface.records(rows, names, numeric_strings=numeric_strings),
                 rows=len(rows),
                 request_id=request_id_of(request),
                 principal=principal_of(request),
             )
         )
-        served, signature, predictions = inference.served, inference.signature, inference.outputs
-        labels = signature.class_labels
+        served, interface, predictions = inference.served, inference.interface, inference.outputs
+        labels = interface.class_labels
         if labels is not None:
-            names_out, values = list(labels), signature.outputs["predict_proba"].extract(predictions)
+            names_out, values = list(labels), interface.outputs["predict_proba"].extract(predictions)
             result = _tensor_or_ndarray(data.tensor is not None, values, [len(predictions), len(labels)])
         else:
-            names_out, values = [], signature.predictions(predictions)
+            names_out, values = [], interface.predictions(predictions)
             result = _tensor_or_ndarray(data.tensor is not None, values, [len(predictions)])
         meta = _meta(served, message.meta)
         return json_response({"data": {"names": names_out, **result}, "meta": meta}, headers=model_headers(served))
@@ -122,9 +116,11 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: Limits, 
     async def hot_deployment_predictions(request: Request) -> Response:
         return await predict(request.path_params["name"], request)
 
-    hot.append(hot_protocol_route("/api/v1.0/predictions", hot_predictions, error, dataplane, Protocol.SELDON))
+    hot.append(hot_protocol_route("/api/v1.0/predictions", hot_predictions, seldon_error, dataplane, Protocol.SELDON))
     hot.append(
-        hot_protocol_route("/seldon/{namespace}/{name}/api/v1.0/predictions", hot_deployment_predictions, error, dataplane, Protocol.SELDON)
+        hot_protocol_route(
+            "/seldon/{namespace}/{name}/api/v1.0/predictions", hot_deployment_predictions, seldon_error, dataplane, Protocol.SELDON
+        )
     )
     return router
 
@@ -134,7 +130,7 @@ def _only_model(registry: ModelRegistry) -> str:
     if len(states) != 1:
         raise ProtocolError(404, "this server serves several models; post to /seldon/{namespace}/{model}/api/v1.0/predictions")
     state = states[0]
-    return state.served.name if state.served is not None else state.key
+    return state.name
 
 
 def _ndarray_rows(ndarray: list[Any]) -> list[Any]:
@@ -146,7 +142,7 @@ def _ndarray_rows(ndarray: list[Any]) -> list[Any]:
     return [ndarray]
 
 
-def _tensor_rows(tensor: Tensor, limits: Limits) -> list[Any]:
+def _tensor_rows(tensor: SeldonTensor, limits: RequestLimits) -> list[Any]:
     shape, values = tensor.shape, tensor.values
     if len(shape) == 1:
         shape = [1, shape[0]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,31 +24,20 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-from sealserve.serve.auth.grpc_gate import GrpcGate
-from sealserve.serve.auth.principal import Principal
-from sealserve.serve.config import Limits, Tls
+from sealserve.serve.config import RequestLimits, Tls
 from sealserve.serve.errors import MAX_ECHOED, ProtocolError, protocol_error_of
 from sealserve.serve.lifecycle.registry import ModelRegistry
-from sealserve.serve.observability.access_log import AccessLines, RequestIds
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest
+from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.principal import Principal
 from sealserve.serve.request.protocols import v2_tensors as tensors
 from sealserve.serve.request.protocols.grpc.oip_v2_descriptor import FILE_DESCRIPTOR
+from sealserve.serve.request.request_ids import RequestIds
 
 logger = logging.getLogger("sealserve.protocols.grpc")
 SERVICE = "inference.GRPCInferenceService"
 POOL = descriptor_pool.DescriptorPool()
 POOL.Add(descriptor_pb2.FileDescriptorProto.FromString(FILE_DESCRIPTOR))
-STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    501: grpc.StatusCode.UNIMPLEMENTED,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
 CONTENTS = {
     "BOOL": "bool_contents",
     "INT8": "int_contents",
@@ -72,6 +62,18 @@ MESSAGES: dict[str, Any] = {
 }
 
 
+class RpcGate(typing.Protocol):
+    """Who makes an RPC, and whether they may (the auth layer's GrpcGate): raises the 401/403 errors."""
+
+    def admit(self, rpc: str, metadata: Any, peer: str) -> Principal | None: ...
+
+
+class LineSink(typing.Protocol):
+    """Where access lines go (the observability layer's AccessLines): one dict of fields per RPC."""
+
+    def write(self, fields: dict[str, Any]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Call:
     """What `guarded` learned about a call before its RPC runs: who makes it, and its request id."""
@@ -90,10 +92,10 @@ class InferenceService:
         self,
         registry: ModelRegistry,
         dataplane: DataPlane,
-        limits: Limits,
+        limits: RequestLimits,
         server: tensors.ServerInfo,
-        gate: GrpcGate | None = None,
-        lines: AccessLines | None = None,
+        gate: RpcGate | None = None,
+        lines: LineSink | None = None,
     ) -> None:
         self.registry, self.dataplane, self.limits, self.server, self.gate, self.lines = registry, dataplane, limits, server, gate, lines
         self.request_ids = RequestIds()
@@ -105,8 +107,7 @@ class InferenceService:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
     def model_ready(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
-        state = self.registry.state(request.name)
-        ready = state.served is not None and (not request.version or request.version == state.served.version)
+        ready = self.registry.state(request.name).serving(request.version or None) is not None
         return MESSAGES["ModelReadyResponse"](ready=ready)
 
     def server_metadata(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
@@ -114,7 +115,7 @@ class InferenceService:
 
     def model_metadata(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         served = self.dataplane.resolve(request.name, request.version or None)
-        metadata = tensors.model_metadata(served, self.dataplane.signature(served))
+        metadata = tensors.model_metadata(served, self.dataplane.interface(served))
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
     def model_infer(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
@@ -122,14 +123,14 @@ class InferenceService:
             InferenceRequest(
                 request.model_name,
                 Protocol.V2_GRPC,
-                lambda signature: tensors.batch(signature, decode_inputs(request), self.limits),
+                lambda interface: tensors.batch(interface, decode_inputs(request), self.limits),
                 version=request.model_version or None,
                 request_id=call.request_id,
                 principal=call.principal,
             )
         )
         served, predictions = result.served, result.outputs
-        selected = result.signature.select([output.name for output in request.outputs])
+        selected = result.interface.select([output.name for output in request.outputs])
         response = MESSAGES["ModelInferResponse"](model_name=served.name, model_version=served.version, id=request.id)
         rows = len(predictions)
         for output in selected:
@@ -188,7 +189,7 @@ def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[byte
             failure = protocol_error_of(exc)
             if rpc == "ModelInfer":
                 service.dataplane.refused(Protocol.V2_GRPC, "", failure, started)
-            code = STATUS_CODES.get(failure.status, grpc.StatusCode.INTERNAL)
+            code = failure.grpc_code
         else:
             code = grpc.StatusCode.OK
         if service.lines is not None:
@@ -238,7 +239,9 @@ def _snake_case(name: str) -> str:
 class GrpcServer:
     """The gRPC endpoint of one app: bound and started by `start`, stopped by `stop`."""
 
-    def __init__(self, service: InferenceService, host: str, port: int, workers: int, limits: Limits, tls: Tls | None = None) -> None:
+    def __init__(
+        self, service: InferenceService, host: str, port: int, workers: int, limits: RequestLimits, tls: Tls | None = None
+    ) -> None:
         self.service, self.host, self.requested_port, self.workers, self.limits, self.tls = service, host, port, workers, limits, tls
         self.port: int | None = None
         self._server: Any = None

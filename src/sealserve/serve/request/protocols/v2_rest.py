@@ -7,23 +7,25 @@ version; 413 too large; 503 not ready). Triton's binary tensor extension is acce
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import Response
 
-from sealserve.serve.auth.principal import principal_of
-from sealserve.serve.config import Limits
+from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
+from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
-from sealserve.serve.observability.access_log import request_id_of
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, Protocol
+from sealserve.serve.request import paths
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest
 from sealserve.serve.request.hot_routes import HotRoute
-from sealserve.serve.request.http_body import require_loopback
+from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.principal import principal_of, require_admin
 from sealserve.serve.request.protocols import v2_tensors as tensors
-from sealserve.serve.request.protocols.rest import error_response, guarded_route, hot_protocol_route, parse_json, read_body
+from sealserve.serve.request.protocols.errors import kserve_error
+from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
+from sealserve.serve.request.request_ids import request_id_of
 from sealserve.serve.request.responses import json_response, model_headers
 
 BINARY_HEADER = "inference-header-content-length"
@@ -56,9 +58,14 @@ class InferRequest(BaseModel):
 
 
 def build_router(
-    registry: ModelRegistry, dataplane: DataPlane, limits: Limits, server: tensors.ServerInfo, repository: bool, hot: list[HotRoute]
+    registry: ModelRegistry,
+    dataplane: DataPlane,
+    limits: RequestLimits,
+    server: tensors.ServerInfo,
+    repository: AdminActions | None,
+    hot: list[HotRoute],
 ) -> APIRouter:
-    router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"], route_class=guarded_route(error_response))
+    router = APIRouter(prefix=paths.V2, tags=["Open Inference Protocol (V2)"], route_class=guarded_route(kserve_error))
 
     @router.get("", summary="Server metadata")
     async def server_metadata() -> Response:
@@ -75,13 +82,12 @@ def build_router(
 
     async def metadata(name: str, version: str | None) -> Response:
         served = dataplane.resolve(name, version)
-        return json_response(tensors.model_metadata(served, dataplane.signature(served)), headers=model_headers(served))
+        return json_response(tensors.model_metadata(served, dataplane.interface(served)), headers=model_headers(served))
 
     async def model_ready(name: str, version: str | None) -> Response:
-        state = registry.state(name)
-        if state.served is None:
+        if registry.state(name).serving() is None:
             return json_response({"name": name, "ready": False}, status=503)
-        served = dataplane.resolve(name, version)
+        served = dataplane.resolve(name, version)  # a version not served is a 404, as for metadata and inference
         return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))
 
     async def infer(name: str, version: str | None, request: Request) -> Response:
@@ -90,14 +96,14 @@ def build_router(
             InferenceRequest(
                 name,
                 Protocol.V2_REST,
-                lambda signature: tensors.batch(signature, _decode_inputs(envelope.inputs, binary), limits),
+                lambda interface: tensors.batch(interface, _decode_inputs(envelope.inputs, binary), limits),
                 version=version,
                 request_id=request_id_of(request),
                 principal=principal_of(request),
             )
         )
         served, predictions = result.served, result.outputs
-        selected = result.signature.select([output.name for output in envelope.outputs] if envelope.outputs else None)
+        selected = result.interface.select([output.name for output in envelope.outputs] if envelope.outputs else None)
         body: dict[str, Any] = {"model_name": served.name, "model_version": served.version}
         if envelope.id is not None:
             body["id"] = envelope.id
@@ -135,18 +141,20 @@ def build_router(
     async def hot_infer(request: Request) -> Response:
         return await infer(request.path_params["name"], request.path_params.get("version"), request)
 
-    hot.append(hot_protocol_route("/v2/models/{name}/infer", hot_infer, error_response, dataplane, Protocol.V2_REST))
-    hot.append(hot_protocol_route("/v2/models/{name}/versions/{version}/infer", hot_infer, error_response, dataplane, Protocol.V2_REST))
-    if repository:
-        add_repository_routes(router, registry, limits)
+    hot.append(hot_protocol_route(f"{paths.V2}/models/{{name}}/infer", hot_infer, kserve_error, dataplane, Protocol.V2_REST))
+    hot.append(
+        hot_protocol_route(f"{paths.V2}/models/{{name}}/versions/{{version}}/infer", hot_infer, kserve_error, dataplane, Protocol.V2_REST)
+    )
+    if repository is not None:
+        add_repository_routes(router, repository, limits)
     return router
 
 
-def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Limits) -> None:
+def add_repository_routes(router: APIRouter, actions: AdminActions, limits: RequestLimits) -> None:
     """The model repository extension (index, load, unload): only when `protocols.v2_repository` is on and,
     like the admin endpoints, for the admin scope with auth on, else for loopback clients only.
-    With several worker processes, load and unload apply to every worker and succeed only when all did (fanout.py)."""
-    from sealserve.serve.lifecycle.fanout import WorkerSync
+    With several worker processes, load and unload apply to every worker and succeed only when all did."""
+    registry = actions.registry
 
     class IndexRequest(BaseModel):
         model_config = ConfigDict(extra="ignore")
@@ -155,7 +163,7 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
 
     @router.post("/repository/index", summary="Repository index: every configured model and its state")
     async def index(request: Request) -> Response:
-        require_loopback(request, "the repository extension")
+        require_admin(request, "the repository extension")
         body = await read_body(request, limits)
         only_ready = parse_json(IndexRequest, body, "index request").ready if body.strip() else False
         entries = [_index_entry(state) for state in registry.states if state.ready or not only_ready]
@@ -163,16 +171,12 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
 
     @router.post("/repository/models/{name}/load", summary="Load (verify again and reload) a configured model")
     async def load(name: str, request: Request) -> Response:
-        require_loopback(request, "the repository extension")
-        fanout: WorkerSync | None = getattr(request.app.state, "fanout", None)  # several workers: every one loads it
-        if fanout is None:
-            state = await asyncio.to_thread(registry.reload, name)
-        else:
-            outcome = await fanout.apply("reload", name)
-            state = registry.state(name)
-            problems = outcome.problems(clean=True)
-            if problems:
-                raise ProtocolError(outcome.status(400), f"failed to load model {name!r} on every worker: {'; '.join(problems)}")
+        require_admin(request, "the repository extension")
+        applied = await actions.apply("reload", name)
+        state = applied.state
+        problems = applied.outcome.problems(clean=True) if applied.outcome is not None else []
+        if applied.outcome is not None and problems:
+            raise ProtocolError(applied.outcome.status(400), f"failed to load model {name!r} on every worker: {'; '.join(problems)}")
         if state.error is not None:
             kept = f"; still serving version {state.served.version}" if state.served is not None else ""
             raise ProtocolError(400, f"failed to load model {name!r}: {state.error}{kept}")
@@ -181,22 +185,17 @@ def add_repository_routes(router: APIRouter, registry: ModelRegistry, limits: Li
 
     @router.post("/repository/models/{name}/unload", summary="Stop serving a model until it is loaded again")
     async def unload(name: str, request: Request) -> Response:
-        require_loopback(request, "the repository extension")
-        fanout: WorkerSync | None = getattr(request.app.state, "fanout", None)
-        if fanout is None:
-            state = registry.unload(name)
-        else:
-            outcome = await fanout.apply("unload", name)
-            state = registry.state(name)
-            problems = outcome.problems()
-            if problems:
-                raise ProtocolError(outcome.status(409), f"failed to unload model {name!r} on every worker: {'; '.join(problems)}")
-        return json_response({"name": state.served.name if state.served else state.key, "state": "UNAVAILABLE"})
+        require_admin(request, "the repository extension")
+        applied = await actions.apply("unload", name)
+        problems = applied.outcome.problems() if applied.outcome is not None else []
+        if applied.outcome is not None and problems:
+            raise ProtocolError(applied.outcome.status(409), f"failed to unload model {name!r} on every worker: {'; '.join(problems)}")
+        return json_response({"name": applied.state.name, "state": "UNAVAILABLE"})
 
 
 def _index_entry(state: ModelState) -> dict[str, Any]:
     served = state.served
-    entry: dict[str, Any] = {"name": served.name if served else state.key}
+    entry: dict[str, Any] = {"name": state.name}
     if served is not None:
         entry["version"] = served.version
     entry["state"] = "READY" if served is not None else ("UNAVAILABLE" if state.attempted else "LOADING")
@@ -205,7 +204,7 @@ def _index_entry(state: ModelState) -> dict[str, Any]:
     return entry
 
 
-async def _read_request(request: Request, limits: Limits) -> tuple[InferRequest, bytes]:
+async def _read_request(request: Request, limits: RequestLimits) -> tuple[InferRequest, bytes]:
     """The JSON envelope and, with the binary tensor extension, the binary section after it."""
     header = request.headers.get(BINARY_HEADER)
     body = await read_body(request, limits, binary=header is not None)

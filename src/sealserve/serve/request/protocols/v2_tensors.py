@@ -1,7 +1,7 @@
 """Open Inference Protocol (V2) tensors, shared by the REST and gRPC transports.
 
 Inputs arrive as flat values (JSON data, typed gRPC contents or raw little-endian bytes) and leave as
-records for `Signature.validate`; outputs leave as JSON data or raw bytes. Two input layouts:
+records for `ModelInterface.validate`; outputs leave as JSON data or raw bytes. Two input layouts:
 one [N, F] tensor holding every feature in model order (any name, e.g. KServe's "input-0"), or one
 [N] (or [N, 1]) tensor per feature, named by the feature.
 """
@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from sealserve.runtime.columns import NUMBER_TYPES
-from sealserve.serve.config import Limits
+from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
-from sealserve.serve.lifecycle.registry import ServedModel
+from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import Batch, check_rows
-from sealserve.serve.request.interface import DATATYPE_OF_KIND, Kind, Signature
+from sealserve.serve.request.interface import DATATYPE_OF_KIND, Kind, ModelInterface
 
 NUMPY_TYPES: dict[str, np.dtype[Any]] = {
     name: np.dtype(code)
@@ -127,43 +127,43 @@ def text(name: str, value: bytes) -> str:
         raise ProtocolError(400, f"input {name!r}: BYTES element is not UTF-8 text") from None
 
 
-def batch(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> Batch:
+def batch(interface: ModelInterface, tensors: Sequence[Tensor], limits: RequestLimits) -> Batch:
     """Decoded input tensors as a batch, in either layout; shape and datatype checked. Columns when the columnar
     check accepts every value, else records keyed by feature (the schema then names what is wrong)."""
     if not tensors:
-        features = ", ".join(signature.names)
-        raise ProtocolError(400, f"missing input: send one [N, {len(signature.names)}] tensor or one [N] tensor per feature ({features})")
+        features = ", ".join(interface.names)
+        raise ProtocolError(400, f"missing input: send one [N, {len(interface.names)}] tensor or one [N] tensor per feature ({features})")
     for item in tensors:
         check_datatype(item.name, item.datatype)
-    if len(tensors) == 1 and tensors[0].name not in signature.names:
-        return _from_matrix(signature, tensors[0], limits)
-    return _from_columns(signature, tensors, limits)
+    if len(tensors) == 1 and tensors[0].name not in interface.names:
+        return _from_matrix(interface, tensors[0], limits)
+    return _from_columns(interface, tensors, limits)
 
 
-def _from_matrix(signature: Signature, matrix: Tensor, limits: Limits) -> Batch:
-    width = len(signature.names)
+def _from_matrix(interface: ModelInterface, matrix: Tensor, limits: RequestLimits) -> Batch:
+    width = len(interface.names)
     if len(matrix.shape) != 2 or matrix.shape[1] != width:
         raise ProtocolError(
             400,
-            f"input {matrix.name!r} has shape {list(matrix.shape)}; expected [N, {width}] (N rows of {', '.join(signature.names)}), "
+            f"input {matrix.name!r} has shape {list(matrix.shape)}; expected [N, {width}] (N rows of {', '.join(interface.names)}), "
             "or name one [N] tensor per feature",
         )
-    for column in signature.inputs:
+    for column in interface.inputs:
         _check_carries(matrix, column.name, column.kind)
     rows = matrix.shape[0]
     check_rows(rows, limits)
     values = matrix.values
-    if signature.columnar(rows):
-        columns = signature.columns(_matrix_columns(signature.names, values, rows), rows, whole_floats=True)
+    if interface.columnar(rows):
+        columns = interface.columns(_matrix_columns(interface.names, values, rows), rows, whole_floats=True)
         if columns is not None:
             return columns
     flat = _as_list(values)
-    return signature.records([flat[start : start + width] for start in range(0, rows * width, width)])
+    return interface.records([flat[start : start + width] for start in range(0, rows * width, width)])
 
 
-def _from_columns(signature: Signature, tensors: Sequence[Tensor], limits: Limits) -> Batch:
-    names = signature.check_names([item.name for item in tensors])
-    kinds = {column.name: column.kind for column in signature.inputs}
+def _from_columns(interface: ModelInterface, tensors: Sequence[Tensor], limits: RequestLimits) -> Batch:
+    names = interface.check_names([item.name for item in tensors])
+    kinds = {column.name: column.kind for column in interface.inputs}
     rows = None
     for item in tensors:
         if len(item.shape) not in (1, 2) or (len(item.shape) == 2 and item.shape[1] != 1):
@@ -174,10 +174,10 @@ def _from_columns(signature: Signature, tensors: Sequence[Tensor], limits: Limit
         elif item.shape[0] != rows:
             raise ProtocolError(400, f"input {item.name!r} has {item.shape[0]} rows; the other inputs have {rows}")
     check_rows(rows or 0, limits)
-    columns = signature.columns({item.name: item.values for item in tensors}, rows or 0, whole_floats=True)
+    columns = interface.columns({item.name: item.values for item in tensors}, rows or 0, whole_floats=True)
     if columns is not None:
         return columns
-    return signature.records([list(row) for row in zip(*(_as_list(item.values) for item in tensors), strict=True)], names)
+    return interface.records([list(row) for row in zip(*(_as_list(item.values) for item in tensors), strict=True)], names)
 
 
 def _matrix_columns(names: Sequence[str], values: Sequence[Any] | np.ndarray, rows: int) -> dict[str, Any]:
@@ -222,12 +222,12 @@ class ServerInfo:
         return {"name": self.name, "version": self.version, "extensions": list(self.extensions)}
 
 
-def model_metadata(served: ServedModel, signature: Signature) -> dict[str, Any]:
+def model_metadata(served: ServedModel, interface: ModelInterface) -> dict[str, Any]:
     """V2 model metadata: per-feature input tensors and the model's outputs, shapes with -1 for the batch."""
     return {
         "name": served.name,
         "versions": [served.version],
-        "platform": signature.platform,
-        "inputs": [{"name": column.name, "datatype": DATATYPE_OF_KIND[column.kind], "shape": [-1]} for column in signature.inputs],
-        "outputs": [{"name": output.name, "datatype": output.datatype, "shape": output.shape(-1)} for output in signature.outputs.values()],
+        "platform": interface.platform,
+        "inputs": [{"name": column.name, "datatype": DATATYPE_OF_KIND[column.kind], "shape": [-1]} for column in interface.inputs],
+        "outputs": [{"name": output.name, "datatype": output.datatype, "shape": output.shape(-1)} for output in interface.outputs.values()],
     }

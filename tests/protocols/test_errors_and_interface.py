@@ -1,4 +1,4 @@
-"""The shared layer under the adapters: error mapping, positional rows, the signature of a custom model."""
+"""The shared layer under the adapters: error mapping, positional rows, the interface of a custom model."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sealserve.bundle.metadata import BundleMetadata, Feature, FeatureKind, Mode
 from sealserve.model import MLModelException, MLModelSchemaValidationException
 from sealserve.runtime.bundle_model import BundleModel, Predictions
 from sealserve.serve.errors import ModelNotReadyError, OverloadedError, ProtocolError, ServingError, UnknownModelError, protocol_error_of
-from sealserve.serve.request.interface import Kind, Signature
+from sealserve.serve.request.interface import Kind, ModelInterface
 from tests.support.seed_model import ThresholdRiskModel
 
 
@@ -41,45 +41,45 @@ def test_every_failure_maps_to_one_status_and_a_safe_message(exc: Exception, sta
         assert failure.headers["Retry-After"] in {"1", "5"}
 
 
-def test_a_custom_model_signature_comes_from_its_schemas() -> None:
-    signature = Signature(ThresholdRiskModel())
-    assert [(column.name, column.kind) for column in signature.inputs] == [
+def test_a_custom_model_interface_comes_from_its_schemas() -> None:
+    interface = ModelInterface(ThresholdRiskModel())
+    assert [(column.name, column.kind) for column in interface.inputs] == [
         ("body_mass_index", Kind.INTEGER),
         ("general_health", Kind.STRING),
     ]
-    assert [(output.name, output.datatype) for output in signature.outputs.values()] == [("risk_score", "FP64"), ("high_risk", "BOOL")]
-    assert signature.default_outputs == ("risk_score", "high_risk")
-    assert signature.platform == "sealserve_python"
-    assert signature.class_labels is None
+    assert [(output.name, output.datatype) for output in interface.outputs.values()] == [("risk_score", "FP64"), ("high_risk", "BOOL")]
+    assert interface.default_outputs == ("risk_score", "high_risk")
+    assert interface.platform == "sealserve_python"
+    assert interface.class_labels is None
 
 
 def test_positional_rows_convert_only_losslessly() -> None:
-    signature = Signature(ThresholdRiskModel())
-    assert signature.records([[30.0, "GOOD"]]) == [{"body_mass_index": 30, "general_health": "GOOD"}]
-    assert signature.records([[30.5, "GOOD"]]) == [{"body_mass_index": 30.5, "general_health": "GOOD"}]  # refused by validation
-    assert signature.records([["30", "GOOD"]]) == [{"body_mass_index": "30", "general_health": "GOOD"}]
-    assert signature.records([["30", "GOOD"]], numeric_strings=True) == [{"body_mass_index": 30, "general_health": "GOOD"}]
-    assert signature.records([["GOOD", "30.0"]], ["general_health", "body_mass_index"], numeric_strings=True) == [
+    interface = ModelInterface(ThresholdRiskModel())
+    assert interface.records([[30.0, "GOOD"]]) == [{"body_mass_index": 30, "general_health": "GOOD"}]
+    assert interface.records([[30.5, "GOOD"]]) == [{"body_mass_index": 30.5, "general_health": "GOOD"}]  # refused by validation
+    assert interface.records([["30", "GOOD"]]) == [{"body_mass_index": "30", "general_health": "GOOD"}]
+    assert interface.records([["30", "GOOD"]], numeric_strings=True) == [{"body_mass_index": 30, "general_health": "GOOD"}]
+    assert interface.records([["GOOD", "30.0"]], ["general_health", "body_mass_index"], numeric_strings=True) == [
         {"general_health": "GOOD", "body_mass_index": 30}
     ]
     with pytest.raises(ProtocolError, match="row 0 has 1 values"):
-        signature.records([[30]])
+        interface.records([[30]])
     with pytest.raises(ProtocolError, match="instance 0 is not a list; expected 2 values in the order body_mass_index, general_health"):
-        signature.records([{"body_mass_index": 30}], item="instance")
-    assert signature.records([{"body_mass_index": 30}], objects=True) == [{"body_mass_index": 30}]
+        interface.records([{"body_mass_index": 30}], item="instance")
+    assert interface.records([{"body_mass_index": 30}], objects=True) == [{"body_mass_index": 30}]
 
 
 def test_validation_reports_rows_and_fields_without_echoing_input() -> None:
-    signature = Signature(ThresholdRiskModel())
+    interface = ModelInterface(ThresholdRiskModel())
     with pytest.raises(ProtocolError) as refused:
-        signature.validate([{"body_mass_index": 30, "general_health": "GOOD"}, {"body_mass_index": 99, "general_health": "SECRET-VALUE"}])
+        interface.validate([{"body_mass_index": 30, "general_health": "GOOD"}, {"body_mass_index": 99, "general_health": "SECRET-VALUE"}])
     assert refused.value.status == 400
     assert refused.value.message.startswith("row 1, 'body_mass_index': Input should be less than or equal to 60; row 1, 'general_health':")
     assert "SECRET-VALUE" not in refused.value.message
 
 
-def classifier_signature(classes: dict[Any, str]) -> tuple[BundleModel, Signature]:
-    """A bundle classifier's signature from its metadata alone (no estimator runs)."""
+def classifier_interface(classes: dict[Any, str]) -> tuple[BundleModel, ModelInterface]:
+    """A bundle classifier's interface from its metadata alone (no estimator runs)."""
     output = OutputSpec(task="classification", classes=[ModelClass(value=value, label=label) for value, label in classes.items()])
     metadata = BundleMetadata(
         name="coded",
@@ -94,7 +94,7 @@ def classifier_signature(classes: dict[Any, str]) -> tuple[BundleModel, Signatur
         output_schema={},
     )
     model = BundleModel(metadata, estimator=None)
-    return model, Signature(model)
+    return model, ModelInterface(model)
 
 
 @pytest.mark.parametrize(
@@ -110,8 +110,8 @@ def classifier_signature(classes: dict[Any, str]) -> tuple[BundleModel, Signatur
 def test_one_value_per_row_is_the_declared_label_else_the_class_value(
     classes: dict[Any, str], values: list[Any], expected: list[Any]
 ) -> None:
-    model, signature = classifier_signature(classes)
+    model, interface = classifier_interface(classes)
     answer = Predictions(model.classes, np.array(values), None)
-    assert signature.predictions(answer) == expected
-    assert [type(value) for value in signature.predictions(answer)] == [type(value) for value in expected]
-    assert signature.outputs["predict"].extract(answer) == values  # V2 `predict` keeps the class values
+    assert interface.predictions(answer) == expected
+    assert [type(value) for value in interface.predictions(answer)] == [type(value) for value in expected]
+    assert interface.outputs["predict"].extract(answer) == values  # V2 `predict` keeps the class values

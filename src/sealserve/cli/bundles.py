@@ -1,0 +1,119 @@
+"""`sealserve pack` and `sealserve verify`: build and sign a bundle, and check one offline as the server would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sealserve.bundle import keyring as keyring_module
+from sealserve.bundle.metadata import ModelFormat
+from sealserve.cli.keys import KeyringOption, PrivateKeyOption
+from sealserve.cli.output import out, run
+from sealserve.errors import BundleFormatError
+
+
+def pack(
+    model_file: Annotated[Path, typer.Argument(help="Fitted model: .skops, .onnx, or .joblib/.pkl with --allow-pickle.")],
+    name: Annotated[str, typer.Option("--name")],
+    version: Annotated[str, typer.Option("--version")],
+    private_key: PrivateKeyOption,
+    out_path: Annotated[Path, typer.Option("--out", help="Bundle folder, or a .zip archive.")],
+    model_format: Annotated[
+        ModelFormat | None, typer.Option("--format", help="Model file format in the bundle; default: skops (onnx for an .onnx file).")
+    ] = None,
+    sample: Annotated[
+        Path | None, typer.Option("--sample", help="CSV of training features (derives the schema and drift statistics).")
+    ] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Column of --sample to drop (the label).")] = None,
+    report: Annotated[list[Path] | None, typer.Option("--report", help="Report file to include; repeatable.")] = None,
+    features: Annotated[Path | None, typer.Option("--features", help="JSON file of per-feature overrides.")] = None,
+    class_label: Annotated[list[str] | None, typer.Option("--class-label", help="VALUE=LABEL; repeatable.")] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow the pickle-based joblib format.")] = False,
+    trust: Annotated[
+        list[str] | None, typer.Option("--trust", help="Extra skops type the model needs (module.Name), after review; repeatable.")
+    ] = None,
+) -> None:
+    """Build and sign a bundle from a model file."""
+    from sealserve.packing.build import pack as pack_bundle
+
+    def action() -> Path:
+        frame = _read_sample(sample, target) if sample else None
+        if target and sample is None:
+            raise BundleFormatError("--target names a column of --sample; pass --sample too")
+        overrides = _read_overrides(features) if features else None
+        labels = dict(_parse_label(item) for item in class_label or [])
+        return pack_bundle(
+            model_file,
+            name=name,
+            version=version,
+            private_key=private_key,
+            out=out_path,
+            sample=frame,
+            format=model_format,
+            features=overrides,
+            class_labels=labels,
+            reports=report or [],
+            description=description,
+            allow_pickle=allow_pickle,
+            trust=trust or (),
+        )
+
+    result = run(action)
+    out.print(f"bundle {name} {version} written to {result}")
+
+
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder or .zip.")],
+    keyring: KeyringOption,
+    name: Annotated[str | None, typer.Option("--name", help="Require this signed name.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Require this signed version.")] = None,
+) -> None:
+    """Verify a bundle offline, with the same code the server runs."""
+    from sealserve.trust.verify import verify_bundle
+
+    verified = run(lambda: verify_bundle(bundle, keyring_module.Keyring.load(keyring), name=name, version=version))
+    verified.discard()
+    meta = verified.metadata
+    out.print(f"verified {meta.name} {meta.version} ({meta.format.value}), signer {verified.signer.kid}, digest sha256:{verified.digest}")
+
+
+def _read_sample(path: Path, target: str | None) -> Any:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise BundleFormatError(f"sample file {path} does not exist") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise BundleFormatError(f"sample file {path} is not a readable CSV: {exc}") from None
+    if target is None:
+        return frame
+    if target not in frame.columns:
+        raise BundleFormatError(f"--target {target!r} is not a column of {path}; its columns are {', '.join(map(str, frame.columns))}")
+    return frame.drop(columns=[target])
+
+
+def _read_overrides(path: Path) -> dict[str, Any]:
+    try:
+        overrides = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BundleFormatError(f"features file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleFormatError(f"features file {path} is not valid JSON: {exc}") from None
+    if not isinstance(overrides, dict) or not all(isinstance(spec, dict) for spec in overrides.values()):
+        raise BundleFormatError(f'features file {path} must be an object of per-feature objects, e.g. {{"age": {{"kind": "integer"}}}}')
+    return overrides
+
+
+def _parse_label(item: str) -> tuple[Any, str]:
+    value, separator, label = item.partition("=")
+    if not separator:
+        raise typer.BadParameter(f"--class-label takes VALUE=LABEL, got {item!r}")
+    try:
+        return json.loads(value), label
+    except json.JSONDecodeError:
+        return value, label

@@ -1,0 +1,25 @@
+"""Building the served model from a verified bundle folder: the runtime choice, then the trust path's loader.
+
+The server and the trial child both load through `build_model`, so the child tries exactly what would go live.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sealserve.bundle.metadata import BundleMetadata
+from sealserve.runtime.bundle_model import BundleModel
+from sealserve.runtime.choice import RuntimeSetting, choose_runtime
+from sealserve.trust.verify import load_verified, load_verified_compiled
+
+
+def build_model(
+    folder: Path, metadata: BundleMetadata, *, runtime: RuntimeSetting, trusted_types: tuple[str, ...], allow_pickle: bool
+) -> BundleModel:
+    """Deserialize a verified bundle folder into what serves it: the server and the trial child both load through here."""
+    choice = choose_runtime(metadata, runtime)
+    if choice.compiled:
+        estimator = load_verified_compiled(folder, metadata, trusted_types=trusted_types)
+    else:
+        estimator = load_verified(folder, metadata, trusted_types=trusted_types, allow_pickle=allow_pickle)
+    return BundleModel(metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)
