@@ -328,7 +328,7 @@ def test_a_text_model_refuses_a_numeric_v2_tensor(zoo: Zoo, http: httpx.Client) 
     assert "review" in response.json()["error"]
 
 
-# Bugs in the serving path, shown over HTTP (they fail until fixed in src/sealserve/bundle/inputs.py).
+# Bugs in the serving path, shown over HTTP (they fail until fixed in src/sealserve/runtime/inputs.py).
 
 
 def test_feature_names_with_dots_as_r_data_frames_have_them_are_served(zoo: Zoo, http: httpx.Client) -> None:

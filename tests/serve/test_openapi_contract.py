@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 from sealserve.serve import create_app
 from sealserve.serve.config import parse_config
 from sealserve.serve.web.openapi_schemas import ROUTES
+from tests.support.server import wait_until
 
 ERROR_SHAPE = {"KServe V1": "ProtocolError", "Open Inference Protocol (V2)": "ProtocolError", "Seldon": "SeldonError"}
 PROBES = {"ModelReadiness", "HealthReport", "V2Ready", "SeldonStatus"}
@@ -41,6 +42,7 @@ def document() -> Iterator[dict[str, Any]]:
         {},
     )
     with TestClient(create_app(config)) as client:
+        wait_until(lambda: client.get("/api/health/ready").status_code == 200)  # models load in the background
         yield client.get("/openapi.json").json()
 
 

@@ -1,4 +1,4 @@
-"""The trial prediction (serve/trial.py) against the real server: a signed model that crashes the process when it
+"""The trial prediction (serve/lifecycle/trial.py) against the real server: a signed model that crashes the process when it
 predicts (SIGSEGV) or hangs leaves only itself unready, beside models that keep answering; on hot reload the last
 good version keeps serving. Without the trial the same bundle takes the whole server down (the payload is live).
 
