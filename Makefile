@@ -49,7 +49,7 @@ typecheck: setup
 	$(VENV)/bin/mypy src
 
 test: lint typecheck $(CHECKOV) $(CHROMIUM)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=25
 
 # kustomize, kubernetes-validate (1.32, strict), KServe's CRD schemas, checkov, hadolint, and the servers the manifests start.
 deploy-check: setup

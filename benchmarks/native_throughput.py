@@ -34,9 +34,10 @@ def breakdown(home: Path) -> None:
     from sealserve.bundle.files import BundleLimits
     from sealserve.serve.config import BundleSource
     from sealserve.serve.lifecycle.loading import load_source
+    from sealserve.serve.lifecycle.trial import TrialRunner
 
     source = BundleSource(name="diabetes_risk", store_url=str(home / "store"), ref="production", keyring=home / "keyring.json")
-    served = load_source(source, BundleLimits())
+    served = load_source(source, BundleLimits(), TrialRunner())
     model = served.model
     body = json.dumps(RECORD).encode()
     record = model.input_schema.model_validate_json(body)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sealserve.bundle import files  # noqa: E402
 from sealserve.serve.config import BundleSource  # noqa: E402
 from sealserve.serve.lifecycle.loading import fetch_bundle, serve_verified  # noqa: E402
+from sealserve.serve.lifecycle.trial import TrialRunner  # noqa: E402
 from sealserve.store.s3 import S3Store  # noqa: E402
 from tests.s3.helpers import Signer  # noqa: E402
 from tests.s3.seaweed import BUCKET, Weed  # noqa: E402
@@ -56,7 +57,7 @@ def sealserve_pull_verify_load(store: S3Store, source: BundleSource) -> dict[str
     fetched = fetch_bundle(source, store.limits, {}, store=store)
     phases["fetch+verify"] = time.perf_counter() - start
     loaded = time.perf_counter()
-    served = serve_verified(source, fetched.verified)
+    served = serve_verified(source, fetched.verified, TrialRunner())
     phases["load"] = time.perf_counter() - loaded
     phases["total"] = time.perf_counter() - start
     assert served.version == source.ref

@@ -7,8 +7,11 @@ pipeline) and a 200-tree random forest on 20 features — verifies each once, th
 
 - load: the server's in-process deserialization (`build_model` in runtime/build.py: the loader, structure validation,
   BundleModel);
-- trial: the whole trial child (`run_trial`: a fresh interpreter, imports, the same load, predict and predict_proba
-  on the trial records), and the child's peak RSS as it reports it (ru_maxrss).
+- runner start: the trial runner (multiprocessing's forkserver importing the model libraries), once per server
+  process; a server overlaps it with fetching and verifying its models;
+- trial: one trial child forked from the warm runner (the same load, predict and predict_proba on the trial
+  records), and the child's peak RSS as it reports it (ru_maxrss);
+- runner RSS: the idle trial runner's resident memory.
 
 The trial's cost is what a load with `trial_prediction: true` takes on top of `load`. Medians of --repeat runs.
 """
@@ -20,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from multiprocessing import forkserver
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +38,7 @@ import sealserve  # noqa: E402
 from sealserve.bundle import keyring  # noqa: E402
 from sealserve.bundle.keyring import Keyring  # noqa: E402
 from sealserve.runtime.build import build_model  # noqa: E402
-from sealserve.serve.lifecycle.trial import run_trial  # noqa: E402
+from sealserve.serve.lifecycle.trial import TrialRunner  # noqa: E402
 from sealserve.trust.verify import verify_bundle  # noqa: E402
 
 
@@ -63,7 +67,17 @@ def forest(work: Path, key: Path) -> Path:
     return sealserve.pack(model, name="forest", version="1.0.0", private_key=key, out=work / "forest", sample=frame, compiled=False)
 
 
-def measure(bundle: Path, ring: Keyring, repeat: int) -> dict[str, float]:
+def runner_rss_mib() -> float:
+    """The resident memory of this process's forkserver child (the trial runner), from /proc."""
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+                return int(fields["VmRSS"].split()[0]) / 1024
+    return float("nan")
+
+
+def measure(bundle: Path, ring: Keyring, runner: TrialRunner, repeat: int) -> dict[str, float]:
     verified = verify_bundle(bundle, ring)
     try:
         loads, trials, peaks = [], [], []
@@ -71,14 +85,19 @@ def measure(bundle: Path, ring: Keyring, repeat: int) -> dict[str, float]:
             started = time.perf_counter()
             build_model(verified.path, verified.metadata, runtime="auto", trusted_types=(), allow_pickle=False)
             loads.append(time.perf_counter() - started)
-            result = run_trial(verified.path, runtime="auto", trusted_types=(), allow_pickle=False, timeout=120)
+            result = runner.run(verified.path, runtime="auto", trusted_types=(), allow_pickle=False, timeout=120, memory=4 << 30)
             assert result.refused is None, result.refused
             trials.append(result.seconds)
             peaks.append((result.peak_rss_kib or 0) / 1024)
     finally:
         verified.discard()
     size = sum(path.stat().st_size for path in bundle.rglob("*") if path.is_file()) / (1 << 20)
-    return {"MiB": size, "load": statistics.median(loads), "trial": statistics.median(trials), "peak": statistics.median(peaks)}
+    return {
+        "MiB": size,
+        "load": statistics.median(loads),
+        "trial": statistics.median(trials),
+        "peak": statistics.median(peaks),
+    }
 
 
 def main() -> None:
@@ -90,9 +109,13 @@ def main() -> None:
         key, ring = work / "key.pem", work / "keyring.json"
         keyring.create_signing_key(key, ring, kid="bench")
         bundles = {"diabetes_risk (example)": diabetes(work, key), "random forest, 200 trees": forest(work, key)}
+        started = time.perf_counter()
+        runner = TrialRunner()
+        forkserver.ensure_running()
+        print(f"trial runner start: {time.perf_counter() - started:.2f} s; idle RSS {runner_rss_mib():.0f} MiB")
         print(f"{'bundle':<26} {'size MiB':>9} {'load s':>8} {'trial s':>8} {'child peak RSS MiB':>19}")
         for name, bundle in bundles.items():
-            row = measure(bundle, Keyring.load(ring), args.repeat)
+            row = measure(bundle, Keyring.load(ring), runner, args.repeat)
             print(f"{name:<26} {row['MiB']:>9.1f} {row['load']:>8.3f} {row['trial']:>8.2f} {row['peak']:>19.0f}")
 
 

@@ -23,7 +23,7 @@ import sealserve
 from sealserve.bundle.keyring import Keyring
 from sealserve.packing.build import sign_folder
 from sealserve.runtime.bundle_model import BundleModel
-from sealserve.serve.lifecycle.trial import trial_records
+from sealserve.serve.lifecycle.trial_child import trial_records
 from sealserve.trust.verify import verify_bundle
 from tests.support.bundles import CLASS_LABELS, FEATURE_OVERRIDES, Workspace, training_data
 from tests.support.server import serve, wait_until

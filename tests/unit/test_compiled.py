@@ -46,7 +46,7 @@ from sealserve.runtime.choice import COMPILED_TOLERANCE, PICKLE_SERVES_ITSELF, c
 from sealserve.serve.config import BundleSource
 from sealserve.serve.lifecycle.loading import serve_verified
 from sealserve.serve.lifecycle.registry import ModelRegistry
-from sealserve.serve.lifecycle.trial import run_trial
+from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.serve.request.responses import describe_state
 from sealserve.trust.verify import verify_bundle
 from tests.conftest import CLASS_LABELS, FEATURE_OVERRIDES, make_training_frame
@@ -156,7 +156,7 @@ def source(name: str, runtime: str = "auto") -> BundleSource:
 def serve(bundle: Path, ring: Keyring, runtime: str = "auto") -> BundleModel:
     """What the registry does with a verified bundle: choose the runtime, deserialize only it."""
     verified = verify_bundle(bundle, ring)
-    model = serve_verified(source(verified.metadata.name, runtime), verified).model
+    model = serve_verified(source(verified.metadata.name, runtime), verified, TrialRunner()).model
     assert isinstance(model, BundleModel)
     return model
 
@@ -405,7 +405,7 @@ def test_a_model_that_raises_on_a_missing_value_passes_its_trial_with_a_warning(
 ) -> None:
     """The trial's null record makes this reference model raise: an error answer in the server, not a crash."""
     verified = verify_bundle(pack(nullable_linear(), tmp_path / "bundle", signing_key), trusted_keyring)
-    trial = run_trial(verified.path, runtime="auto", trusted_types=(), allow_pickle=False, timeout=60)
+    trial = TrialRunner().run(verified.path, runtime="auto", trusted_types=(), allow_pickle=False, timeout=60, memory=4 << 30)
     assert trial.refused is None
     assert trial.rows > 0
     assert "ValueError" in trial.raised

@@ -1,7 +1,7 @@
 """The prediction service: config, registry, protocols, health.
 
-The names below are imported on first use, so a process that needs one module (the trial prediction child runs
-`python -m sealserve.serve.lifecycle.trial`) does not import the web application with it.
+The names below are imported on first use, so a process that needs one module (the trial runner imports
+`sealserve.serve.lifecycle.trial_child`) does not import the web application with it.
 """
 
 from __future__ import annotations

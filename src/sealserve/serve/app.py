@@ -16,7 +16,7 @@ from sealserve.serve.auth.grpc_gate import GrpcGate
 from sealserve.serve.auth.http import AccessPolicy, add_auth_middleware, document_security
 from sealserve.serve.auth.login import Login
 from sealserve.serve.auth.login import build_router as login_router
-from sealserve.serve.config import ServiceConfig
+from sealserve.serve.config import BundleSource, ServiceConfig
 from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import ModelRegistry
@@ -72,6 +72,8 @@ def create_app(
         # One thread owns loading, start-up retries and alias polling (hot reload); it stops with the app.
         # With several workers it also applies the admin actions every worker must apply (fanout.py).
         reloader = app.state.reloader = Reloader(models, config.storage, sync=sync)
+        if any(isinstance(source, BundleSource) and source.trial_prediction for source in models.sources):
+            models.trials.warm()
         if load_before_serving:
             await asyncio.to_thread(reloader.load_initial)
         reloader.start(initial=not load_before_serving)

@@ -57,6 +57,9 @@ class BundleSource(Strict):
         "(docs/security.md): a crash or hang there leaves this model unready, not the server down.",
     )
     trial_timeout: float = Field(default=60.0, gt=0, description="Seconds the trial prediction may take before it is killed.")
+    trial_memory_mb: int = Field(
+        default=4096, ge=256, description="Memory the trial prediction's child may allocate (RLIMIT_DATA); past it the trial fails."
+    )
 
 
 class ClassSource(Strict):

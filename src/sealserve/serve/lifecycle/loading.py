@@ -27,7 +27,7 @@ from sealserve.model import MLModel
 from sealserve.runtime.build import build_model
 from sealserve.serve.config import BundleSource, ClassSource
 from sealserve.serve.lifecycle.served import ServedModel
-from sealserve.serve.lifecycle.trial import run_trial
+from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.store import Credentials, Store, StoreUnavailableError, open_store
 from sealserve.store.cache import BundleCache
 from sealserve.trust.rollback import check_rollback
@@ -44,24 +44,37 @@ def credentials_of(source: BundleSource) -> Credentials | None:
     return Credentials(given.access_key_id, given.secret_access_key.get_secret_value(), token)
 
 
-def load_source(source: BundleSource | ClassSource, limits: files.BundleLimits, highest: dict[str, Version] | None = None) -> ServedModel:
+def load_source(
+    source: BundleSource | ClassSource, limits: files.BundleLimits, trials: TrialRunner, highest: dict[str, Version] | None = None
+) -> ServedModel:
     if isinstance(source, ClassSource):
         logger.warning("model class %s is trusted code: it is imported and run without bundle verification", source.class_path)
         model = construct_class_model(source)
         return ServedModel(model.qualified_name, model, model.version, datetime.now(UTC))
-    return serve_verified(source, fetch_verified(source, limits, highest or {}))
+    return serve_verified(source, fetch_verified(source, limits, highest or {}), trials)
 
 
 def serve_verified(
-    source: BundleSource, verified: VerifiedBundle, *, origin: str = "store", keep: Callable[[VerifiedBundle], None] | None = None
+    source: BundleSource,
+    verified: VerifiedBundle,
+    trials: TrialRunner,
+    *,
+    origin: str = "store",
+    keep: Callable[[VerifiedBundle], None] | None = None,
 ) -> ServedModel:
     """Deserialize a verified bundle (allow-listed loaders only), then keep it in the cache or discard its folder."""
     runtime, trusted, allow_pickle = source.runtime, source.trusted_types, source.allow_pickle
     try:
         trial = None  # a child process loads and predicts first (trial.py): a crash there costs this model, not the server
         if source.trial_prediction:
-            timeout = source.trial_timeout
-            trial = run_trial(verified.path, runtime=runtime, trusted_types=trusted, allow_pickle=allow_pickle, timeout=timeout)
+            trial = trials.run(
+                verified.path,
+                runtime=runtime,
+                trusted_types=trusted,
+                allow_pickle=allow_pickle,
+                timeout=source.trial_timeout,
+                memory=source.trial_memory_mb << 20,
+            )
         model = build_model(verified.path, verified.metadata, runtime=runtime, trusted_types=trusted, allow_pickle=allow_pickle)
         if trial is not None:
             if trial.refused is not None:  # the child's loader refused what this one loaded: never live untried

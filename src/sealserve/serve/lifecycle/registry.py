@@ -19,6 +19,7 @@ from sealserve.serve.config import BundleSource, ClassSource
 from sealserve.serve.errors import ModelNotReadyError, UnknownModelError, shown
 from sealserve.serve.lifecycle.loading import credentials_of, fetch_bundle, load_source, serve_verified
 from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.store import Store, open_store
 from sealserve.store.cache import BundleCache
 
@@ -88,6 +89,7 @@ class ModelRegistry:
     cache_dir: Path | None = None
     on_load: list[Callable[[ServedModel], None]] = field(default_factory=list)
     on_outcome: list[Callable[[LoadOutcome], None]] = field(default_factory=list)  # after every attempt: metrics, logs
+    trials: TrialRunner = field(default_factory=TrialRunner)
 
     def __post_init__(self) -> None:
         self._states = [ModelState(_key(source), source) for source in self.sources]
@@ -285,7 +287,7 @@ class ModelRegistry:
     def _load(self, state: ModelState, attempt: list[str]) -> ServedModel:
         source = state.source
         if isinstance(source, ClassSource):
-            return load_source(source, self.limits)
+            return load_source(source, self.limits, self.trials)
         fetched = fetch_bundle(
             source, self.limits, self._highest, ref=state.ref, store=self.store_for(state), cache=self.cache, attempt=attempt.append
         )
@@ -293,7 +295,7 @@ class ModelRegistry:
             self._storage_failed(state, fetched.storage_error)
         else:
             self._storage_ok(state)
-        return serve_verified(source, fetched.verified, origin=fetched.origin, keep=self.cache.keep if self.cache else None)
+        return serve_verified(source, fetched.verified, self.trials, origin=fetched.origin, keep=self.cache.keep if self.cache else None)
 
     def _remember(self, state: ModelState, served: ServedModel) -> None:
         assert self.cache is not None
