@@ -23,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-from multiprocessing import forkserver
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +110,7 @@ def main() -> None:
         bundles = {"diabetes_risk (example)": diabetes(work, key), "random forest, 200 trees": forest(work, key)}
         started = time.perf_counter()
         runner = TrialRunner()
-        forkserver.ensure_running()
+        runner.start()
         print(f"trial runner start: {time.perf_counter() - started:.2f} s; idle RSS {runner_rss_mib():.0f} MiB")
         print(f"{'bundle':<26} {'size MiB':>9} {'load s':>8} {'trial s':>8} {'child peak RSS MiB':>19}")
         for name, bundle in bundles.items():

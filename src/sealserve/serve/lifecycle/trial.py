@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing import forkserver
 from pathlib import Path
 
 from sealserve.errors import TrialPredictionError
@@ -72,9 +71,15 @@ class TrialRunner:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD))
 
+    def start(self) -> None:
+        """Start the trial runner and wait until its imports are done (it forks a child that does nothing)."""
+        child = self._context.Process(target=os.getpid, daemon=True)
+        child.start()
+        child.join()
+
     def warm(self) -> None:
         """Start the trial runner now, off the caller's thread: its imports overlap with fetching and verifying."""
-        threading.Thread(target=forkserver.ensure_running, name="sealserve-trial-runner", daemon=True).start()
+        threading.Thread(target=self.start, name="sealserve-trial-runner", daemon=True).start()
 
     def run(
         self,
