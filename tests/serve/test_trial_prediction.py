@@ -82,6 +82,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     publish(space, "control", "1.0.0", "predict")
     publish(space, "crasher", "1.0.0", "crash")
     publish(space, "hanger", "1.0.0", "hang")
+    publish(space, "allocator", "1.0.0", "allocate")
+    publish(space, "roomy", "1.0.0", "allocate")
     return space
 
 
@@ -114,6 +116,19 @@ def test_a_crashing_or_hanging_model_stays_unready_while_the_others_serve(worksp
         log = server.log()
         assert "Fatal Python error: Segmentation fault" in log  # the child's own report, logged by the server
         assert "trial prediction passed" in log
+
+
+def test_a_model_past_its_trial_memory_limit_stays_unready_and_one_within_it_serves(workspace: Workspace, tmp_path: Path) -> None:
+    """The allocator takes 1 GiB when it predicts: refused under a 512 MiB cap. "roomy" is the same model under the
+    default 4096 MiB cap, the positive control: it passes its trial and answers."""
+    config = workspace.config(tmp_path / "service.yaml", trusted("allocator", trial_memory_mb=512), trusted("roomy"))
+    with serve(config, tmp_path, ready=False, env=ENV) as server, server.client() as client:
+        wait_until(lambda: model_error(client, "allocator") is not None, timeout=120)
+        wait_until(lambda: client.get("/api/models/roomy").json()["ready"], timeout=120)
+        assert model_error(client, "allocator") == "the model failed its trial prediction (MemoryError)"
+        answer = client.post("/api/models/roomy/prediction", json=RECORD)
+        assert answer.status_code == 200, answer.text
+        assert server.process.poll() is None
 
 
 def test_hot_reload_to_a_crashing_version_keeps_the_last_good_one_serving(workspace: Workspace, tmp_path: Path) -> None:

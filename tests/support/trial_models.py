@@ -14,13 +14,16 @@ import signal
 import threading
 from typing import Any
 
+import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 TYPE = f"{__name__}.TrialClassifier"
+ALLOCATE = 1 << 30
 
 
 class TrialClassifier(LogisticRegression):
-    """`behaviour`: "predict" (a plain logistic regression), "crash" (SIGSEGV) or "hang" (blocks until killed)."""
+    """`behaviour`: "predict" (a plain logistic regression), "crash" (SIGSEGV), "hang" (blocks until killed) or
+    "allocate" (takes ALLOCATE bytes of memory, then predicts)."""
 
     behaviour = "predict"
 
@@ -29,4 +32,6 @@ class TrialClassifier(LogisticRegression):
             os.kill(os.getpid(), signal.SIGSEGV)
         if self.behaviour == "hang":
             threading.Event().wait()
+        if self.behaviour == "allocate":
+            np.ones(ALLOCATE // 8)  # written, so it is really taken
         return super().predict(X)

@@ -45,7 +45,7 @@ def _trial(folder: Path, runtime: RuntimeSetting, trusted_types: tuple[str, ...]
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return REFUSED
     except MemoryError:
-        print("trial failed: MemoryError (the trial's memory limit)", file=sys.stderr, flush=True)
+        print("trial failed: MemoryError", file=sys.stderr, flush=True)
         return FAILED
     try:
         rows, raised = predict(model)
@@ -132,6 +132,8 @@ def predict(model: BundleModel) -> tuple[int, list[str]]:
     for batch in [records, *([record] for record in records)]:
         try:
             rows += len(model.predict_records(batch))
+        except MemoryError:  # past the trial's memory limit: a failure, never an error answer
+            raise
         except Exception as exc:
             raised.append(type(exc).__name__)
     return rows, raised
