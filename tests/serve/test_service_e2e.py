@@ -28,7 +28,8 @@ def test_a_refused_model_keeps_the_server_unready_with_the_reason(workspace: Wor
     with serve(config, tmp_path, ready=False) as server, server.client() as client:
         from tests.support.server import wait_until
 
-        wait_until(lambda: client.get("/api/health/ready").json()["models"][1]["error"] is not None)
+        models = lambda: client.get("/api/health/ready").json()["models"]  # noqa: E731 - they load side by side
+        wait_until(lambda: models()[1]["error"] is not None and models()[0]["ready"])
         ready = client.get("/api/health/ready")
         assert ready.status_code == 503
         untrusted = next(m for m in ready.json()["models"] if m["name"] == "untrusted")

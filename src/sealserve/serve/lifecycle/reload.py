@@ -1,5 +1,7 @@
 """Background loading and hot reload: one thread per app, owned by the app's lifespan, stopped at shutdown.
 
+- Models load side by side (verification, load and trial prediction on up to one thread per core): each answers
+  as soon as it is ready, readiness waits for all, and one model's reload never waits behind another's trial.
 - First load of every model, then, for bundle models not loaded yet, retries with exponential
   backoff (`storage.retry_initial` doubling up to `storage.retry_max`, with jitter).
 - Once a bundle model is served, its ref is checked every `storage.poll_interval` seconds; when an
@@ -13,9 +15,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from sealserve.serve.config import BundleSource, Storage
 from sealserve.serve.lifecycle.fanout import WATCH_INTERVAL, WorkerSync
@@ -35,16 +39,18 @@ class Reloader:
         self._thread: threading.Thread | None = None
         self._due: dict[str, float] = {}
         self._delay: dict[str, float] = {}
+        loaders = max(1, min(len(registry.states), os.cpu_count() or 1))
+        self._loaders = ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="sealserve-load")
+        self._busy: dict[str, tuple[ModelState, Future[None]]] = {}  # touched by the reload thread only
 
     def load_initial(self) -> None:
-        """Try every model once, in configuration order (with workers: after adopting the admin state every worker shares)."""
+        """Try every model once, side by side, and wait for all (with workers: after adopting the admin state every
+        worker shares). A model unloaded by an admin before this worker started stays unloaded."""
         if self.sync is not None:
             self.sync.join()
+        states = [state for state in self.registry.states if not state.unloaded]
+        wait([self._loaders.submit(self.registry.load, state) for state in states])
         for state in self.registry.states:
-            if self._stop.is_set():
-                return
-            if not state.unloaded:  # unloaded by an admin before this worker started: stays unloaded
-                self.registry.load(state)
             self._schedule(state)
         if self.sync is not None:
             self.sync.acknowledge()
@@ -65,6 +71,7 @@ class Reloader:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.warning("reload thread still busy after %.0fs (a transfer in progress); leaving it to exit", timeout)
+        self._loaders.shutdown(wait=False, cancel_futures=True)  # a load in progress finishes on its own thread
         if self.sync is not None:
             self.sync.leave()  # admin actions stop waiting for this worker
 
@@ -80,18 +87,28 @@ class Reloader:
                 if self.sync is not None:
                     for state in self.sync.poll():
                         self._schedule(state)
+                self._collect()
                 now = time.monotonic()
                 for state in self.registry.states:
                     if self._stop.is_set():
                         return
-                    if self._due.get(state.key, float("inf")) <= now:
-                        self._step(state)
-                        self._schedule(state)
-                pending = [due for due in self._due.values() if due != float("inf")]
-                wait = min(pending) - time.monotonic() if pending else 1.0
-                self._stop.wait(min(max(wait, 0.01), 1.0 if self.sync is None else WATCH_INTERVAL))
+                    if state.key not in self._busy and self._due.get(state.key, float("inf")) <= now:
+                        self._busy[state.key] = (state, self._loaders.submit(self._step, state))
+                pending = [due for key, due in self._due.items() if due != float("inf") and key not in self._busy]
+                pending += [time.monotonic() + 0.05] if self._busy else []  # look again soon for finished steps
+                pause = min(pending) - time.monotonic() if pending else 1.0
+                self._stop.wait(min(max(pause, 0.01), 1.0 if self.sync is None else WATCH_INTERVAL))
         except Exception:  # never let the thread die silently: log, the app keeps serving what it has
             logger.exception("reload thread stopped by an unexpected error")
+
+    def _collect(self) -> None:
+        """Schedule the next look at each model whose load or poll has finished."""
+        for key, (state, step) in list(self._busy.items()):
+            if step.done():
+                del self._busy[key]
+                if step.exception() is not None:
+                    logger.error("model %s: unexpected error while loading", key, exc_info=step.exception())
+                self._schedule(state)
 
     def _step(self, state: ModelState) -> None:
         if state.unloaded:
