@@ -131,6 +131,55 @@ def test_a_model_past_its_trial_memory_limit_stays_unready_and_one_within_it_ser
         assert server.process.poll() is None
 
 
+def test_models_load_side_by_side_so_a_hanging_trial_delays_no_other_model(workspace: Workspace, tmp_path: Path) -> None:
+    """The hanger comes first in the config and hangs for its whole 90 s timeout; the control behind it answers
+    long before that (one after another, it would wait the 90 s), and the server is unready until all are done."""
+    config = workspace.config(tmp_path / "service.yaml", trusted("hanger", trial_timeout=90), trusted("control"))
+    with serve(config, tmp_path, ready=False, env=ENV) as server, server.client() as client:
+        wait_until(lambda: client.get("/api/models/control").json()["ready"], timeout=60)
+        answer = client.post("/api/models/control/prediction", json=RECORD)
+        assert answer.status_code == 200, answer.text
+        hanger = client.get("/api/models/hanger").json()
+        assert (hanger["ready"], hanger["error"]) == (False, None)  # still in its trial
+        assert client.get("/api/health/ready").status_code == 503
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_trial_in_progress_ends_with_a_killed_server(workspace: Workspace, tmp_path: Path) -> None:
+    """SIGKILL leaves the server no time to clean up: the hanging trial's child still ends, with the trial runner."""
+    config = workspace.config(tmp_path / "service.yaml", trusted("hanger", trial_timeout=90))
+    with serve(config, tmp_path, ready=False, env=ENV) as server:
+        wait_until(lambda: len(descendants(server.process.pid)) >= 3, timeout=60)  # runner, its tracker, the trial
+        below = descendants(server.process.pid)
+        assert below
+        server.process.kill()
+        server.process.wait(timeout=30)
+        wait_until(lambda: not any(alive(pid) for pid in below), timeout=30)
+
+
 def test_hot_reload_to_a_crashing_version_keeps_the_last_good_one_serving(workspace: Workspace, tmp_path: Path) -> None:
     publish(workspace, "flip", "1.0.0", "predict")
     config = workspace.config(tmp_path / "service.yaml", trusted("flip"), storage={"poll_interval": 0.2})

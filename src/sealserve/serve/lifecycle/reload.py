@@ -19,7 +19,8 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, wait
 
 from sealserve.serve.config import BundleSource, Storage
 from sealserve.serve.lifecycle.fanout import WATCH_INTERVAL, WorkerSync
@@ -39,8 +40,7 @@ class Reloader:
         self._thread: threading.Thread | None = None
         self._due: dict[str, float] = {}
         self._delay: dict[str, float] = {}
-        loaders = max(1, min(len(registry.states), os.cpu_count() or 1))
-        self._loaders = ThreadPoolExecutor(max_workers=loaders, thread_name_prefix="sealserve-load")
+        self._loaders = Loaders(max(1, min(len(registry.states), os.cpu_count() or 1)))
         self._busy: dict[str, tuple[ModelState, Future[None]]] = {}  # touched by the reload thread only
 
     def load_initial(self) -> None:
@@ -71,7 +71,6 @@ class Reloader:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.warning("reload thread still busy after %.0fs (a transfer in progress); leaving it to exit", timeout)
-        self._loaders.shutdown(wait=False, cancel_futures=True)  # a load in progress finishes on its own thread
         if self.sync is not None:
             self.sync.leave()  # admin actions stop waiting for this worker
 
@@ -134,3 +133,26 @@ class Reloader:
         self._delay.pop(state.key, None)
         interval = self.settings.poll_interval
         self._due[state.key] = now + interval if interval > 0 else float("inf")
+
+
+class Loaders:
+    """Runs loads on daemon threads, at most `count` at a time: a load stuck in a transfer never holds up the exit."""
+
+    def __init__(self, count: int) -> None:
+        self._slots = threading.BoundedSemaphore(count)
+
+    def submit(self, load: Callable[[ModelState], None], state: ModelState) -> Future[None]:
+        future: Future[None] = Future()
+
+        def run() -> None:
+            with self._slots:
+                future.set_running_or_notify_cancel()
+                try:
+                    load(state)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(None)
+
+        threading.Thread(target=run, name=f"sealserve-load-{state.key}", daemon=True).start()
+        return future

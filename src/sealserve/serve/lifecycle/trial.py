@@ -70,12 +70,23 @@ class TrialRunner:
     def __init__(self) -> None:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD))
+        self._children: set[multiprocessing.process.BaseProcess] = set()
+        self._lock = threading.Lock()
+        self._closed = False
 
     def start(self) -> None:
         """Start the trial runner and wait until its imports are done (it forks a child that does nothing)."""
         child = self._context.Process(target=os.getpid, daemon=True)
         child.start()
         child.join()
+
+    def close(self) -> None:
+        """Kill the trials in progress (at shutdown): each fails its load, and nothing waits for a hanging model."""
+        with self._lock:
+            self._closed = True
+            children = list(self._children)
+        for child in children:
+            _kill(child)
 
     def warm(self) -> None:
         """Start the trial runner now, off the caller's thread: its imports overlap with fetching and verifying."""
@@ -99,15 +110,22 @@ class TrialRunner:
             err.touch(0o600)
             args = (folder, runtime, trusted_types, allow_pickle, memory, out, err)
             child = self._context.Process(target=trial_child.run, args=args, name=f"sealserve-trial-{folder.name}", daemon=True)
-            try:
-                child.start()
-            except OSError as exc:
-                raise TrialPredictionError(f"cannot start the trial prediction: {exc.strerror}") from None
+            with self._lock:
+                if self._closed:
+                    raise TrialPredictionError("the server is shutting down")
+                try:
+                    child.start()
+                except OSError as exc:
+                    raise TrialPredictionError(f"cannot start the trial prediction: {exc.strerror}") from None
+                self._children.add(child)
             try:
                 child.join(timeout)
-            except BaseException:  # shutdown while waiting: never leave the child behind
+            except BaseException:  # interrupted while waiting: never leave the child behind
                 _kill(child)
                 raise
+            finally:
+                with self._lock:
+                    self._children.discard(child)
             if child.exitcode is None:
                 _kill(child)
                 _log_tail(folder, err)

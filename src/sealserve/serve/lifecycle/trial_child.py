@@ -6,10 +6,14 @@ from __future__ import annotations
 import faulthandler
 import json
 import math
+import multiprocessing
 import os
 import resource
+import signal
 import sys
+import threading
 import traceback
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ def run(
 ) -> None:
     """The child's whole life: its own session, bounded output and memory, the load, the predictions, the report."""
     os.setsid()  # one process group: a kill reaches whatever the model started
+    _die_with_the_server()
     _redirect(out, 1)
     _redirect(err, 2)
     faulthandler.enable(file=sys.stderr, all_threads=True)
@@ -56,6 +61,19 @@ def _trial(folder: Path, runtime: RuntimeSetting, trusted_types: tuple[str, ...]
     report = {"rows": rows, "raised": raised, "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     print(json.dumps(report), flush=True)
     return PASSED
+
+
+def _die_with_the_server() -> None:
+    """A watchdog: when the process that asked for this trial exits, even by SIGKILL, the trial ends with it."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch(sentinel: int) -> None:
+        wait([sentinel])
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, args=(parent.sentinel,), daemon=True).start()
 
 
 def _redirect(path: Path, fd: int) -> None:
