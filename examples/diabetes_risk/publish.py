@@ -64,7 +64,7 @@ def publish(home: Path, *, fast: bool = False, version: str = VERSION) -> str:
                 class_labels=result.class_labels,
                 metrics=result.metrics,
                 reports=result.reports,
-                description="Risk of diabetes from eight clinical measurements (Pima Indians data).",
+                description="Risk of diabetes from seven clinical measurements (Pima Indians data).",
             )
             store.push(bundle)
     store.promote(NAME, version, "production")

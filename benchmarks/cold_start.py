@@ -1,0 +1,109 @@
+"""Benchmark: cold start to ready, with one model and with ten, trial prediction on and off.
+
+    .venv/bin/python benchmarks/cold_start.py [--rounds 3]
+
+Trains the diabetes example once (examples/diabetes_risk/train.py --fast), packs it as ten bundles (diabetes_0 …
+diabetes_9) into a local store, then starts `sealserve serve` on a free 127.0.0.1 port for each configuration in
+interleaved rounds and times process start to the first 200 from /api/health/ready. Prints the medians, and the ten
+models' cost of the trial as a ratio to the same server without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "examples" / "diabetes_risk"))
+
+from peers.servers import Launch, Supervisor, free_port  # noqa: E402
+
+import sealserve  # noqa: E402
+from sealserve.bundle import keyring  # noqa: E402
+from sealserve.store import open_store  # noqa: E402
+
+SEALSERVE = Path(sys.executable).with_name("sealserve")
+MODELS = 10
+
+
+def publish(work: Path) -> tuple[str, Path]:
+    """Ten signed bundles of the diabetes example in a file store; the store's URL and the keyring."""
+    from publish import FEATURE_OVERRIDES
+    from train import train
+
+    key, ring = work / "key.pem", work / "keyring.json"
+    keyring.create_signing_key(key, ring, kid="bench")
+    result = train(work / "train", fast=True)
+    store = open_store(str(work / "store"))
+    for index in range(MODELS):
+        name = f"diabetes_{index}"
+        folder = sealserve.pack(
+            result.model,
+            name=name,
+            version="1.0.0",
+            private_key=key,
+            out=work / "bundles" / name,
+            sample=result.features,
+            features=FEATURE_OVERRIDES,
+            class_labels=result.class_labels,
+        )
+        store.push(folder)
+        store.promote(name, "1.0.0", "production")
+    return str(work / "store"), ring
+
+
+def config(work: Path, store: str, ring: Path, models: int, trial: bool) -> Path:
+    entries = [
+        {"name": f"diabetes_{index}", "store_url": store, "ref": "production", "keyring": str(ring), "trial_prediction": trial}
+        for index in range(models)
+    ]
+    path = work / f"service-{models}-{'trial' if trial else 'no-trial'}.yaml"
+    path.write_text(yaml.safe_dump({"models": entries, "observability": {"access_log": False}}))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    cases = [(models, trial) for models in (1, MODELS) for trial in (True, False)]
+    seconds: dict[tuple[int, bool], list[float]] = {case: [] for case in cases}
+    supervisor = Supervisor()
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        store, ring = publish(work)
+        try:
+            for _ in range(args.rounds):
+                for models, trial in cases:
+                    port = free_port()
+                    argv = [
+                        str(SEALSERVE),
+                        "serve",
+                        str(config(work, store, ring, models, trial)),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                    ]
+                    log = work / f"server-{models}-{trial}.log"
+                    with supervisor.serve(Launch(argv, "/api/health/ready"), log, port, 0) as running:
+                        seconds[(models, trial)].append(running.cold_start)
+        finally:
+            supervisor.stop_all()
+    print(f"cold start to ready, medians of {args.rounds} interleaved rounds")
+    print(f"{'models':>6} {'trial on s':>11} {'trial off s':>12}")
+    for models in (1, MODELS):
+        on, off = statistics.median(seconds[(models, True)]), statistics.median(seconds[(models, False)])
+        print(f"{models:>6} {on:>11.2f} {off:>12.2f}")
+    ratio = statistics.median(seconds[(MODELS, True)]) / statistics.median(seconds[(MODELS, False)])
+    print(f"{MODELS} models, trial on / trial off: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
