@@ -83,7 +83,7 @@ def create_app(
             flusher.cancel()
             lines.flush()  # type: ignore[union-attr]
         await protocols.stop()
-        models.trials.close()  # a trial in progress fails its load; nothing waits for a hanging model
+        models.trials.cancel_running()  # a trial in progress fails its load; nothing waits for a hanging model
         await asyncio.to_thread(reloader.stop)
         await dataplane.close()
         await asyncio.to_thread(prediction_logs.close)

@@ -72,7 +72,6 @@ class TrialRunner:
         self._context.set_forkserver_preload(list(PRELOAD))
         self._children: set[multiprocessing.process.BaseProcess] = set()
         self._lock = threading.Lock()
-        self._closed = False
 
     def start(self) -> None:
         """Start the trial runner and wait until its imports are done (it forks a child that does nothing)."""
@@ -80,10 +79,9 @@ class TrialRunner:
         child.start()
         child.join()
 
-    def close(self) -> None:
+    def cancel_running(self) -> None:
         """Kill the trials in progress (at shutdown): each fails its load, and nothing waits for a hanging model."""
         with self._lock:
-            self._closed = True
             children = list(self._children)
         for child in children:
             _kill(child)
@@ -111,8 +109,6 @@ class TrialRunner:
             args = (folder, runtime, trusted_types, allow_pickle, memory, out, err)
             child = self._context.Process(target=trial_child.run, args=args, name=f"sealserve-trial-{folder.name}", daemon=True)
             with self._lock:
-                if self._closed:
-                    raise TrialPredictionError("the server is shutting down")
                 try:
                     child.start()
                 except OSError as exc:
