@@ -10,6 +10,8 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sealserve.bundle.format_version import FORMAT_MAJOR
+
 METADATA_FILE = "sealserve.json"
 COMPILED_FILE = "model.onnx"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -134,7 +136,9 @@ class BundleMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = 1
+    schema_version: int = Field(
+        default=FORMAT_MAJOR, ge=1, le=FORMAT_MAJOR, description="The format's major version; see docs/bundle-format.md."
+    )
     name: str
     version: str
     format: ModelFormat
