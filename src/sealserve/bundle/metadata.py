@@ -104,6 +104,16 @@ class OutputSpec(BaseModel):
     classes: list[ModelClass] = Field(default_factory=list)
     probabilities: bool = False
 
+    @property
+    def decoded(self) -> bool:
+        """Whether the bundle declares readable labels (0 → "<=50K"): then every protocol answers the label."""
+        return any(item.label != str(item.value) for item in self.classes)
+
+    def answers(self) -> dict[CategoryCode, CategoryCode]:
+        """What each class value answers as on every protocol: its label when decoded, else itself with its JSON type."""
+        decoded = self.decoded
+        return {item.value: item.label if decoded else item.value for item in self.classes}
+
 
 class ParityRecord(BaseModel):
     """How the compiled model answered the pack sample next to the reference estimator, both fed as the server feeds them.
