@@ -11,6 +11,10 @@ class BundleFormatError(SealserveError):
     """The bundle is not well formed: unreadable archive, bad metadata, bad paths."""
 
 
+class NewerFormatError(BundleFormatError):
+    """The bundle is written in a format major this sealserve does not read yet."""
+
+
 class UnsafePathError(BundleFormatError):
     """An archive or folder entry is absolute, escapes the bundle, or is a link."""
 

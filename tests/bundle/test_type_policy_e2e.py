@@ -70,8 +70,9 @@ def tree_model() -> DecisionTreeClassifier:
     return DecisionTreeClassifier(max_depth=3, random_state=0).fit(*training_data())
 
 
-def expected_label(model: Any, record: dict[str, float] = RECORD) -> str:
-    return str(model.predict(np.array([[record[column] for column in COLUMNS]]))[0])
+def expected_label(model: Any, record: dict[str, float] = RECORD) -> Any:
+    """The class the fitted model predicts, with its JSON type (the bundles declare no readable labels)."""
+    return model.predict(np.array([[record[column] for column in COLUMNS]]))[0].item()
 
 
 def load(bundle: Path, ring: keyring.Keyring, trusted_types: tuple[str, ...] = ()) -> Any:

@@ -72,14 +72,14 @@ def http(zoo: Zoo) -> Iterator[httpx.Client]:
 
 
 def expected_outputs(model: ZooModel, records: list[Record]) -> list[dict[str, Any]]:
-    """The native output of each row: the class label (str of the class value) and probabilities keyed by label."""
+    """The native output of each row: the class value with its JSON type and probabilities keyed by its text."""
     values = model.predict(records)
     if not model.classification:
         return [{"prediction": value} for value in values]
     labels = [str(value) for value in model.classes]
     probabilities = model.predict_proba(records)
     return [
-        {"prediction": str(value), "probabilities": dict(zip(labels, row, strict=True))}
+        {"prediction": value, "probabilities": dict(zip(labels, row, strict=True))}
         for value, row in zip(values, probabilities.tolist(), strict=True)
     ]
 
@@ -220,7 +220,7 @@ def test_svc_label_is_predict_even_where_the_probabilities_disagree(zoo: Zoo, ht
     argmax = [model.classes[index] for index in model.predict_proba(rows).argmax(axis=1)]
     assert all(value != best for value, best in zip(values, argmax, strict=True))
     native = http.post("/api/models/svc/predictions", json=rows).json()["outputs"]
-    assert [output["prediction"] for output in native] == [str(value) for value in values]
+    assert typed([output["prediction"] for output in native]) == typed(values)
     assert typed(http.post("/v1/models/svc:predict", json={"instances": rows}).json()["predictions"]) == typed(values)
     assert typed(v2_outputs(http.post("/v2/models/svc/infer", json=v2_request(model, rows)))["predict"]["data"]) == typed(values)
 
@@ -374,17 +374,13 @@ def test_a_huge_whole_number_on_an_int64_column_is_predicted_not_a_server_error(
 
 
 def test_a_boolean_target_answers_true_and_false_as_its_class_values(zoo: Zoo, http: httpx.Client) -> None:
-    """A classifier fitted on a boolean target predicts True/False; KServe V1 and V2 `predict` must answer those values.
-
-    Today they answer 1.0/0.0 (V2 datatype FP64): metadata.CategoryCode is `float | int | str`, so pack stores the
-    classes True/False as 1.0/0.0, and protocols.core._datatype_of_values never sees the booleans its BOOL branch is for.
-    """
+    """A classifier fitted on a boolean target predicts True/False; every protocol answers those values (V2: BOOL)."""
     model = zoo.model("churn")
     records = model.records
     values = model.predict(records)
     assert set(values) == {True, False}
     native = http.post("/api/models/churn/predictions", json=records).json()["outputs"]
-    assert [output["prediction"] for output in native] == [str(value) for value in values]  # labels "True"/"False"
+    assert typed([output["prediction"] for output in native]) == typed(values)
     v1 = http.post("/v1/models/churn:predict", json={"instances": records}).json()["predictions"]
     assert typed(v1) == typed(values)
     predict = v2_outputs(http.post("/v2/models/churn/infer", json=v2_request(model, records)))["predict"]

@@ -9,6 +9,7 @@ test workspace), `sklearn-iris` (the examples/iris_v2 SVC, published by the exam
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -120,8 +121,9 @@ def servers(workspace: Workspace, iris_home: Path, tmp_path_factory: pytest.Temp
         protocols={"v2_repository": True},
     )
     main_grpc, iris_grpc = free_port(), free_port()
+    search_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the seed model, and the tree under test
     contexts = [
-        serve(config, logs, env={"PYTHONPATH": str(ROOT)}, extra_args=("--grpc-port", str(main_grpc))),
+        serve(config, logs, env={"PYTHONPATH": search_path}, extra_args=("--grpc-port", str(main_grpc))),
         serve(EXAMPLE / "service.yaml", logs, env={"SEALSERVE_HOME": str(iris_home), "SEALSERVE_GRPC_PORT": str(iris_grpc)}),
     ]
     with ExitStack() as stack:

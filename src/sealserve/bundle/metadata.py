@@ -10,6 +10,8 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sealserve.bundle.format_version import FORMAT_MAJOR
+
 METADATA_FILE = "sealserve.json"
 COMPILED_FILE = "model.onnx"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -102,6 +104,16 @@ class OutputSpec(BaseModel):
     classes: list[ModelClass] = Field(default_factory=list)
     probabilities: bool = False
 
+    @property
+    def decoded(self) -> bool:
+        """Whether the bundle declares readable labels (0 → "<=50K"): then every protocol answers the label."""
+        return any(item.label != str(item.value) for item in self.classes)
+
+    def answers(self) -> dict[CategoryCode, CategoryCode]:
+        """What each class value answers as on every protocol: its label when decoded, else itself with its JSON type."""
+        decoded = self.decoded
+        return {item.value: item.label if decoded else item.value for item in self.classes}
+
 
 class ParityRecord(BaseModel):
     """How the compiled model answered the pack sample next to the reference estimator, both fed as the server feeds them.
@@ -134,7 +146,9 @@ class BundleMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: Literal[1] = 1
+    schema_version: int = Field(
+        default=FORMAT_MAJOR, ge=1, le=FORMAT_MAJOR, description="The format's major version; see docs/bundle-format.md."
+    )
     name: str
     version: str
     format: ModelFormat

@@ -87,8 +87,8 @@ def output_model(model_name: str, output: OutputSpec) -> type[BaseModel]:
     config = ConfigDict(extra="forbid", title=f"{pascal_case(model_name)}Output")
     if output.task == "regression":
         return create_model(f"{pascal_case(model_name)}Output", __config__=config, prediction=(float, ...))
-    labels = tuple(item.label for item in output.classes)
-    fields: dict[str, Any] = {"prediction": (Literal[labels], Field(description="The most likely class label."))}
+    answers = tuple(output.answers().values())
+    fields: dict[str, Any] = {"prediction": (Literal[answers], Field(description="The predicted class."))}
     if output.probabilities:
         fields["probabilities"] = (dict[str, float], Field(description="Probability of each class label."))
     return create_model(f"{pascal_case(model_name)}Output", __config__=config, **fields)

@@ -20,7 +20,7 @@ import numpy as np
 from sealserve.bundle.metadata import COMPILED_FILE, BundleMetadata, CompiledModel, FeatureKind, InputShape, ModelFormat, ParityRecord
 from sealserve.errors import BundleFormatError
 from sealserve.packing.onnx.export import TREE_MISSING_VALUES, export_compiled, has_sklearn_trees
-from sealserve.runtime.choice import COMPILED_TOLERANCE, parity_problem
+from sealserve.runtime.choice import COMPILED_TOLERANCE, parity_problem, tolerance_for
 from sealserve.runtime.inputs import InputAdapter
 from sealserve.runtime.predict import Prediction, Runtime, estimator_runtime, onnx_runtime
 from sealserve.trust.boosters.served import booster_library
@@ -72,9 +72,9 @@ def compile_model(
 
     `original` is what the converter reads (a raw booster stays raw); `estimator` is the reference as served.
     Returns (None, None) for an ONNX bundle, whose model file is already the compiled form. `tolerance` defaults
-    to COMPILED_TOLERANCE, the server's default too.
+    to COMPILED_TOLERANCE, the server's default too (a booster's is never looser than BOOSTER_TOLERANCE).
     """
-    tolerance = COMPILED_TOLERANCE if tolerance is None else tolerance
+    tolerance = tolerance_for(metadata.format, COMPILED_TOLERANCE if tolerance is None else tolerance)
     if metadata.format is ModelFormat.ONNX:
         return None, None
     if metadata.input_shape in (InputShape.RECORDS, InputShape.TEXT):

@@ -22,6 +22,8 @@ class Classes:
     def __init__(self, metadata: BundleMetadata) -> None:
         self.labels = [item.label for item in metadata.output.classes]
         self.label_of = {item.value: item.label for item in metadata.output.classes}
+        self.answer_of = metadata.output.answers()
+        self.decoded = metadata.output.decoded
         self.classification = metadata.output.task == "classification"
         self.with_probabilities = self.classification and metadata.output.probabilities
 
@@ -44,15 +46,23 @@ class Predictions:
         return Predictions(self.classes, self.values[rows], probabilities)
 
     def labels(self) -> list[Any]:
-        """Class labels (classifiers) or numbers (regressors), one per row."""
+        """Class labels as text (classifiers) or numbers (regressors), one per row."""
         if not self.classes.classification:
             return [float(value) for value in self.values.tolist()]
         label_of = self.classes.label_of
         return [label_of.get(value, str(value)) for value in self.values.tolist()]
 
+    def answers(self) -> list[Any]:
+        """One JSON value per row, the same on every protocol: the label when the bundle declares readable labels,
+        else the class value keeping its type (1 stays 1, True stays true), or the number a regressor predicts."""
+        if not self.classes.classification:
+            return [float(value) for value in self.values.tolist()]
+        answer_of, fallback = self.classes.answer_of, str if self.classes.decoded else _same
+        return [answer_of.get(value, fallback(value)) for value in self.values.tolist()]
+
     def as_json(self) -> list[dict[str, Any]]:
         """The native API's output objects: `prediction`, and `probabilities` keyed by label when the model has them."""
-        labels = self.labels()
+        labels = self.answers()
         if self.probabilities is None:
             return [{"prediction": label} for label in labels]
         names = self.classes.labels
@@ -146,3 +156,7 @@ class BundleModel(MLModel):
 
     def answer(self, prediction: Prediction) -> Predictions:
         return Predictions(self.classes, prediction.values, prediction.probabilities)
+
+
+def _same(value: Any) -> Any:
+    return value

@@ -14,6 +14,9 @@ from sealserve.errors import ConfigError
 COMPILED_TOLERANCE = 1e-5
 """Largest probability difference (absolute) or value difference (relative to the largest value) accepted, at pack and serve."""
 
+BOOSTER_TOLERANCE = 1e-9
+"""XGBoost and LightGBM users compare answers with the booster's own: a compiled booster must match it this closely."""
+
 RuntimeSetting = Literal["auto", "reference", "compiled"]
 PICKLE_SERVES_ITSELF = "a pickle bundle serves its reference model: allow_pickle is an explicit, per-model choice"
 
@@ -24,6 +27,11 @@ class RuntimeChoice:
 
     compiled: bool
     skipped: str | None = None
+
+
+def tolerance_for(model_format: ModelFormat, tolerance: float = COMPILED_TOLERANCE) -> float:
+    """The tolerance a compiled form of this format must meet: never looser than BOOSTER_TOLERANCE for a booster."""
+    return min(tolerance, BOOSTER_TOLERANCE) if model_format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM) else tolerance
 
 
 def parity_problem(parity: ParityRecord, tolerance: float = COMPILED_TOLERANCE) -> str | None:
@@ -38,7 +46,8 @@ def parity_problem(parity: ParityRecord, tolerance: float = COMPILED_TOLERANCE) 
 
 
 def choose_runtime(metadata: BundleMetadata, setting: RuntimeSetting = "auto", tolerance: float = COMPILED_TOLERANCE) -> RuntimeChoice:
-    """auto: the compiled form when present and within `tolerance`; reference: never; compiled: required (ConfigError without)."""
+    """auto: the compiled form when present and within `tolerance` (a booster's: `tolerance_for`); reference: never;
+    compiled: required (ConfigError without)."""
     if metadata.format is ModelFormat.ONNX:
         return RuntimeChoice(compiled=False)  # the model file is the compiled form: nothing to choose
     if metadata.format is ModelFormat.JOBLIB:
@@ -49,7 +58,7 @@ def choose_runtime(metadata: BundleMetadata, setting: RuntimeSetting = "auto", t
     if metadata.compiled is None:
         problem = metadata.compiled_skipped or "the bundle has no compiled model"
     else:
-        found = parity_problem(metadata.compiled.parity, tolerance)
+        found = parity_problem(metadata.compiled.parity, tolerance_for(metadata.format, tolerance))
         problem = None if found is None else f"recorded {found}"
     if problem is None:
         return RuntimeChoice(compiled=True)

@@ -12,7 +12,7 @@ from sealserve.bundle import envelope, files
 from sealserve.bundle.metadata import METADATA_FILE, NAME_PATTERN, check_name, check_version
 from sealserve.errors import NotFoundError, StoreError, UnsafePathError, VersionExistsError
 from sealserve.store.base import VersionInfo, check_alias, is_version, version_info
-from sealserve.trust.verify import check_digests, read_metadata, stage
+from sealserve.trust.verify import check_digests, read_identity, stage
 
 ALIASES_DIR = "_aliases"
 MAX_ALIAS_BYTES = 256
@@ -31,10 +31,10 @@ class LocalStore:
         staging = Path(files.private_directory("sealserve-push-"))
         try:
             digests = inspect_bundle(bundle, staging, self.limits)
-            metadata = read_metadata(staging)
-            target = self._version_dir(metadata.name, metadata.version)
+            name, version = read_identity(staging)
+            target = self._version_dir(name, version)
             target.parent.mkdir(parents=True, exist_ok=True)
-            incoming = target.parent / f".incoming-{metadata.version}-{os.getpid()}"
+            incoming = target.parent / f".incoming-{version}-{os.getpid()}"
             shutil.move(staging, incoming)
             staging.mkdir()
             try:
@@ -45,8 +45,8 @@ class LocalStore:
                     raise StoreError(f"cannot write {target}") from None
                 existing = files.digest_files(files.list_files(target))
                 if existing != digests:
-                    raise VersionExistsError(f"{metadata.name} {metadata.version} already exists with different content") from None
-            return self._info(metadata.name, metadata.version)
+                    raise VersionExistsError(f"{name} {version} already exists with different content") from None
+            return self._info(name, version)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -43,7 +43,7 @@ from sealserve.store.local import ALIASES_DIR, inspect_bundle
 from sealserve.store.s3_errors import UNSUPPORTED_CODES, error_code, translate
 from sealserve.store.s3_location import S3Location
 from sealserve.store.s3_transfer import HashingSink, TransferWatch, transfer_config
-from sealserve.trust.verify import read_metadata
+from sealserve.trust.verify import read_identity
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -111,8 +111,7 @@ class S3Store:
         staging = files.private_directory("sealserve-push-")
         try:
             inspect_bundle(bundle, staging, self.limits)
-            metadata = read_metadata(staging)
-            name, version = metadata.name, metadata.version
+            name, version = read_identity(staging)
             listed = files.list_files(staging, self.limits)
             signature = (staging / files.SIGNATURE_FILE).read_bytes()
             size = sum(path.stat().st_size for path in listed.values())

@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from sealserve.bundle import envelope, files, keys
+from sealserve.bundle.format_version import check_major
 from sealserve.bundle.keyring import KeyEntry, Keyring
-from sealserve.bundle.metadata import COMPILED_FILE, METADATA_FILE, BundleMetadata, ModelFormat
+from sealserve.bundle.metadata import COMPILED_FILE, METADATA_FILE, BundleMetadata, ModelFormat, check_name, check_version
 from sealserve.errors import (
     BadSignatureError,
     BundleFormatError,
@@ -20,6 +21,7 @@ from sealserve.errors import (
     ExtraFileError,
     IdentityMismatchError,
     MissingFileError,
+    NewerFormatError,
     SignatureFormatError,
 )
 from sealserve.trust.load import audit_model_file, load_model_file, load_onnx
@@ -151,20 +153,35 @@ def check_digests(signed: dict[str, str], actual: dict[str, str]) -> None:
 
 
 def read_metadata(folder: Path) -> BundleMetadata:
+    """The signed metadata under the format's compatibility rule: a newer major refused, unknown fields ignored."""
     path = folder / METADATA_FILE
     if not path.is_file():
         raise BundleFormatError(f"bundle has no {METADATA_FILE}")
     data = path.read_bytes()
     try:
-        envelope.strict_json(data)
+        document = envelope.strict_json(data)
     except ValueError as exc:
         raise BundleFormatError(f"{METADATA_FILE} is not valid JSON ({exc})") from None
+    check_major(document, METADATA_FILE)
     try:
-        return BundleMetadata.model_validate_json(data)
+        return BundleMetadata.model_validate_json(data, extra="ignore")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise BundleFormatError(f"{METADATA_FILE} is invalid at {where or 'top level'}: {first['msg']}") from None
+
+
+def read_identity(folder: Path) -> tuple[str, str]:
+    """The signed name and version: a store keeps a bundle of a newer format major, which only the server may refuse."""
+    try:
+        metadata = read_metadata(folder)
+    except NewerFormatError:
+        document = envelope.strict_json((folder / METADATA_FILE).read_bytes())
+        try:
+            return check_name(str(document.get("name"))), check_version(str(document.get("version")))
+        except ValueError as exc:
+            raise BundleFormatError(f"{METADATA_FILE} is invalid: {exc}") from None
+    return metadata.name, metadata.version
 
 
 def _signature_valid(signer: KeyEntry, parsed: envelope.Envelope) -> bool:

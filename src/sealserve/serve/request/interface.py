@@ -258,8 +258,7 @@ def _to_integer_lenient(value: Any) -> Any:
 
 def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], tuple[str, ...] | None, Extract]:
     """predict (class values, like KServe's sklearn server), label (class labels), predict_proba ([N, classes]);
-    and what one value per row is: the labels when any differs from its class value's text (0 → "<=50K"), else the
-    values themselves, so a model packed without labels keeps its typed values (1, True) and one with labels is decoded."""
+    and one value per row as every protocol answers it (`Predictions.answers`)."""
     spec = model.metadata.output
     if spec.task == "regression":
         regression = Output("predict", "FP64", None, lambda outputs: outputs.values.astype(np.float64).tolist())
@@ -275,8 +274,7 @@ def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], 
     def label(outputs: Predictions) -> list[Any]:
         return outputs.labels()
 
-    decoded = any(item.label != str(item.value) for item in spec.classes)
-    per_row = label if decoded else predict
+    per_row = Predictions.answers
     result = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
     if not spec.probabilities:
         return result, ("predict",), None, per_row
