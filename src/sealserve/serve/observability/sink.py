@@ -1,0 +1,135 @@
+"""One model's event sink: its URL and credentials (a bearer token read from a file, TLS verified against a CA file),
+and how hard to try: retries with exponential backoff and jitter, all within the event's time budget."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sealserve.errors import ConfigError
+from sealserve.serve.config import Events
+from sealserve.serve.observability.http_post import HttpPost
+
+logger = logging.getLogger("sealserve.events")
+BACKOFF = 0.1  # seconds before the first retry, doubling after each, scaled by a random factor in [0.5, 1)
+MAX_BACKOFF = 2.0
+RETRIED = frozenset({408, 425, 429})  # and every 5xx; any other answer will not change by asking again
+REPORT_EVERY = 60.0  # seconds between warnings about one sink
+
+
+class BearerToken:
+    """A token from a file (a mounted Secret), re-read when the file changes; a file that goes missing keeps the last."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._header = ""
+        self.header()
+
+    def header(self) -> str:
+        """The Authorization value; ConfigError when there has never been a readable, non-empty token."""
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if stamp != self._stamp:
+                token = self.path.read_text().strip()
+                if not token:
+                    raise ConfigError(f"events.token_file {self.path} is empty")
+                self._stamp, self._header = stamp, f"Bearer {token}"
+        except (OSError, UnicodeDecodeError, ConfigError) as exc:
+            if not self._header:
+                raise ConfigError(f"events.token_file {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+        return self._header
+
+    def __repr__(self) -> str:
+        return f"BearerToken({str(self.path)!r})"
+
+
+class EventSink:
+    """Delivers one event at a time; a sink that keeps failing is reported at most once a minute."""
+
+    def __init__(self, model: str, settings: Events, sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
+        self.model, self.retries, self._sleep = model, settings.retries, sleep
+        self._random = rng or random.Random()  # noqa: S311 (jitter, not security)
+        self.token = BearerToken(settings.token_file) if settings.token_file is not None else None
+        self.http = HttpPost(settings.url, tls_context(settings.ca_file))
+        parts = urlsplit(settings.url)
+        self.shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"  # no credentials, no query
+        self._given_up = 0
+        self._report_at = 0.0
+        self._down = False
+        self.stop_at = math.inf  # set at shutdown: no event is tried past it
+
+    def deliver(self, headers: Mapping[str, str], body: bytes, deadline: float) -> str | None:
+        """None once the sink accepted the event (2xx); else why it was given up: `failed` or `timeout`."""
+        problem = "no attempt"
+        for attempt in range(self.retries + 1):
+            deadline = min(deadline, self.stop_at)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self._give_up("timeout", problem)
+            try:
+                sent = {**headers, "Authorization": self.token.header()} if self.token is not None else headers
+                status = self.http.post(sent, body, remaining)
+            except OSError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            except ValueError as exc:  # a header no request may carry: asking again cannot help
+                return self._give_up("failed", str(exc))
+            else:
+                if 200 <= status < 300:
+                    self._delivered()
+                    return None
+                problem = f"it answered {status}"
+                if status < 500 and status not in RETRIED:
+                    return self._give_up("failed", problem)
+            if attempt == self.retries:
+                break
+            delay = min(BACKOFF * 2**attempt, MAX_BACKOFF) * (0.5 + self._random.random() / 2)
+            if time.monotonic() + delay >= deadline:
+                return self._give_up("timeout", problem)
+            self._sleep(delay)
+        return self._give_up("timeout" if time.monotonic() >= deadline else "failed", problem)
+
+    def abort(self) -> None:
+        """At shutdown, from another thread: end the POST in flight."""
+        self.http.abort()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _give_up(self, reason: str, problem: str) -> str:
+        self._given_up += 1
+        self._down = True
+        now = time.monotonic()
+        if now >= self._report_at:
+            logger.warning(
+                "inference events of %s: %d not delivered to %s since the last report (the last: %s, %s)",
+                self.model,
+                self._given_up,
+                self.shown,
+                reason,
+                problem,
+            )
+            self._given_up, self._report_at = 0, now + REPORT_EVERY
+        return reason
+
+    def _delivered(self) -> None:
+        if self._down:
+            self._down = False
+            logger.info("inference events of %s: %s accepts events again", self.model, self.shown)
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """Verification against the CA file, when one is given (else the system's trust for https)."""
+    if ca_file is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"events.ca_file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
