@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from tests.support.bundles import Workspace
-from tests.support.server import RunningServer, free_port, serve, wait_until
+from tests.support.server import SEALSERVE, RunningServer, free_port, serve, wait_until
 from tests.support.sink import Received, RecordingSink
 
 TOKEN = "sink-token-0123456789"
@@ -244,3 +245,14 @@ def test_a_sink_down_then_slow_drops_and_counts_without_slowing_requests_and_get
             assert sink.pair("back-1") is not None
         assert dropped(client, "queue_full") >= 10
     assert "Traceback" not in server.log(), server.log()
+
+
+def test_serve_refuses_to_start_when_the_sinks_token_file_cannot_be_read(tmp_path: Path) -> None:
+    space = Workspace.create(tmp_path)
+    events = {"url": "http://127.0.0.1:9/events", "token_file": str(tmp_path / "no-such-token")}
+    config = space.config(tmp_path / "service.yaml", {"name": "demo", "events": events})
+    done = subprocess.run([SEALSERVE, "serve", str(config), "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "events.token_file" in done.stderr
+    assert "no-such-token" in done.stderr
+    assert "Traceback" not in done.stderr

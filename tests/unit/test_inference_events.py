@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from sealserve.errors import ConfigError
 from sealserve.serve.config import BundleSource, Events
 from sealserve.serve.observability import sink as sink_module
 from sealserve.serve.observability.cloud_events import REQUEST, RESPONSE, EventBuilder, EventOrigin, encode
-from sealserve.serve.observability.events import InferenceEvents
+from sealserve.serve.observability.events import InferenceEvents, check_sinks
 from sealserve.serve.observability.http_post import HttpPost
 from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.observability.redaction import REDACTED, Redaction
@@ -176,8 +177,17 @@ def test_the_token_file_is_read_fresh_when_it_changes_and_never_shown(tmp_path: 
     assert token.header() == "Bearer second-and-longer"  # a Secret being swapped keeps the last token
     assert "second" not in repr(token)
     (tmp_path / "empty").write_text("\n")
-    with pytest.raises(Exception, match="empty"):
-        BearerToken(tmp_path / "empty")
+    with pytest.raises(ConfigError, match="empty"):
+        BearerToken(tmp_path / "empty").header()
+
+
+def test_unreadable_sink_files_stop_start_up_and_fail_events_without_retrying(tmp_path: Path) -> None:
+    settings = Events(url="http://127.0.0.1:9/", token_file=tmp_path / "missing-token")
+    with pytest.raises(ConfigError, match="missing-token"):
+        check_sinks([BundleSource(name="demo", store_url="file:///store", keyring=Path("keyring.json"), events=settings)])
+    assert EventSink("demo", settings, sleep=pytest.fail).deliver({}, b"{}", time.monotonic() + 10) == "failed"
+    with pytest.raises(ConfigError, match="ca_file"):
+        EventSink("demo", Events(url="https://127.0.0.1:9/", ca_file=tmp_path / "missing-ca.pem")).check()
 
 
 def test_an_https_sink_is_verified_against_the_ca_file(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sealserve.serve.config import BundleSource, Events
+from sealserve.serve.config import BundleSource, Events, ModelSource
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.observability.cloud_events import EventBuilder, EventOrigin
 from sealserve.serve.observability.records import InferenceRecord
@@ -29,6 +29,15 @@ ABORT_GRACE = 3.0  # for the sender to notice its POST in flight was ended (a ba
 
 Dropped = Callable[[str, str, int], None]  # model, one of DROP_REASONS, events
 Sent = Callable[[str], None]
+
+
+def check_sinks(sources: Iterable[ModelSource]) -> None:
+    """Every sink's token and CA files readable (ConfigError): at start-up, before any worker serves."""
+    for source in sources:
+        if isinstance(source, BundleSource) and source.events is not None:
+            sink = EventSink(source.name, source.events)
+            sink.check()
+            sink.close()
 
 
 def _ignore_dropped(model: str, reason: str, count: int) -> None:

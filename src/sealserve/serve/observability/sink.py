@@ -30,7 +30,6 @@ class BearerToken:
         self.path = path
         self._stamp: tuple[int, int, int] | None = None
         self._header = ""
-        self.header()
 
     def header(self) -> str:
         """The Authorization value; ConfigError when there has never been a readable, non-empty token."""
@@ -52,19 +51,31 @@ class BearerToken:
 
 
 class EventSink:
-    """Delivers one event at a time; a sink that keeps failing is reported at most once a minute."""
+    """Delivers one event at a time; a sink that keeps failing is reported at most once a minute. Its files are read
+    when first needed (`check` reads them at start-up), so building an app never needs the sink's credentials."""
 
     def __init__(self, model: str, settings: Events, sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> None:
-        self.model, self.retries, self._sleep = model, settings.retries, sleep
+        self.model, self.settings, self.retries, self._sleep = model, settings, settings.retries, sleep
         self._random = rng or random.Random()  # noqa: S311 (jitter, not security)
         self.token = BearerToken(settings.token_file) if settings.token_file is not None else None
-        self.http = HttpPost(settings.url, tls_context(settings.ca_file))
+        self._http: HttpPost | None = None
         parts = urlsplit(settings.url)
         self.shown = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"  # no credentials, no query
         self._given_up = 0
         self._report_at = 0.0
         self._down = False
         self.stop_at = math.inf  # set at shutdown: no event is tried past it
+
+    def check(self) -> None:
+        """ConfigError unless the token and CA files are readable."""
+        self.connection()
+        if self.token is not None:
+            self.token.header()
+
+    def connection(self) -> HttpPost:
+        if self._http is None:
+            self._http = HttpPost(self.settings.url, tls_context(self.settings.ca_file))
+        return self._http
 
     def deliver(self, headers: Mapping[str, str], body: bytes, deadline: float) -> str | None:
         """None once the sink accepted the event (2xx); else why it was given up: `failed` or `timeout`."""
@@ -75,8 +86,11 @@ class EventSink:
             if remaining <= 0:
                 return self._give_up("timeout", problem)
             try:
+                http = self.connection()
                 sent = {**headers, "Authorization": self.token.header()} if self.token is not None else headers
-                status = self.http.post(sent, body, remaining)
+                status = http.post(sent, body, remaining)
+            except ConfigError as exc:  # an unreadable token or CA file: asking again cannot help
+                return self._give_up("failed", str(exc))
             except OSError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             except ValueError as exc:  # a header no request may carry: asking again cannot help
@@ -98,10 +112,12 @@ class EventSink:
 
     def abort(self) -> None:
         """At shutdown, from another thread: end the POST in flight."""
-        self.http.abort()
+        if self._http is not None:
+            self._http.abort()
 
     def close(self) -> None:
-        self.http.close()
+        if self._http is not None:
+            self._http.close()
 
     def _give_up(self, reason: str, problem: str) -> str:
         self._given_up += 1
