@@ -16,9 +16,9 @@ import pytest
 from sealserve.errors import ConfigError
 from sealserve.serve.config import BundleSource, Events
 from sealserve.serve.observability import sink as sink_module
-from sealserve.serve.observability.cloud_events import REQUEST, RESPONSE, EventBuilder, EventOrigin, encode
+from sealserve.serve.observability.cloud_events import REQUEST, RESPONSE, EventBuilder, EventOrigin, Message, encode
 from sealserve.serve.observability.events import InferenceEvents, check_sinks
-from sealserve.serve.observability.http_post import HttpPost
+from sealserve.serve.observability.http_post import HttpPost, Post
 from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.observability.redaction import REDACTED, Redaction
 from sealserve.serve.observability.sink import BearerToken, EventSink
@@ -37,6 +37,10 @@ def fake_inference(request_id: str) -> tuple[InferenceRequest, Any]:
     request = InferenceRequest("demo", Protocol.NATIVE, lambda interface: [], request_id=request_id)
     result = SimpleNamespace(served=SimpleNamespace(name="demo", version="1.0.0"), seconds=0.001, interface=SimpleNamespace(names=FEATURES))
     return request, result
+
+
+def event(own: dict[str, str]) -> Message:
+    return Message({"content-type": "application/json"}, own, b"{}")
 
 
 def registry_of(events: Events) -> Any:
@@ -72,15 +76,16 @@ def test_close_drops_and_counts_what_it_cannot_send_within_its_bound() -> None:
         started = time.perf_counter()
         events.close(flush_seconds=0.5)
         assert time.perf_counter() - started < 3
-    assert drops == [("demo", "shutdown", 1)] * 3
+    assert {reason for _, reason, _ in drops} == {"shutdown"}
+    assert sum(count for *_, count in drops) == 3
 
 
 def test_the_builder_says_what_kserve_says_and_its_fast_path_equals_the_sdk() -> None:
     builder = EventBuilder(Events(url="http://sink/"), ORIGIN)
     messages = builder.messages(RECORD, JsonBodies(b'{"size": 7.5}', b'{"output": 1}'))
-    assert [headers["ce-type"] for headers, _ in messages] == [REQUEST, RESPONSE]
-    (request, request_body), (response, response_body) = messages
-    assert (request_body, response_body) == (b'{"size": 7.5}', b'{"output": 1}')
+    assert [message.headers["ce-type"] for message in messages] == [REQUEST, RESPONSE]
+    assert [message.body for message in messages] == [b'{"size": 7.5}', b'{"output": 1}']
+    request, response = (message.headers for message in messages)
     assert request == {
         "content-type": "application/json",
         "ce-specversion": "1.0",
@@ -95,13 +100,15 @@ def test_the_builder_says_what_kserve_says_and_its_fast_path_equals_the_sdk() ->
         "ce-modelversion": "1.0.0",
     }
     assert response["ce-time"] == "2023-11-14T22:13:20.250+00:00"
-    for kind, at, (headers, body) in ((REQUEST, RECORD.received, messages[0]), (RESPONSE, RECORD.answered, messages[1])):
-        assert (headers, body) == encode(builder.attributes(kind, RECORD, at), body)  # the SDK encoding each event whole
+    for kind, at, message in ((REQUEST, RECORD.received, messages[0]), (RESPONSE, RECORD.answered, messages[1])):
+        whole = encode(builder.attributes(kind, RECORD, at), message.body)  # the SDK encoding the event whole
+        assert (message.headers, message.body) == (whole.headers, whole.body)
     odd = InferenceRecord("id with space", "demo", "1.0.0", Protocol.NATIVE, 0.0, 0.0, FEATURES)
     assert builder.message(REQUEST, odd, 0.0, b"{}") == encode(builder.attributes(REQUEST, odd, 0.0), b"{}")
 
     only = EventBuilder(Events(url="http://sink/", mode="response", source="urn:team:models"), EventOrigin("http://x/"))
-    [(headers, _)] = only.messages(RECORD, JsonBodies(b"{}", b"{}"))
+    [message] = only.messages(RECORD, JsonBodies(b"{}", b"{}"))
+    headers = message.headers
     assert headers["ce-type"] == RESPONSE
     assert headers["ce-source"] == "urn:team:models"
     assert "ce-namespace" not in headers
@@ -146,15 +153,15 @@ def test_failed_posts_are_retried_with_growing_jittered_delays_and_refusals_are_
     delays: list[float] = []
     with RecordingSink(status=503) as sink:
         delivery = EventSink("demo", Events(url=sink.url, retries=3), sleep=delays.append)
-        assert delivery.deliver({"ce-id": "x"}, b"{}", time.monotonic() + 10) == "failed"
+        assert delivery.deliver(event({"ce-id": "x"}), time.monotonic() + 10) == "failed"
         assert len(sink.received) == 4
         assert [0.05 <= delay < 0.1 for delay in delays[:1]] == [True]
         assert all(0.5 * 0.1 * 2**attempt <= delay < 0.1 * 2**attempt for attempt, delay in enumerate(delays))
         sink.status = 401
-        assert delivery.deliver({"ce-id": "y"}, b"{}", time.monotonic() + 10) == "failed"
+        assert delivery.deliver(event({"ce-id": "y"}), time.monotonic() + 10) == "failed"
         assert len(sink.events("y")) == 1
         sink.status = 202
-        assert delivery.deliver({"ce-id": "z"}, b"{}", time.monotonic() + 10) is None
+        assert delivery.deliver(event({"ce-id": "z"}), time.monotonic() + 10) is None
         delivery.close()
 
 
@@ -162,7 +169,7 @@ def test_a_budget_too_short_for_the_next_retry_gives_up_as_a_timeout(monkeypatch
     monkeypatch.setattr(sink_module, "BACKOFF", 5.0)
     with RecordingSink(status=500) as sink:
         delivery = EventSink("demo", Events(url=sink.url, retries=3), sleep=pytest.fail)
-        assert delivery.deliver({}, b"{}", time.monotonic() + 1) == "timeout"
+        assert delivery.deliver(event({}), time.monotonic() + 1) == "timeout"
         delivery.close()
 
 
@@ -185,7 +192,7 @@ def test_unreadable_sink_files_stop_start_up_and_fail_events_without_retrying(tm
     settings = Events(url="http://127.0.0.1:9/", token_file=tmp_path / "missing-token")
     with pytest.raises(ConfigError, match="missing-token"):
         check_sinks([BundleSource(name="demo", store_url="file:///store", keyring=Path("keyring.json"), events=settings)])
-    assert EventSink("demo", settings, sleep=pytest.fail).deliver({}, b"{}", time.monotonic() + 10) == "failed"
+    assert EventSink("demo", settings, sleep=pytest.fail).deliver(event({}), time.monotonic() + 10) == "failed"
     with pytest.raises(ConfigError, match="ca_file"):
         EventSink("demo", Events(url="https://127.0.0.1:9/", ca_file=tmp_path / "missing-ca.pem")).check()
 
@@ -197,46 +204,52 @@ def test_an_https_sink_is_verified_against_the_ca_file(tmp_path: Path) -> None:
     with RecordingSink(tls=server_side) as sink:
         url = sink.url.replace("http://", "https://")
         trusted = EventSink("demo", Events(url=url, ca_file=cert, retries=0))
-        assert trusted.deliver({"ce-id": "tls"}, b"{}", time.monotonic() + 10) is None
+        assert trusted.deliver(event({"ce-id": "tls"}), time.monotonic() + 10) is None
         trusted.close()
         untrusted = EventSink("demo", Events(url=url, retries=0))
-        assert untrusted.deliver({"ce-id": "nope"}, b"{}", time.monotonic() + 10) == "failed"
+        assert untrusted.deliver(event({"ce-id": "nope"}), time.monotonic() + 10) == "failed"
         untrusted.close()
     assert [event.headers["ce-id"] for event in sink.received] == ["tls"]
 
 
-def test_the_http_client_reads_chunked_answers_and_reopens_a_connection_the_sink_closed() -> None:
+def test_the_http_client_pipelines_reads_chunked_answers_and_reopens_connections_the_sink_closed() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[int] = []
-    answers = [
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nokay\r\n0\r\n\r\n",
-        b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok",  # then this connection is closed
-        b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+    scripts = [  # the answers each accepted connection gives, one per request read; then it closes
+        [
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nokay\r\n0\r\n\r\n",
+            b"HTTP/1.1 202 OK\r\nContent-Length: 2\r\n\r\nok",
+        ],
+        [b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"],
+        [b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"],
     ]
+    seen: list[list[bytes]] = []
 
     def serve() -> None:
-        for _ in range(2):
+        for answers in scripts:
             connection, _ = listener.accept()
-            accepted.append(1)
-            reader = connection.makefile("rb")
-            while answers:
+            reader, ids = connection.makefile("rb"), []
+            seen.append(ids)
+            for answer in answers:
                 length = 0
                 while (line := reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"ce-id:"):
+                        ids.append(line.split(b":")[1].strip())
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":")[1])
                 reader.read(length)
-                connection.sendall(answers.pop(0))
-                if len(answers) == 1:
-                    break
+                connection.sendall(answer)
             reader.close()
             connection.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     client = HttpPost(f"http://127.0.0.1:{listener.getsockname()[1]}/path?q=1")
-    assert [client.post({"ce-id": str(number)}, b"{}", 5) for number in range(3)] == [200, 202, 204]
+    posts = [Post(({"content-type": "application/json"},), {"ce-id": name}, b"{}") for name in ("a", "b", "c")]
+    assert client.post_all(posts, 5) == ([200, 202, 201], None)  # c was in flight when the first connection closed
+    assert not client.pipelining
+    assert client.post({"ce-id": "d"}, b"{}", 5) == 204  # the second connection had closed while idle: reopened
     thread.join(5)
     listener.close()
-    assert len(accepted) == 2
+    assert seen == [[b"a", b"b"], [b"c"], [b"d"]]
     with pytest.raises(ValueError, match="line break"):
         client.post({"ce-id": "a\r\nInjected: yes"}, b"{}", 5)

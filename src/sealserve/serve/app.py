@@ -62,7 +62,7 @@ def create_app(
     if prediction_logs.logs:
         hooks.append(prediction_logs)
     events = (
-        InferenceEvents(models, EventOrigin.of(config.server, os.environ), metrics.count_dropped_events, metrics.count_sent_event)
+        InferenceEvents(models, EventOrigin.of(config.server, os.environ), metrics.count_dropped_events, metrics.count_sent_events)
         if metrics is not None
         else InferenceEvents(models, EventOrigin.of(config.server, os.environ))
     )

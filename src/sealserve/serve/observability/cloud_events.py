@@ -36,8 +36,20 @@ NAMESPACE_ENV = "POD_NAMESPACE"
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (recognized, never bound)
 PLAIN = re.compile(r"[A-Za-z0-9._:+-]+")  # values binary mode carries in a header as they are
 MAX_TEMPLATES = 64
+OWN = frozenset({"ce-id", "ce-time"})  # the headers that differ between events of one kind and model version
 
-Message = tuple[dict[str, str], bytes]  # the HTTP headers and body of one event
+
+@dataclass(frozen=True)
+class Message:
+    """One event in binary mode: the headers every event of its kind and model version shares, its own, its body."""
+
+    shared: Mapping[str, str]
+    own: Mapping[str, str]
+    body: bytes
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**self.shared, **self.own}
 
 
 @dataclass(frozen=True)
@@ -104,8 +116,10 @@ class EventBuilder:
         if template is None:
             if len(self._templates) >= MAX_TEMPLATES:
                 self._templates.clear()
-            template = self._templates[key] = encode(self.attributes(kind, record, at), b"")[0]
-        return {**template, "ce-id": record.request_id, "ce-time": when}, data
+            template = self._templates[key] = {
+                name: value for name, value in encode(self.attributes(kind, record, at), b"").headers.items() if name not in OWN
+            }
+        return Message(template, {"ce-id": record.request_id, "ce-time": when}, data)
 
     def request_data(self, record: InferenceRecord, body: bytes) -> bytes:
         if self.redaction is None:
@@ -121,7 +135,7 @@ class EventBuilder:
 def encode(attributes: dict[str, str], data: bytes) -> Message:
     """Binary content mode: attributes as ce- headers, the data as the body, exactly as given."""
     headers, body = to_binary(CloudEvent(attributes, data), data_marshaller=_as_is)
-    return dict(headers), body if isinstance(body, bytes) else str(body).encode()
+    return Message(dict(headers), {}, body if isinstance(body, bytes) else str(body).encode())
 
 
 def _as_is(data: Any) -> Any:

@@ -136,8 +136,8 @@ class Metrics:
     def count_dropped_events(self, model: str, reason: str, count: int) -> None:
         self.events_dropped.labels(model, reason).inc(count)
 
-    def count_sent_event(self, model: str) -> None:
-        self.events_sent.labels(model).inc()
+    def count_sent_events(self, model: str, count: int) -> None:
+        self.events_sent.labels(model).inc(count)
 
     def exposition(self) -> bytes:
         """The text format; with several workers, the sum over every worker's files."""

@@ -8,13 +8,14 @@ import math
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sealserve.errors import ConfigError
 from sealserve.serve.config import Events
-from sealserve.serve.observability.http_post import HttpPost
+from sealserve.serve.observability.cloud_events import Message
+from sealserve.serve.observability.http_post import HttpPost, Post
 
 logger = logging.getLogger("sealserve.events")
 BACKOFF = 0.1  # seconds before the first retry, doubling after each, scaled by a random factor in [0.5, 1)
@@ -30,6 +31,14 @@ class BearerToken:
         self.path = path
         self._stamp: tuple[int, int, int] | None = None
         self._header = ""
+        self._headers: dict[str, str] = {}
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header, the same mapping until the token changes (so it is encoded once)."""
+        value = self.header()
+        if self._headers.get("Authorization") != value:
+            self._headers = {"Authorization": value}
+        return self._headers
 
     def header(self) -> str:
         """The Authorization value; ConfigError when there has never been a readable, non-empty token."""
@@ -77,38 +86,52 @@ class EventSink:
             self._http = HttpPost(self.settings.url, tls_context(self.settings.ca_file))
         return self._http
 
-    def deliver(self, headers: Mapping[str, str], body: bytes, deadline: float) -> str | None:
+    def deliver(self, message: Message, deadline: float) -> str | None:
         """None once the sink accepted the event (2xx); else why it was given up: `failed` or `timeout`."""
-        problem = "no attempt"
+        return self.deliver_all([message], deadline)[0]
+
+    def deliver_all(self, messages: Sequence[Message], deadline: float) -> list[str | None]:
+        """Each event's outcome: None once the sink accepted it (2xx), else why it was given up, `failed` (refused,
+        or unreachable after every retry) or `timeout` (out of budget). The events still pending are retried together."""
+        outcomes: list[str | None] = [None] * len(messages)
+        pending, problem = list(range(len(messages))), "no attempt"
         for attempt in range(self.retries + 1):
             deadline = min(deadline, self.stop_at)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return self._give_up("timeout", problem)
+                break
             try:
                 http = self.connection()
-                sent = {**headers, "Authorization": self.token.header()} if self.token is not None else headers
-                status = http.post(sent, body, remaining)
-            except ConfigError as exc:  # an unreadable token or CA file: asking again cannot help
-                return self._give_up("failed", str(exc))
-            except OSError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            except ValueError as exc:  # a header no request may carry: asking again cannot help
-                return self._give_up("failed", str(exc))
-            else:
-                if 200 <= status < 300:
-                    self._delivered()
-                    return None
-                problem = f"it answered {status}"
-                if status < 500 and status not in RETRIED:
-                    return self._give_up("failed", problem)
-            if attempt == self.retries:
+                shared = (self.token.headers(),) if self.token is not None else ()
+                posts = [Post((messages[index].shared, *shared), messages[index].own, messages[index].body) for index in pending]
+                statuses, error = http.post_all(posts, remaining)
+            except (ConfigError, ValueError) as exc:  # an unreadable token or CA file, a header no request may carry
+                return self._give_up(outcomes, pending, "failed", str(exc))
+            retry = pending[len(statuses) :]
+            for index, status in zip(pending, statuses, strict=False):
+                if status < 200 or status >= 300:
+                    problem = f"it answered {status}"
+                    if status < 500 and status not in RETRIED:
+                        outcomes[index] = "failed"
+                    else:
+                        retry.append(index)
+            if error is not None:
+                problem = f"{type(error).__name__}: {error}"
+            if any(200 <= status < 300 for status in statuses):
+                self._delivered()
+            refused = [index for index in pending if outcomes[index] == "failed"]
+            if refused:
+                self._give_up(outcomes, refused, "failed", problem)
+            pending = sorted(retry)
+            if not pending or attempt == self.retries:
                 break
             delay = min(BACKOFF * 2**attempt, MAX_BACKOFF) * (0.5 + self._random.random() / 2)
             if time.monotonic() + delay >= deadline:
-                return self._give_up("timeout", problem)
+                return self._give_up(outcomes, pending, "timeout", problem)
             self._sleep(delay)
-        return self._give_up("timeout" if time.monotonic() >= deadline else "failed", problem)
+        if pending:
+            self._give_up(outcomes, pending, "timeout" if time.monotonic() >= deadline else "failed", problem)
+        return outcomes
 
     def abort(self) -> None:
         """At shutdown, from another thread: end the POST in flight."""
@@ -119,8 +142,10 @@ class EventSink:
         if self._http is not None:
             self._http.close()
 
-    def _give_up(self, reason: str, problem: str) -> str:
-        self._given_up += 1
+    def _give_up(self, outcomes: list[str | None], indexes: Sequence[int], reason: str, problem: str) -> list[str | None]:
+        for index in indexes:
+            outcomes[index] = reason
+        self._given_up += len(indexes)
         self._down = True
         now = time.monotonic()
         if now >= self._report_at:
@@ -133,7 +158,7 @@ class EventSink:
                 problem,
             )
             self._given_up, self._report_at = 0, now + REPORT_EVERY
-        return reason
+        return outcomes
 
     def _delivered(self) -> None:
         if self._down:
