@@ -27,7 +27,7 @@ logger = logging.getLogger("sealserve.events")
 DROP_REASONS = ("queue_full", "failed", "timeout", "shutdown")
 BATCH = 128  # requests whose events go out in one pipelined send
 YIELD_EVERY = 8  # requests built between two hand-overs of the interpreter (about 100 µs of work)
-LINGER = 0.05  # seconds the sender lets events gather before sending: one wake-up and one send for many
+LINGER = 0.005  # seconds the sender lets events gather before sending: one wake-up and one send for many
 FLUSH_SECONDS = 5.0  # what is still queued at shutdown gets this long, then it is dropped and counted
 ABORT_GRACE = 3.0  # for the sender to notice its POST in flight was ended (a backoff wait is at most 2 s)
 
