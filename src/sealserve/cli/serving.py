@@ -58,6 +58,7 @@ def serve(
     from sealserve.serve.auth import Authenticator
     from sealserve.serve.launch import serve_workers, uvicorn_options
     from sealserve.serve.observability.access_log import configure_logging
+    from sealserve.serve.observability.events import check_sinks
     from sealserve.serve.settings import Overrides, load_settings
 
     flags = Overrides(
@@ -78,6 +79,7 @@ def serve(
         raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
     if settings.config.auth.enabled:  # secret files and key sets readable (and long enough) before any worker starts
         run(lambda: Authenticator.from_config(settings.config.auth))
+    run(lambda: check_sinks(settings.config.models))  # inference events' token and CA files, likewise
     if server.workers == 1:
         uvicorn.run(
             run(lambda: create_app(settings.config)),

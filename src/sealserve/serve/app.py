@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +23,9 @@ from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.reload import Reloader
 from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines, AccessLog
+from sealserve.serve.observability.cloud_events import EventOrigin
 from sealserve.serve.observability.drift import DriftMonitor, drift_router, drift_status
+from sealserve.serve.observability.events import InferenceEvents
 from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.observability.prediction_log import PredictionLogs
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
@@ -58,6 +61,13 @@ def create_app(
     prediction_logs = PredictionLogs(models, metrics.count_dropped_prediction if metrics is not None else lambda name: None)
     if prediction_logs.logs:
         hooks.append(prediction_logs)
+    events = (
+        InferenceEvents(models, EventOrigin.of(config.server, os.environ), metrics.count_dropped_events, metrics.count_sent_events)
+        if metrics is not None
+        else InferenceEvents(models, EventOrigin.of(config.server, os.environ))
+    )
+    if events.models:
+        hooks.append(events)
     authenticator = Authenticator.from_config(config.auth) if config.auth.enabled else None
     if authenticator is not None:
         hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
@@ -68,6 +78,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        events.start()  # the sender thread, when a model sends inference events
         protocols.start()  # the gRPC port, when configured (first: a port in use fails start-up at once); REST ones are routers
         # One thread owns loading, start-up retries and alias polling (hot reload); it stops with the app.
         # With several workers it also applies the admin actions every worker must apply (fanout.py).
@@ -87,6 +98,7 @@ def create_app(
         await asyncio.to_thread(reloader.stop)
         await dataplane.close()
         await asyncio.to_thread(prediction_logs.close)
+        await asyncio.to_thread(events.close)
 
     app = FastAPI(
         title=config.service_title,

@@ -108,6 +108,13 @@ class Metrics:
             ("model",),
             registry=registry,
         )
+        self.events_dropped = Counter(
+            "sealserve_events_dropped",
+            "Inference events not delivered: queue_full, failed (refused, or unreachable after every retry), timeout, shutdown.",
+            ("model", "reason"),
+            registry=registry,
+        )
+        self.events_sent = Counter("sealserve_events_sent", "Inference events their sink accepted.", ("model",), registry=registry)
         self.drift_psi = Gauge(
             "sealserve_drift_psi",
             "PSI of each feature's recent inputs against its training distribution (the highest over workers).",
@@ -125,6 +132,12 @@ class Metrics:
 
     def count_dropped_prediction(self, model: str) -> None:
         self.prediction_log_dropped.labels(model).inc()
+
+    def count_dropped_events(self, model: str, reason: str, count: int) -> None:
+        self.events_dropped.labels(model, reason).inc(count)
+
+    def count_sent_events(self, model: str, count: int) -> None:
+        self.events_sent.labels(model).inc(count)
 
     def exposition(self) -> bytes:
         """The text format; with several workers, the sum over every worker's files."""

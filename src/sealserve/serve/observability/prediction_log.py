@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from typing import Any
 
@@ -23,6 +22,7 @@ from sealserve.serve.config import BundleSource, PredictionLog
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
 
 logger = logging.getLogger("sealserve.prediction_log")
@@ -88,14 +88,9 @@ class ModelLog:
 def record_of(entry: _Entry) -> dict[str, Any]:
     """One JSON Lines record: the inputs as the client sent them (category labels, not codes) and the native outputs."""
     result = entry.result
-    served = result.served
     return {
-        "time": datetime.fromtimestamp(entry.at, UTC).isoformat(timespec="milliseconds"),
-        "request_id": entry.request.request_id,
-        "model": served.name,
-        "version": served.version,
-        "protocol": entry.request.protocol.value,
-        "inputs": client_inputs(served, result.inputs),
+        **InferenceRecord.of(entry.request, result, entry.at).fields(),
+        "inputs": client_inputs(result.served, result.inputs),
         "outputs": result.interface.json_outputs(result.outputs),
     }
 

@@ -7,6 +7,7 @@ back; everything between is here, so authorization, metrics and drift hook into 
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +74,28 @@ class Inference:
     seconds: float
 
 
+class Exchange(typing.Protocol):
+    """One answered inference's request and response bodies as JSON, rendered only when a hook asks (off the request path)."""
+
+    def request_json(self) -> bytes: ...
+
+    def response_json(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class JsonBodies:
+    """A REST exchange: the JSON bodies exactly as received and as answered."""
+
+    request: bytes
+    response: bytes
+
+    def request_json(self) -> bytes:
+        return self.request
+
+    def response_json(self) -> bytes:
+        return self.response
+
+
 class InferenceHook:
     """Called around every inference on every protocol; `admit` and `before` may refuse it by raising a ServingError."""
 
@@ -84,6 +107,10 @@ class InferenceHook:
 
     def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
         """Runs once per request with its result or the error its client received, however early it failed."""
+
+    def answered(self, request: InferenceRequest, result: Inference, exchange: Exchange) -> None:
+        """After the adapter encoded a successful answer, with what crossed the wire; adapters skip the call (and
+        building `exchange`) unless a hook defines it (`DataPlane.answering`)."""
 
     def model_ran(self, served: ServedModel, rows: int, seconds: float) -> None:
         """After each model call (with batching, several callers' rows): the model's own time."""
@@ -164,6 +191,8 @@ class DataPlane:
         self.registry, self.limits, self.batching = registry, limits, batching
         self.hooks = list(hooks)
         self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
+        self._answering = [hook for hook in self.hooks if type(hook).answered is not InferenceHook.answered]
+        self.answering = bool(self._answering)
         registry.on_load.append(self.attach)
 
     def attach(self, served: ServedModel) -> None:
@@ -209,6 +238,11 @@ class DataPlane:
         except Exception as exc:
             raise self._failed(request, exc) from None
         return self._finish(request, served, runner, batch, outputs, started)
+
+    def answered(self, request: InferenceRequest, result: Inference, exchange: Exchange) -> None:
+        """An adapter's answer was encoded: the hooks that record exchanges see it (call only when `answering`)."""
+        for hook in self._answering:
+            hook.answered(request, result, exchange)
 
     def refused(self, protocol: Protocol, model: str, exc: BaseException, started: float) -> None:
         """A request its adapter refused before it reached `infer` (unreadable body, malformed envelope): the hooks see

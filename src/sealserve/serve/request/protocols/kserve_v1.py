@@ -18,7 +18,7 @@ from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.request import paths
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, JsonBodies
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of
@@ -51,26 +51,29 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
 
     @router.post("/{name}:predict", summary="Predict a batch of instances")
     async def predict(name: str, request: Request) -> Response:
-        envelope = parse_json(PredictRequest, await read_body(request, limits), "predict request")
+        body = await read_body(request, limits)
+        envelope = parse_json(PredictRequest, body, "predict request")
         instances = envelope.instances if envelope.instances is not None else envelope.inputs
         if instances is None:
             raise ProtocolError(400, 'missing input: the body needs "instances" (a list of feature lists or objects)')
-        result = await dataplane.infer(
-            InferenceRequest(
-                name,
-                Protocol.KSERVE_V1,
-                lambda interface: interface.records(instances, objects=True, item="instance"),
-                rows=len(instances),
-                item="instance",
-                request_id=request_id_of(request),
-                principal=principal_of(request),
-            )
+        asked = InferenceRequest(
+            name,
+            Protocol.KSERVE_V1,
+            lambda interface: interface.records(instances, objects=True, item="instance"),
+            rows=len(instances),
+            item="instance",
+            request_id=request_id_of(request),
+            principal=principal_of(request),
         )
+        result = await dataplane.infer(asked)
         served = result.served
-        return json_response(
+        response = json_response(
             {"predictions": result.interface.predictions(result.outputs), "model_name": served.name, "model_version": served.version},
             headers=model_headers(served),
         )
+        if dataplane.answering:
+            dataplane.answered(asked, result, JsonBodies(body, bytes(response.body)))
+        return response
 
     async def hot_predict(request: Request) -> Response:
         return await predict(request.path_params["name"], request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic_core
@@ -15,7 +16,7 @@ from sealserve.serve.errors import ServingError, validation_details
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request import paths
-from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest
+from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest, JsonBodies
 from sealserve.serve.request.hot_routes import HotRoute, hot_route
 from sealserve.serve.request.http_body import read_json_body
 from sealserve.serve.request.interface import ModelInterface
@@ -71,6 +72,15 @@ def without_endpoints(states: Iterable[ModelState]) -> frozenset[str]:
     return frozenset(hidden)
 
 
+@dataclass(frozen=True)
+class Answered:
+    """An inference and the body it was asked with, until its answer is encoded."""
+
+    request: InferenceRequest
+    result: Inference
+    body: bytes
+
+
 DriftStatus = Callable[[ServedModel], str | None]  # the model detail's drift status (observability's)
 
 
@@ -104,33 +114,37 @@ def build_router(
             detail["drift"] = drift_status(state.served)
         return json_response(detail)
 
-    async def infer(request: Request, decode: Callable[[bytes, ModelInterface], Batch], rows: int | None = None) -> Inference:
+    async def infer(request: Request, decode: Callable[[bytes, ModelInterface], Batch], rows: int | None = None) -> Answered:
         name = request.path_params["name"]
         check_endpoint(name)
         body = await read_json_body(request, limits)
-        return await dataplane.infer(
-            InferenceRequest(
-                name,
-                Protocol.NATIVE,
-                lambda interface: decode(body, interface),
-                rows=rows,
-                validated=True,
-                request_id=request_id_of(request),
-                principal=principal_of(request),
-            )
+        asked = InferenceRequest(
+            name,
+            Protocol.NATIVE,
+            lambda interface: decode(body, interface),
+            rows=rows,
+            validated=True,
+            request_id=request_id_of(request),
+            principal=principal_of(request),
         )
+        return Answered(asked, await dataplane.infer(asked), body)
 
-    def answer(result: Inference, key: str, outputs: Any) -> Response:
-        served = result.served
-        return json_response({"model_name": served.name, "model_version": served.version, key: outputs}, headers=model_headers(served))
+    def answer(answered: Answered, key: str, outputs: Any) -> Response:
+        served = answered.result.served
+        response = json_response({"model_name": served.name, "model_version": served.version, key: outputs}, headers=model_headers(served))
+        if dataplane.answering:
+            dataplane.answered(answered.request, answered.result, JsonBodies(answered.body, bytes(response.body)))
+        return response
 
     async def predict_one(request: Request) -> Response:
-        result = await infer(request, lambda body, interface: [parse_input(body, interface.schema)], rows=1)
-        return answer(result, "output", result.interface.json_outputs(result.outputs)[0])
+        answered = await infer(request, lambda body, interface: [parse_input(body, interface.schema)], rows=1)
+        result = answered.result
+        return answer(answered, "output", result.interface.json_outputs(result.outputs)[0])
 
     async def predict_many(request: Request) -> Response:
-        result = await infer(request, lambda body, interface: parse_batch(body, interface, dataplane))
-        return answer(result, "outputs", result.interface.json_outputs(result.outputs))
+        answered = await infer(request, lambda body, interface: parse_batch(body, interface, dataplane))
+        result = answered.result
+        return answer(answered, "outputs", result.interface.json_outputs(result.outputs))
 
     for route in (
         hot_route(f"{paths.NATIVE_MODELS}/{{name}}/prediction", predict_one, render_error, dataplane, Protocol.NATIVE),

@@ -20,7 +20,7 @@ from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, check_rows
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, JsonBodies, check_rows
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of
@@ -63,23 +63,23 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
     router = APIRouter(tags=["Seldon"], route_class=guarded_route(seldon_error))
 
     async def predict(name: str, request: Request) -> Response:
-        message = parse_json(SeldonMessage, await read_body(request, limits), "SeldonMessage")
+        body = await read_body(request, limits)
+        message = parse_json(SeldonMessage, body, "SeldonMessage")
         data = message.data
         if data is None or (data.ndarray is None) == (data.tensor is None):
             raise ProtocolError(400, "missing input: data needs exactly one of ndarray or tensor")
         names = data.names or None
         rows = _tensor_rows(data.tensor, limits) if data.tensor is not None else _ndarray_rows(data.ndarray or [])
         numeric_strings = data.ndarray is not None
-        inference = await dataplane.infer(
-            InferenceRequest(
-                name,
-                Protocol.SELDON,
-                lambda interface: interface.records(rows, names, numeric_strings=numeric_strings),
-                rows=len(rows),
-                request_id=request_id_of(request),
-                principal=principal_of(request),
-            )
+        asked = InferenceRequest(
+            name,
+            Protocol.SELDON,
+            lambda interface: interface.records(rows, names, numeric_strings=numeric_strings),
+            rows=len(rows),
+            request_id=request_id_of(request),
+            principal=principal_of(request),
         )
+        inference = await dataplane.infer(asked)
         served, interface, predictions = inference.served, inference.interface, inference.outputs
         labels = interface.class_labels
         if labels is not None:
@@ -89,7 +89,10 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
             names_out, values = [], interface.predictions(predictions)
             result = _tensor_or_ndarray(data.tensor is not None, values, [len(predictions)])
         meta = _meta(served, message.meta)
-        return json_response({"data": {"names": names_out, **result}, "meta": meta}, headers=model_headers(served))
+        response = json_response({"data": {"names": names_out, **result}, "meta": meta}, headers=model_headers(served))
+        if dataplane.answering:
+            dataplane.answered(asked, inference, JsonBodies(body, bytes(response.body)))
+        return response
 
     @router.post("/api/v1.0/predictions", summary="Seldon prediction (servers with one model)")
     async def predictions(request: Request) -> Response:

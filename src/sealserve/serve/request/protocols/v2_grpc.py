@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import orjson
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
@@ -119,16 +120,15 @@ class InferenceService:
         return MESSAGES["ModelMetadataResponse"](**metadata)
 
     def model_infer(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
-        result = self.dataplane.infer_blocking(
-            InferenceRequest(
-                request.model_name,
-                Protocol.V2_GRPC,
-                lambda interface: tensors.batch(interface, decode_inputs(request), self.limits),
-                version=request.model_version or None,
-                request_id=call.request_id,
-                principal=call.principal,
-            )
+        asked = InferenceRequest(
+            request.model_name,
+            Protocol.V2_GRPC,
+            lambda interface: tensors.batch(interface, decode_inputs(request), self.limits),
+            version=request.model_version or None,
+            request_id=call.request_id,
+            principal=call.principal,
         )
+        result = self.dataplane.infer_blocking(asked)
         served, predictions = result.served, result.outputs
         selected = result.interface.select([output.name for output in request.outputs])
         response = MESSAGES["ModelInferResponse"](model_name=served.name, model_version=served.version, id=request.id)
@@ -136,7 +136,48 @@ class InferenceService:
         for output in selected:
             response.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape(rows))
             response.raw_output_contents.append(tensors.encode_raw(output.datatype, output.extract(predictions)))
+        if self.dataplane.answering:
+            self.dataplane.answered(asked, result, RpcBodies(request, response))
         return response
+
+
+@dataclass(frozen=True)
+class RpcBodies:
+    """A ModelInfer call as the V2 REST JSON bodies the same call would carry, rendered from its messages when asked."""
+
+    request: Any
+    response: Any
+
+    def request_json(self) -> bytes:
+        request = self.request
+        body: dict[str, Any] = {"id": request.id} if request.id else {}
+        if request.parameters:
+            body["parameters"] = parameter_values(request.parameters)
+        body["inputs"] = [_tensor_json(item) for item in decode_inputs(request)]
+        if request.outputs:
+            body["outputs"] = [{"name": output.name} for output in request.outputs]
+        return orjson.dumps(body)
+
+    def response_json(self) -> bytes:
+        response = self.response
+        body: dict[str, Any] = {"model_name": response.model_name, "model_version": response.model_version}
+        if response.id:
+            body["id"] = response.id
+        body["outputs"] = [
+            _tensor_json(tensors.decode_raw(output.name, output.datatype, list(output.shape), raw))
+            for output, raw in zip(response.outputs, response.raw_output_contents, strict=True)
+        ]
+        return orjson.dumps(body)
+
+
+def _tensor_json(tensor: tensors.Tensor) -> dict[str, Any]:
+    return {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape), "data": tensors.as_list(tensor.values)}
+
+
+def parameter_values(parameters: Any) -> dict[str, Any]:
+    """InferParameter messages as the plain values REST carries."""
+    choices = {key: value.WhichOneof("parameter_choice") for key, value in parameters.items()}
+    return {key: getattr(parameters[key], choice) for key, choice in choices.items() if choice}
 
 
 def decode_inputs(request: Any) -> list[tensors.Tensor]:

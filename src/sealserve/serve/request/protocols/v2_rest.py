@@ -7,8 +7,11 @@ version; 413 too large; 503 not ready). Triton's binary tensor extension is acce
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictInt
 from starlette.responses import Response
@@ -18,7 +21,7 @@ from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.request import paths
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, JsonBodies
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of, require_admin
@@ -91,17 +94,16 @@ def build_router(
         return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))
 
     async def infer(name: str, version: str | None, request: Request) -> Response:
-        envelope, binary = await _read_request(request, limits)
-        result = await dataplane.infer(
-            InferenceRequest(
-                name,
-                Protocol.V2_REST,
-                lambda interface: tensors.batch(interface, _decode_inputs(envelope.inputs, binary), limits),
-                version=version,
-                request_id=request_id_of(request),
-                principal=principal_of(request),
-            )
+        header, envelope, binary = await _read_request(request, limits)
+        asked = InferenceRequest(
+            name,
+            Protocol.V2_REST,
+            lambda interface: tensors.batch(interface, _decode_inputs(envelope.inputs, binary), limits),
+            version=version,
+            request_id=request_id_of(request),
+            principal=principal_of(request),
         )
+        result = await dataplane.infer(asked)
         served, predictions = result.served, result.outputs
         selected = result.interface.select([output.name for output in envelope.outputs] if envelope.outputs else None)
         body: dict[str, Any] = {"model_name": served.name, "model_version": served.version}
@@ -112,7 +114,11 @@ def build_router(
             {"name": output.name, "datatype": output.datatype, "shape": output.shape(rows), "data": output.extract(predictions)}
             for output in selected
         ]
-        return json_response(body, headers=model_headers(served))
+        response = json_response(body, headers=model_headers(served))
+        if dataplane.answering:
+            answer = bytes(response.body)
+            dataplane.answered(asked, result, BinaryInputs(header, binary, answer) if binary else JsonBodies(header, answer))
+        return response
 
     @router.get("/models/{name}", summary="Model metadata: versions, platform, input and output tensors")
     async def model_metadata(name: str) -> Response:
@@ -204,16 +210,39 @@ def _index_entry(state: ModelState) -> dict[str, Any]:
     return entry
 
 
-async def _read_request(request: Request, limits: RequestLimits) -> tuple[InferRequest, bytes]:
-    """The JSON envelope and, with the binary tensor extension, the binary section after it."""
+async def _read_request(request: Request, limits: RequestLimits) -> tuple[bytes, InferRequest, bytes]:
+    """The JSON header as sent, its envelope and, with the binary tensor extension, the binary section after it."""
     header = request.headers.get(BINARY_HEADER)
     body = await read_body(request, limits, binary=header is not None)
     if header is None:
-        return parse_json(InferRequest, body, "inference request"), b""
+        return body, parse_json(InferRequest, body, "inference request"), b""
     if not (header.isascii() and header.isdigit()) or int(header) > len(body):
         raise ProtocolError(400, "Inference-Header-Content-Length must be the JSON header's length in bytes, at most the body's length")
     split = int(header)
-    return parse_json(InferRequest, body[:split], "inference request"), body[split:]
+    return body[:split], parse_json(InferRequest, body[:split], "inference request"), body[split:]
+
+
+@dataclass(frozen=True)
+class BinaryInputs:
+    """A request that used the binary tensor extension, as JSON: its header with each binary input's values as `data`."""
+
+    header: bytes
+    binary: bytes
+    response: bytes
+
+    def request_json(self) -> bytes:
+        body = json.loads(self.header)  # the standard parser: it reads the NaN tokens the envelope parser accepted
+        decoded = _decode_inputs(InferRequest.model_validate(body).inputs, self.binary)
+        for item, tensor in zip(body["inputs"], decoded, strict=True):
+            parameters = item.get("parameters") or {}
+            if parameters.pop("binary_data_size", None) is not None:
+                item["data"] = tensors.as_list(tensor.values)
+                if not parameters:
+                    item.pop("parameters", None)
+        return orjson.dumps(body)
+
+    def response_json(self) -> bytes:
+        return self.response
 
 
 def _decode_inputs(inputs: list[InputTensor], binary: bytes) -> list[tensors.Tensor]:

@@ -157,7 +157,7 @@ def _from_matrix(interface: ModelInterface, matrix: Tensor, limits: RequestLimit
         columns = interface.columns(_matrix_columns(interface.names, values, rows), rows, whole_floats=True)
         if columns is not None:
             return columns
-    flat = _as_list(values)
+    flat = as_list(values)
     return interface.records([flat[start : start + width] for start in range(0, rows * width, width)])
 
 
@@ -177,7 +177,7 @@ def _from_columns(interface: ModelInterface, tensors: Sequence[Tensor], limits: 
     columns = interface.columns({item.name: item.values for item in tensors}, rows or 0, whole_floats=True)
     if columns is not None:
         return columns
-    return interface.records([list(row) for row in zip(*(_as_list(item.values) for item in tensors), strict=True)], names)
+    return interface.records([list(row) for row in zip(*(as_list(item.values) for item in tensors), strict=True)], names)
 
 
 def _matrix_columns(names: Sequence[str], values: Sequence[Any] | np.ndarray, rows: int) -> dict[str, Any]:
@@ -191,7 +191,8 @@ def _matrix_columns(names: Sequence[str], values: Sequence[Any] | np.ndarray, ro
     return {name: values[index::width] for index, name in enumerate(names)}
 
 
-def _as_list(values: Sequence[Any] | np.ndarray) -> list[Any]:
+def as_list(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    """Tensor values as plain Python values (JSON data)."""
     return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
