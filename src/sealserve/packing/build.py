@@ -32,6 +32,7 @@ from sealserve.bundle.schema import derive_features, feature_from_spec, feature_
 from sealserve.errors import BundleFormatError, UnsafeModelError
 from sealserve.packing.boosters import save_booster
 from sealserve.packing.compile import NOT_REQUESTED, compile_model
+from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
 from sealserve.runtime.choice import PICKLE_SERVES_ITSELF
 from sealserve.runtime.inputs import InputAdapter, detect_input_shape
@@ -104,6 +105,8 @@ def pack(
     try:
         sample = model_sample(estimator, sample, shape)
         feature_specs = sample_features(sample, overrides, shape) if sample is not None else unsampled_features(estimator, overrides)
+        if sample is not None and estimator is not None:
+            feature_specs = open_features(original, estimator, feature_specs, shape, overrides, sample)
         adapter = InputAdapter(feature_specs, shape)
     except ValueError as exc:
         raise BundleFormatError(str(exc)) from None
