@@ -98,7 +98,7 @@ def _accepted(part: Any, width: int, *, missing_after: bool) -> Accepted:
         if part == "drop":
             return Accepted(missing=everything, unknown=everything)
         return Accepted(missing=everything if missing_after else frozenset())
-    name = _qualified(part)
+    name = public_name(part)
     if name == PASSTHROUGH and getattr(part, "func", None) is None:  # how a fitted ColumnTransformer stores "passthrough"
         return Accepted(missing=everything if missing_after else frozenset())
     if name in IMPUTERS:
@@ -129,7 +129,7 @@ def _pipeline(pipeline: Any, width: int, missing_after: bool) -> Accepted:
             return Accepted()
         own = _accepted(step, step_width, missing_after=downstream)
         unknown = own.unknown
-        if later is not None and _qualified(step) in IMPUTERS and widths[position + 1] == step_width:
+        if later is not None and public_name(step) in IMPUTERS and widths[position + 1] == step_width:
             unknown |= later.unknown  # an imputer keeps its columns in place: an encoder after it sees them unchanged
         later = Accepted(own.missing, unknown)
         downstream = own.missing == frozenset(range(step_width))
@@ -171,7 +171,7 @@ def _allows_nan(part: Any) -> bool:
         return False
 
 
-def _qualified(part: Any) -> str:
+def public_name(part: Any) -> str:
     """The public name of a scikit-learn class (`sklearn.impute.SimpleImputer`), else its defining module's."""
     module = type(part).__module__
     if module.startswith("sklearn."):
