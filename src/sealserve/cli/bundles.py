@@ -17,7 +17,9 @@ from sealserve.errors import BundleFormatError
 
 
 def pack(
-    model_file: Annotated[Path, typer.Argument(help="Fitted model: .skops, .onnx, or .joblib/.pkl with --allow-pickle.")],
+    model_file: Annotated[
+        Path, typer.Argument(help="Fitted model: .skops, .onnx, XGBoost .json, LightGBM .txt, or .joblib/.pkl with --allow-pickle.")
+    ],
     name: Annotated[str, typer.Option("--name")],
     version: Annotated[str, typer.Option("--version")],
     private_key: PrivateKeyOption,

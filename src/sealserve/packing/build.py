@@ -31,7 +31,7 @@ from sealserve.bundle.metadata import (
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
 from sealserve.packing.attempt import DEFAULT_COMPILE_TIMEOUT, attempt_compile
-from sealserve.packing.boosters import save_booster
+from sealserve.packing.boosters import BOOSTER_SUFFIXES, read_booster_file, save_booster
 from sealserve.packing.compile import NOT_REQUESTED
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
@@ -83,7 +83,8 @@ def pack(
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
-    `model` is a fitted estimator or a model file (.skops, .onnx, or .joblib/.pkl with `allow_pickle`).
+    `model` is a fitted estimator or a model file (.skops, .onnx, XGBoost .json, LightGBM .txt, or .joblib/.pkl with
+    `allow_pickle`).
     `sample` holds training features; `features` overrides derived specs per column. `format` defaults to
     skops (XGBoost and LightGBM: their own formats). `trust` names extra skops types the model needs.
     The written model is loaded back as the server would load it and must predict the sample identically.
@@ -299,7 +300,11 @@ def _resolve_model(model: Any, requested: ModelFormat | str | None, allow_pickle
         if not allow_pickle:
             raise UnsafeModelError(f"{path.name} is a pickle; reading it needs allow_pickle (CLI: --allow-pickle)")
         return load_joblib(path, set(trust)), None
-    raise BundleFormatError(f"{path.name}: unknown model file type (expected .skops, .onnx, or .joblib/.pkl)")
+    if path.suffix in BOOSTER_SUFFIXES:
+        return read_booster_file(path), None
+    raise BundleFormatError(
+        f"{path.name}: unknown model file type (expected .skops, .onnx, .json (XGBoost), .txt (LightGBM), or .joblib/.pkl)"
+    )
 
 
 def unsampled_features(estimator: Any, overrides: dict[str, dict[str, Any]]) -> list[Feature]:
