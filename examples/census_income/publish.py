@@ -33,7 +33,9 @@ INCOME, RECORDS = "census_income", "census_dict"
 NAMES = (INCOME, RECORDS)
 VERSION = "1.0.0"
 #: The same inputs for both models. Bounds are the census's own (ages 17+, top codes 99999 and 99 hours);
-#: categories and nullability are derived from the training data.
+#: categories and nullability are derived from the training data. The schema is kept strict on purpose: the
+#: pipeline would take unseen labels (its encoder ignores them) and, ending in gradient boosting, nulls anywhere,
+#: but clients get closed enums and only the fields the census left unrecorded may be null (see `strict`).
 FEATURE_OVERRIDES: dict[str, dict[str, Any]] = {
     "age": {"kind": "integer", "minimum": 17, "maximum": 100, "description": "Age in years."},
     "workclass": {"description": "Class of worker (null: not recorded)."},
@@ -46,6 +48,22 @@ FEATURE_OVERRIDES: dict[str, dict[str, Any]] = {
     "hours_per_week": {"kind": "integer", "minimum": 1, "maximum": 99, "description": "Usual hours worked per week."},
     "native_country": {"description": "Country of birth (null: not recorded)."},
 }
+UNRECORDED = ("workclass", "occupation", "native_country")
+CATEGORIES = ("workclass", "education", "marital_status", "occupation", "relationship", "native_country")
+
+
+def strict(overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Closed categories, and no null where the census always recorded a value, whatever the model would accept."""
+    result = {}
+    for name, spec in overrides.items():
+        result[name] = dict(spec)
+        if name not in UNRECORDED:
+            result[name]["nullable"] = False
+        if name in CATEGORIES:
+            result[name]["allow_unknown"] = False
+    return result
+
+
 DESCRIPTIONS = {
     INCOME: "Whether yearly income exceeds $50K (UCI Adult census data): a ColumnTransformer pipeline on a DataFrame.",
     RECORDS: "Probability that yearly income exceeds $50K (UCI Adult census data): DictVectorizer + random forest on dict records.",
@@ -78,7 +96,7 @@ def pack_model(trained: TrainedModel, name: str, version: str, private_key: Path
         private_key=private_key,
         out=out,
         sample=trained.sample,
-        features=FEATURE_OVERRIDES,
+        features=strict(FEATURE_OVERRIDES),
         class_labels=trained.class_labels,
         metrics=trained.metrics,
         reports=trained.reports,

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from sealserve.bundle import keyring as keyring_module
-from sealserve.bundle.metadata import ModelFormat
+from sealserve.bundle.metadata import METADATA_FILE, BundleMetadata, ModelFormat
 from sealserve.cli.keys import KeyringOption, PrivateKeyOption
 from sealserve.cli.output import out, run
 from sealserve.errors import BundleFormatError
 
 
 def pack(
-    model_file: Annotated[Path, typer.Argument(help="Fitted model: .skops, .onnx, or .joblib/.pkl with --allow-pickle.")],
+    model_file: Annotated[
+        Path, typer.Argument(help="Fitted model: .skops, .onnx, XGBoost .json, LightGBM .txt, or .joblib/.pkl with --allow-pickle.")
+    ],
     name: Annotated[str, typer.Option("--name")],
     version: Annotated[str, typer.Option("--version")],
     private_key: PrivateKeyOption,
@@ -36,6 +39,10 @@ def pack(
     trust: Annotated[
         list[str] | None, typer.Option("--trust", help="Extra skops type the model needs (module.Name), after review; repeatable.")
     ] = None,
+    no_compile: Annotated[bool, typer.Option("--no-compile", help="Do not try to add a compiled (ONNX) form.")] = False,
+    compile_timeout: Annotated[
+        float, typer.Option("--compile-timeout", help="Seconds the compile attempt may take before it is abandoned.", min=0.001)
+    ] = 10.0,
 ) -> None:
     """Build and sign a bundle from a model file."""
     from sealserve.packing.build import pack as pack_bundle
@@ -60,10 +67,15 @@ def pack(
             description=description,
             allow_pickle=allow_pickle,
             trust=trust or (),
+            compiled=not no_compile,
+            compile_timeout=compile_timeout,
         )
 
     result = run(action)
     out.print(f"bundle {name} {version} written to {result}")
+    skipped = _compiled_skipped(result)
+    if skipped:
+        out.print(f"compiled form skipped: {skipped}", highlight=False, markup=False)
 
 
 def verify(
@@ -79,6 +91,16 @@ def verify(
     verified.discard()
     meta = verified.metadata
     out.print(f"verified {meta.name} {meta.version} ({meta.format.value}), signer {verified.signer.kid}, digest sha256:{verified.digest}")
+
+
+def _compiled_skipped(bundle: Path) -> str | None:
+    """Why the written bundle has no compiled form (from its own metadata), or None."""
+    if bundle.suffix == ".zip":
+        with zipfile.ZipFile(bundle) as archive:
+            text = archive.read(METADATA_FILE).decode()
+    else:
+        text = (bundle / METADATA_FILE).read_text()
+    return BundleMetadata.model_validate_json(text).compiled_skipped
 
 
 def _read_sample(path: Path, target: str | None) -> Any:

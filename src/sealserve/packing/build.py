@@ -30,8 +30,10 @@ from sealserve.bundle.metadata import (
 )
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
-from sealserve.packing.boosters import save_booster
-from sealserve.packing.compile import NOT_REQUESTED, compile_model
+from sealserve.packing.attempt import DEFAULT_COMPILE_TIMEOUT, attempt_compile
+from sealserve.packing.boosters import BOOSTER_SUFFIXES, read_booster_file, save_booster
+from sealserve.packing.compile import NOT_REQUESTED
+from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
 from sealserve.runtime.choice import PICKLE_SERVES_ITSELF
 from sealserve.runtime.inputs import InputAdapter, detect_input_shape
@@ -77,16 +79,21 @@ def pack(
     allow_pickle: bool = False,
     trust: Iterable[str] = (),
     compiled: bool = True,
+    compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
-    `model` is a fitted estimator or a model file (.skops, .onnx, or .joblib/.pkl with `allow_pickle`).
+    `model` is a fitted estimator or a model file (.skops, .onnx, XGBoost .json, LightGBM .txt, or .joblib/.pkl with
+    `allow_pickle`).
     `sample` holds training features; `features` overrides derived specs per column. `format` defaults to
     skops (XGBoost and LightGBM: their own formats). `trust` names extra skops types the model needs.
     The written model is loaded back as the server would load it and must predict the sample identically.
     With `compiled` (the default) the bundle also carries the model compiled to ONNX (model.onnx) when it converts
-    and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`).
+    and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`). A compile
+    running longer than `compile_timeout` seconds is abandoned; what native libraries print meanwhile is captured.
     """
+    if not compile_timeout > 0:
+        raise BundleFormatError(f"compile_timeout must be a positive number of seconds, not {compile_timeout}")
     try:
         check_name(name)
         check_version(version)
@@ -104,6 +111,8 @@ def pack(
     try:
         sample = model_sample(estimator, sample, shape)
         feature_specs = sample_features(sample, overrides, shape) if sample is not None else unsampled_features(estimator, overrides)
+        if sample is not None and estimator is not None:
+            feature_specs = open_features(original, estimator, feature_specs, shape, overrides, sample)
         adapter = InputAdapter(feature_specs, shape)
     except ValueError as exc:
         raise BundleFormatError(str(exc)) from None
@@ -148,7 +157,7 @@ def pack(
             skipped: str | None = PICKLE_SERVES_ITSELF if model_format is ModelFormat.JOBLIB else NOT_REQUESTED
             compiled_form = None
             if compiled and model_format is not ModelFormat.JOBLIB:
-                compiled_form, skipped = compile_model(original, estimator, metadata, sample, staging)
+                compiled_form, skipped = attempt_compile(original, estimator, metadata, sample, staging, timeout=compile_timeout)
             metadata = metadata.model_copy(update={"compiled": compiled_form, "compiled_skipped": skipped})
         (staging / METADATA_FILE).write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
         sign_folder(staging, signing_key, subject=name)
@@ -291,7 +300,11 @@ def _resolve_model(model: Any, requested: ModelFormat | str | None, allow_pickle
         if not allow_pickle:
             raise UnsafeModelError(f"{path.name} is a pickle; reading it needs allow_pickle (CLI: --allow-pickle)")
         return load_joblib(path, set(trust)), None
-    raise BundleFormatError(f"{path.name}: unknown model file type (expected .skops, .onnx, or .joblib/.pkl)")
+    if path.suffix in BOOSTER_SUFFIXES:
+        return read_booster_file(path), None
+    raise BundleFormatError(
+        f"{path.name}: unknown model file type (expected .skops, .onnx, .json (XGBoost), .txt (LightGBM), or .joblib/.pkl)"
+    )
 
 
 def unsampled_features(estimator: Any, overrides: dict[str, dict[str, Any]]) -> list[Feature]:

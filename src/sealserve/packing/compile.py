@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 
 from sealserve.bundle.metadata import COMPILED_FILE, BundleMetadata, CompiledModel, FeatureKind, InputShape, ModelFormat, ParityRecord
 from sealserve.errors import BundleFormatError
-from sealserve.packing.onnx.export import TREE_MISSING_VALUES, export_compiled, has_sklearn_trees
+from sealserve.packing.features import public_name
+from sealserve.packing.onnx.export import TREE_MISSING_VALUES, export_compiled, has_sklearn_trees, model_parts
 from sealserve.runtime.choice import COMPILED_TOLERANCE, parity_problem, tolerance_for
 from sealserve.runtime.inputs import InputAdapter
 from sealserve.runtime.predict import Prediction, Runtime, estimator_runtime, onnx_runtime
@@ -33,10 +35,13 @@ logger = logging.getLogger("sealserve.pack")
 
 TEXT_SKIPPED = "text/records input stays on the reference runtime"
 NO_SAMPLE_SKIPPED = "no sample to measure parity on (pass a sample of the training data)"
-NOT_REQUESTED = "not compiled at pack time (compiled=False)"
+NOT_REQUESTED = "not compiled at pack time (compiled=False, CLI: --no-compile)"
 PROBE_ROWS = 20
 UNSEEN_CATEGORY = "sealserve-unseen-category"
 MAX_REASON_LENGTH = 300
+# onnxruntime implements its SVM kernels in float32 only ("Could not find an implementation for SVMRegressor(1)"):
+# a double attempt at a model holding one is time spent on a known failure.
+FLOAT_ONLY = frozenset({"sklearn.svm.SVC", "sklearn.svm.SVR", "sklearn.svm.NuSVC", "sklearn.svm.NuSVR", "sklearn.svm.OneClassSVM"})
 
 
 class ParityError(Exception):
@@ -67,12 +72,14 @@ def compile_model(
     folder: Path,
     *,
     tolerance: float | None = None,
+    cancelled: threading.Event | None = None,
 ) -> tuple[CompiledModel | None, str | None]:
     """Write `folder/model.onnx` and return its record, or write nothing and return why there is none.
 
     `original` is what the converter reads (a raw booster stays raw); `estimator` is the reference as served.
     Returns (None, None) for an ONNX bundle, whose model file is already the compiled form. `tolerance` defaults
-    to COMPILED_TOLERANCE, the server's default too (a booster's is never looser than BOOSTER_TOLERANCE).
+    to COMPILED_TOLERANCE, the server's default too (a booster's is never looser than BOOSTER_TOLERANCE). Once
+    `cancelled` is set no further conversion starts.
     """
     tolerance = tolerance_for(metadata.format, COMPILED_TOLERANCE if tolerance is None else tolerance)
     if metadata.format is ModelFormat.ONNX:
@@ -88,7 +95,9 @@ def compile_model(
     path = folder / COMPILED_FILE
     reference_input = InputAdapter(metadata.features, metadata.input_shape).from_sample(sample)
     failures: list[str] = []
-    for double in (True,) if booster_library(original) is not None else (True, False):
+    for double in _precisions(original):
+        if cancelled is not None and cancelled.is_set():
+            break
         try:
             path.write_bytes(export_compiled(original, reference_input, double=double))
             parity = measure_parity(estimator, _load(path), metadata, sample, tolerance)
@@ -105,6 +114,15 @@ def compile_model(
     reason = "; ".join(dict.fromkeys(failures))
     logger.info("%s: no compiled form (%.2fs): %s", metadata.name, time.perf_counter() - started, reason)
     return None, reason
+
+
+def _precisions(original: Any) -> tuple[bool, ...]:
+    """Whether to try double, then float32: a booster stays double (float32 could not agree better), an SVM float32."""
+    if booster_library(original) is not None:
+        return (True,)
+    if any(public_name(part) in FLOAT_ONLY for part in model_parts(original)):
+        return (False,)
+    return (True, False)
 
 
 def _load(path: Path) -> Any:
