@@ -135,7 +135,7 @@ def test_concurrent_callers_of_different_batch_sizes_each_get_exactly_their_own_
         list(pool.map(ask, range(len(batches))))
     assert [answers[index] for index in range(20)] == expected
     assert all(len(answers[index]) == len(batches[index]) for index in range(len(batches)))
-    runner = next(iter(client.app.state.registry.served)).attachments["runner"]  # type: ignore[attr-defined]
+    runner = client.app.state.registry.get("demo").attachments["runner"]  # type: ignore[attr-defined]
     assert runner.batcher.stats.parts >= len(batches)
 
 
