@@ -80,7 +80,7 @@ class WebPages:
         return self._page(request, "index.html", {"models": views, "ready": self.registry.ready})
 
     async def model_page(self, request: Request) -> Response:
-        view = self.view(self._state(request.path_params["name"]))
+        view = self.view(self.registry.state(request.path_params["name"]))
         served = view.state.served
         metadata = served.metadata if served is not None else None
         images = [
@@ -92,7 +92,7 @@ class WebPages:
         return self._page(request, "model.html", context)
 
     async def report(self, request: Request) -> Response:
-        state = self._state(request.path_params["name"])
+        state = self.registry.state(request.path_params["name"])
         name = request.path_params["report"]
         body = state.served.reports.get(name) if state.served is not None else None
         if body is None:
@@ -103,12 +103,6 @@ class WebPages:
             media_type = "application/octet-stream"
             headers["Content-Disposition"] = "attachment"
         return Response(body, media_type=media_type, headers=headers)
-
-    def _state(self, name: str) -> ModelState:
-        for state in self.registry.states:
-            if name in (state.key, state.served.name if state.served is not None else None):
-                return state
-        raise ServingError(404, "model_not_found", f"no model named {name!r}")
 
     def _page(self, request: Request, template: str, context: dict[str, Any]) -> Response:
         response: Response = self.templates.TemplateResponse(request, template, context)
