@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -143,3 +144,39 @@ def test_a_truncated_pickle_is_a_format_error(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(BundleFormatError, match=r"model\.joblib could not be unpickled"):
         load_joblib(path, set())
+
+
+def test_first_loads_on_several_threads_at_once_all_succeed(tmp_path: Path) -> None:
+    """The server loads models side by side; the first skops or joblib load imports the whole sklearn catalog, and
+    threads doing that at once must not trip over each other (pkgutil raised KeyError before the catalog lock)."""
+    X, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
+    model = LogisticRegression().fit(X, y)
+    skops.io.dump(model, tmp_path / "model.skops")
+    joblib.dump(model, tmp_path / "model.joblib")
+    script = f"""
+import threading
+from pathlib import Path
+from sealserve.bundle.metadata import ModelFormat
+from sealserve.trust.load import load_model_file
+
+folder, start, failures = Path({str(tmp_path)!r}), threading.Barrier(8), []
+
+def load(index):
+    start.wait()
+    try:
+        if index % 2:
+            load_model_file(folder / "model.joblib", ModelFormat.JOBLIB, allow_pickle=True)
+        else:
+            load_model_file(folder / "model.skops", ModelFormat.SKOPS, trusted_types=[])
+    except Exception as exc:
+        failures.append(repr(exc))
+
+threads = [threading.Thread(target=load, args=(index,)) for index in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(failures)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

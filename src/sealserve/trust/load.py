@@ -10,6 +10,7 @@ from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafeModelError
 from sealserve.trust.boosters.load import check_booster_file, load_booster
 from sealserve.trust.integrity.walk import check_structures
+from sealserve.trust.policy.catalog import skops_io
 from sealserve.trust.policy.memory import ArrayBudget, check_skops_file
 from sealserve.trust.policy.onnx_graph import parse_onnx
 from sealserve.trust.policy.trusted_types import refused_types
@@ -56,11 +57,9 @@ def audit_model_file(path: Path, metadata: BundleMetadata, *, trusted_types: Ite
 
 def load_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable[str] | None = None) -> Any:
     """Audit before construct: a bundle's declared types must be within the policy, and its file may need no more."""
-    import skops.io
-
     untrusted = audit_skops(path, trusted_types, declared)
     try:
-        model = skops.io.load(path, trusted=list(untrusted))
+        model = skops_io().load(path, trusted=list(untrusted))
     except Exception as exc:
         raise BundleFormatError(f"{path.name} could not be loaded by skops: {type(exc).__name__}") from None
     check_structures(model)
@@ -69,11 +68,9 @@ def load_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable
 
 def audit_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable[str] | None = None) -> list[str]:
     """The types a skops file needs, read from its schema; refused unless declared (when `declared`) and within the policy."""
-    import skops.io
-
     check_skops_file(path)  # reading its schema makes skops read every array file it names
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
+        untrusted = skops_io().get_untrusted_types(file=path)
     except Exception:
         raise BundleFormatError(f"{path.name} is not a readable skops file") from None
     if declared is not None:

@@ -7,10 +7,10 @@ tests/unit/test_type_policy.py loads a joblib file of every estimator under it: 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sealserve.trust.policy.catalog import estimator_names
 from sealserve.trust.policy.trusted_types import PARTIAL, PARTIAL_FUNCTIONS, TRUSTED_CALLABLES, TRUSTED_TYPES
 
 SAFE_BUILTINS = (
@@ -117,15 +117,6 @@ class PicklePolicy:
 
     def allows(self, qualified: str) -> bool:
         return qualified in self.constructors or qualified in self.references
-
-
-def estimator_names() -> frozenset[str]:
-    """Every public scikit-learn estimator class, as skops trusts them by default (by pickled name)."""
-    from sklearn.utils import all_estimators
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return frozenset(f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators())
 
 
 def numpy_names() -> tuple[frozenset[str], frozenset[str]]:

@@ -1,0 +1,30 @@
+"""scikit-learn's estimator catalog and skops, imported one thread at a time.
+
+Listing the catalog (sklearn's `all_estimators`, which `import skops.io` also runs) imports every sklearn module and
+retries the ones that fail; two loader threads doing it at once race inside pkgutil (a KeyError, not a refusal).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+from types import ModuleType
+
+WALKING = threading.Lock()
+
+
+def skops_io() -> ModuleType:
+    with WALKING:
+        import skops.io as module
+    return module
+
+
+@functools.cache
+def estimator_names() -> frozenset[str]:
+    """Every public scikit-learn estimator class, as skops trusts them by default (by pickled name)."""
+    from sklearn.utils import all_estimators
+
+    with WALKING, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return frozenset(f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators())
