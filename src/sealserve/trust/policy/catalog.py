@@ -7,6 +7,7 @@ retries the ones that fail; two loader threads doing it at once race inside pkgu
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
 import warnings
 from types import ModuleType
@@ -16,8 +17,7 @@ WALKING = threading.Lock()
 
 def skops_io() -> ModuleType:
     with WALKING:
-        import skops.io as module
-    return module
+        return importlib.import_module("skops.io")
 
 
 @functools.cache
