@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from typer.testing import CliRunner, Result
@@ -139,3 +142,50 @@ def test_push_promote_ls_and_pull_round_trip(packed_bundle: Path, trusted_keyrin
     again = sealserve("pull", "risk", "production", store, "--out", tmp_path / "pulled")
     assert again.exit_code == 1
     assert "already exists" in again.stderr
+
+
+def typed(*args: str, stdin: str | None = None) -> Result:
+    """The command as a user types it (program name `sealserve`), without pytest's exception passthrough."""
+    return CliRunner().invoke(app, list(args), input=stdin, prog_name="sealserve")
+
+
+def every_command(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from every_command(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+COMMANDS = sorted(every_command(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
+def test_every_usage_error_is_one_line_naming_the_help_with_exit_status_1(path: tuple[str, ...], command: Any) -> None:
+    unknown = typed(*path, "--qqqq")
+    assert (unknown.exit_code, unknown.stdout) == (1, "")
+    assert unknown.stderr == f"error (usage): No such option: --qqqq. See 'sealserve {' '.join(path)} --help'.\n"
+    if any(param.required for param in command.params):
+        missing = typed(*path)
+        assert (missing.exit_code, missing.stdout) == (1, "")
+        assert missing.stderr.startswith("error (usage): Missing ")
+        assert missing.stderr.endswith(f"See 'sealserve {' '.join(path)} --help'.\n")
+        assert missing.stderr.count("\n") == 1
+
+
+def test_a_bad_value_and_an_unknown_command_are_one_line_and_no_arguments_show_the_help() -> None:
+    wrong = typed("serve", "service.yaml", "--workers", "many")
+    assert wrong.exit_code == 1
+    assert wrong.stderr.startswith("error (usage): Invalid value for '--workers': ")
+    assert wrong.stderr.count("\n") == 1
+    unknown = typed("sing")
+    assert (unknown.exit_code, unknown.stderr) == (1, "error (usage): No such command 'sing'. See 'sealserve --help'.\n")
+    bare = typed()
+    assert bare.exit_code == 0
+    assert "Usage: sealserve" in bare.stdout
+
+
+def test_a_short_password_is_one_line_and_exit_status_1() -> None:
+    result = typed("auth", "hash-password", "--username", "bob", "--scope", "read", stdin="short\n")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("error (usage): Invalid value: use a password of at least 8 characters. See 'sealserve auth")

@@ -8,11 +8,14 @@ from sealserve.cli.admin import admin_app
 from sealserve.cli.auth import auth_app
 from sealserve.cli.bundles import pack, verify
 from sealserve.cli.keys import keygen, keys_app
+from sealserve.cli.output import OneLineErrors
 from sealserve.cli.serving import openapi, serve
 from sealserve.cli.store import list_store, promote, pull, push
 
 app = typer.Typer(
-    help="Sign, store and serve scikit-learn models; verify every byte before anything is deserialized.", no_args_is_help=True
+    cls=OneLineErrors,
+    help="Sign, store and serve scikit-learn models; verify every byte before anything is deserialized.",
+    no_args_is_help=True,
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
