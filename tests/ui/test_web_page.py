@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
+from tests.support.browser import chromium
 from tests.support.server import RunningServer, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / ".sealserve" / "test-artifacts" / "ui"
 EXAMPLE = ROOT / "examples" / "diabetes_risk"
 
@@ -40,10 +40,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_page(browser: Browser, url: str) -> tuple[Page, list[str], list[str]]:

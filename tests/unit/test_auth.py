@@ -18,14 +18,18 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 
 from sealserve.errors import ConfigError
 from sealserve.serve.auth.credentials import Authenticator, key_digest, token_scopes
 from sealserve.serve.auth.http import CredentialsBackend
 from sealserve.serve.auth.keysets import KeySet
 from sealserve.serve.auth.login import FailureCounter, hash_password, password_matches
-from sealserve.serve.auth.principal import AuthenticationFailed
+from sealserve.serve.auth.principal import AuthenticationFailed, MissingCredentials
+from sealserve.serve.auth.session import session_credential
 from sealserve.serve.config import Auth, validate_config
+from sealserve.serve.errors import ServingError
+from sealserve.serve.web.login_page import local_page, pages_for_browsers
 from tests.auth.conftest import jwk
 from tests.support.server import SEALSERVE
 
@@ -257,3 +261,46 @@ def test_serve_refuses_unreadable_or_short_auth_material_with_one_clear_line(tmp
             assert "error (ConfigError)" in result.stderr
             assert expected in result.stderr
             assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("wanted", "landing"),
+    [
+        ("/ui/models/demo", "/ui/models/demo"),
+        ("/docs", "/docs"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("/api/admin/models/demo/reload", "/"),
+        ("/ui/login", "/"),
+        (None, "/"),
+    ],
+)
+def test_after_logging_in_a_browser_lands_only_on_one_of_the_services_pages(wanted: str | None, landing: str) -> None:
+    assert local_page(wanted) == landing
+
+
+def test_a_page_without_credentials_redirects_to_the_login_or_explains_how_to_send_them() -> None:
+    def api(path: str, failure: ServingError) -> Response:
+        return Response(failure.message, status_code=failure.status)
+
+    with_login, without_login = pages_for_browsers(api, login=True), pages_for_browsers(api, login=False)
+    redirected = with_login("/ui/models/demo", MissingCredentials())
+    assert (redirected.status_code, redirected.headers["location"]) == (303, "/ui/login?next=/ui/models/demo")
+    explained = without_login("/", MissingCredentials())
+    assert explained.status_code == 401
+    assert b"Authorization: Bearer" in explained.body
+    assert explained.headers["www-authenticate"] == 'Bearer realm="sealserve"'
+    assert with_login("/api/models/demo", MissingCredentials()).body == MissingCredentials().message.encode()  # the API's own 401
+    assert with_login("/", ServingError(403, "forbidden", "no read scope")).status_code == 403
+
+
+def test_the_session_cookie_is_a_credential_only_for_reading_pages() -> None:
+    token = "header.claims.signature"
+    cookie = [(b"cookie", f"theme=dark; sealserve_session={token}".encode())]
+    for method, path in (("GET", "/"), ("GET", "/ui/models/demo"), ("HEAD", "/docs"), ("GET", "/openapi.json")):
+        assert session_credential({"method": method, "path": path, "headers": cookie}) == token, (method, path)
+    for method, path in (("POST", "/"), ("GET", "/api/models"), ("POST", "/api/models/demo/prediction"), ("GET", "/v2/models/demo")):
+        assert session_credential({"method": method, "path": path, "headers": cookie}) is None, (method, path)
+    api_key = [(b"cookie", b"sealserve_session=ssk_not_a_token")]
+    assert session_credential({"method": "GET", "path": "/", "headers": api_key}) is None

@@ -33,6 +33,7 @@ from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
 from sealserve.serve.request.protocols import StandardProtocols, admin, health, native
 from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
 from sealserve.serve.web.docs_page import docs_routes
+from sealserve.serve.web.login_page import LoginPages, pages_for_browsers
 from sealserve.serve.web.openapi import ModelDescription, build_openapi
 from sealserve.serve.web.ui import WebPages
 
@@ -134,11 +135,14 @@ def create_app(
         app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
-    app.router.routes.extend(WebPages(models, drift, metrics_hook).routes())
+    pages = WebPages(models, drift, metrics_hook)
+    app.router.routes.extend(pages.routes())
+    if login is not None:
+        app.router.routes.extend(LoginPages(login, pages.templates).routes())
     app.add_middleware(HotRoutes, routes=hot)
     policy = AccessPolicy(hot, config.auth.public)
     if authenticator is not None:
-        add_auth_middleware(app, policy, authenticator, render_for_path)
+        add_auth_middleware(app, policy, authenticator, pages_for_browsers(render_for_path, login=login is not None))
     app.state.access_lines = lines
     app.add_middleware(AccessLog, lines=lines)  # outermost: it sees every route, the hot ones too
 

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sealserve.serve.auth.credentials import Authenticator, log_failure
 from sealserve.serve.auth.login import TOKEN_PATH
 from sealserve.serve.auth.principal import AuthenticationFailed, Forbidden, MissingCredentials
+from sealserve.serve.auth.session import LOGIN_PATH, LOGOUT_PATH, session_credential
 from sealserve.serve.errors import ServingError
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import is_admin, is_probe
@@ -41,6 +42,9 @@ class CredentialsBackend(AuthenticationBackend):
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, Principal] | None:
         headers = conn.headers
         authorization, api_key = headers.get("authorization"), headers.get("x-api-key")
+        if authorization is None and api_key is None:
+            session = session_credential(conn.scope)
+            authorization = f"Bearer {session}" if session is not None else None
         try:
             if self.authenticator.may_fetch(authorization):  # an identity provider's JWKS may be downloaded: not on the loop
                 principal = await asyncio.to_thread(self.authenticator.authenticate, authorization, api_key)
@@ -74,7 +78,7 @@ class AccessPolicy:
 
     def _requirement(self, scope: Scope) -> tuple[str, HotRoute | None]:
         path: str = scope["path"]
-        if path == TOKEN_PATH or path in self.public or is_probe(path) or path.startswith(OPEN_ASSETS):
+        if path in (TOKEN_PATH, LOGIN_PATH, LOGOUT_PATH) or path in self.public or is_probe(path) or path.startswith(OPEN_ASSETS):
             return OPEN, None
         if is_admin(path):
             return ADMIN, None

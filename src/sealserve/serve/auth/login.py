@@ -219,7 +219,7 @@ def build_router(login: Login) -> APIRouter:
         openapi_extra={"requestBody": TOKEN_BODY},
     )
     async def token(request: Request) -> Response:
-        username, password, wanted, basic = await _credentials(request)
+        username, password, wanted, basic = await read_credentials(request)
         client = request.client.host if request.client else "unknown"
         answer = await login.token(username, password, client, wanted, basic=basic)
         return json_response(answer, headers={"Cache-Control": "no-store"})
@@ -227,7 +227,7 @@ def build_router(login: Login) -> APIRouter:
     return router
 
 
-async def _credentials(request: Request) -> tuple[str, str, frozenset[str] | None, bool]:
+async def read_credentials(request: Request) -> tuple[str, str, frozenset[str] | None, bool]:
     """(username, password, requested scopes, came by Basic) from the Authorization header or the form body."""
     header = request.headers.get("authorization")
     if header is not None and header[:6].lower() == "basic ":

@@ -17,13 +17,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from sealserve.serve.auth.session import COOKIE
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.observability.drift import DriftMonitor, DriftReport
 from sealserve.serve.observability.metrics import MetricsHook, RecentTraffic
 
 HERE = Path(__file__).parent
-PAGE_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 REPORT_POLICY = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 REPORT_TYPES = {
     ".png": "image/png",
@@ -105,6 +106,7 @@ class WebPages:
         return Response(body, media_type=media_type, headers=headers)
 
     def _page(self, request: Request, template: str, context: dict[str, Any]) -> Response:
+        context = {**context, "signed_in": COOKIE in request.cookies}
         response: Response = self.templates.TemplateResponse(request, template, context)
         response.headers.update({**SECURITY_HEADERS, "Content-Security-Policy": PAGE_POLICY})
         return response
