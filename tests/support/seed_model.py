@@ -67,3 +67,14 @@ class ThresholdRiskModel(MLModel):
         health = list(GeneralHealth).index(data.general_health) / 4
         score = min(1.0, (data.body_mass_index - 15) / 45 * 0.5 + health * 0.5)
         return RiskOutput(risk_score=score, high_risk=score >= self._threshold)
+
+
+class BrokenRiskModel(ThresholdRiskModel):
+    """Loads and reports ready, then fails every prediction: what only an error rate can show."""
+
+    @property
+    def qualified_name(self) -> str:
+        return "broken_risk"
+
+    def predict(self, data: RiskInput) -> RiskOutput:
+        raise RuntimeError("a bug in the model's own code")

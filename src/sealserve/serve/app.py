@@ -26,6 +26,7 @@ from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines,
 from sealserve.serve.observability.cloud_events import EventOrigin
 from sealserve.serve.observability.drift import DriftMonitor, drift_router, drift_status
 from sealserve.serve.observability.events import InferenceEvents
+from sealserve.serve.observability.failure_rate import FailureWindow
 from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.observability.prediction_log import PredictionLogs
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
@@ -59,6 +60,7 @@ def create_app(
     metrics = Metrics() if observability.metrics else None
     if metrics is not None:
         hooks.append(MetricsHook(metrics, models))
+    failures = FailureWindow(metrics) if metrics is not None else None
     prediction_logs = PredictionLogs(models, metrics.count_dropped_prediction if metrics is not None else lambda name: None)
     if prediction_logs.logs:
         hooks.append(prediction_logs)
@@ -90,7 +92,10 @@ def create_app(
             await asyncio.to_thread(reloader.load_initial)
         reloader.start(initial=not load_before_serving)
         flusher = asyncio.create_task(_flush_access_lines(lines)) if lines is not None else None
+        sampler = asyncio.create_task(failures.run()) if failures is not None else None
         yield
+        if sampler is not None:
+            sampler.cancel()
         if flusher is not None:
             flusher.cancel()
             lines.flush()  # type: ignore[union-attr]
@@ -135,7 +140,7 @@ def create_app(
         app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
-    pages = WebPages(models, drift, metrics_hook)
+    pages = WebPages(models, drift, metrics_hook, failures)
     app.router.routes.extend(pages.routes())
     if login is not None:
         app.router.routes.extend(LoginPages(login, pages.templates).routes())

@@ -141,12 +141,31 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format; with several workers, the sum over every worker's files."""
+        return bytes(generate_latest(self.combined()))
+
+    def combined(self) -> CollectorRegistry:
+        """This process's registry, or with several workers, one that adds up every worker's files."""
         directory = os.environ.get(MULTIPROCESS_ENV)
         if not directory:
-            return bytes(generate_latest(self.registry))
+            return self.registry
         combined = CollectorRegistry()
         MultiProcessCollector(combined, path=directory)  # type: ignore[no-untyped-call]
-        return bytes(generate_latest(combined))
+        return combined
+
+    def request_totals(self) -> dict[str, tuple[float, float]]:
+        """Per model, inference requests answered and those answered 5xx, since start, over every worker."""
+        totals: dict[str, tuple[float, float]] = {}
+        for family in self.combined().collect():
+            if family.name != "sealserve_requests":
+                continue
+            for sample in family.samples:
+                if sample.name != "sealserve_requests_total":
+                    continue
+                model = sample.labels["model"]
+                requests, failures = totals.get(model, (0.0, 0.0))
+                failed = sample.value if sample.labels["status_class"] == "5xx" else 0.0
+                totals[model] = (requests + sample.value, failures + failed)
+        return totals
 
 
 RECENT = 2048  # requests per model kept for the web page's rate and percentiles

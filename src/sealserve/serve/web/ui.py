@@ -6,6 +6,7 @@ under an allow-list of content types (HTML reports sandboxed), never from a path
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sealserve.serve.auth.session import COOKIE
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.observability.drift import DriftMonitor, DriftReport
+from sealserve.serve.observability.failure_rate import FailureRate, FailureWindow
 from sealserve.serve.observability.metrics import MetricsHook, RecentTraffic
 
 HERE = Path(__file__).parent
@@ -48,6 +50,7 @@ class ModelView:
     state: ModelState
     traffic: RecentTraffic | None
     drift: DriftReport | None
+    failures: FailureRate | None
 
     @property
     def name(self) -> str:
@@ -59,8 +62,8 @@ class ModelView:
 
 
 class WebPages:
-    def __init__(self, registry: ModelRegistry, drift: DriftMonitor, metrics: MetricsHook | None) -> None:
-        self.registry, self.drift, self.metrics = registry, drift, metrics
+    def __init__(self, registry: ModelRegistry, drift: DriftMonitor, metrics: MetricsHook | None, failures: FailureWindow | None) -> None:
+        self.registry, self.drift, self.metrics, self.failures = registry, drift, metrics, failures
         self.templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
 
     def routes(self) -> list[BaseRoute]:
@@ -71,17 +74,23 @@ class WebPages:
             Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static"),
         ]
 
-    def view(self, state: ModelState) -> ModelView:
+    def view(self, state: ModelState, failures: dict[str, FailureRate] | None = None) -> ModelView:
         served = state.served
         traffic = self.metrics.recent(served.name) if self.metrics is not None and served is not None else None
-        return ModelView(state, traffic, self.drift.report(served) if served is not None else None)
+        rate = failures.get(state.name, FailureRate(0, 0)) if failures is not None else None
+        return ModelView(state, traffic, self.drift.report(served) if served is not None else None, rate)
+
+    def last_minute(self) -> dict[str, FailureRate] | None:
+        return self.failures.last_minute() if self.failures is not None else None
 
     async def overview(self, request: Request) -> Response:
-        views = [self.view(state) for state in self.registry.states]
+        failures = await asyncio.to_thread(self.last_minute)  # with several workers, it reads every worker's files
+        views = [self.view(state, failures) for state in self.registry.states]
         return self._page(request, "index.html", {"models": views, "ready": self.registry.ready})
 
     async def model_page(self, request: Request) -> Response:
-        view = self.view(self.registry.state(request.path_params["name"]))
+        failures = await asyncio.to_thread(self.last_minute)
+        view = self.view(self.registry.state(request.path_params["name"]), failures)
         served = view.state.served
         metadata = served.metadata if served is not None else None
         images = [
