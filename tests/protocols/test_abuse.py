@@ -3,11 +3,15 @@ fast and small. Each case has a positive control beside it."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import grpc
 import httpx
 import pytest
+import requests
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
@@ -80,3 +84,30 @@ def test_a_long_unknown_model_name_is_not_echoed_whole(served: Served, http: htt
     assert response.status_code == 404
     assert len(response.content) < 300
     assert "20000 characters" in response.json()["error"]
+
+
+def test_a_body_over_the_limit_gets_a_413_every_client_reads(http: httpx.Client) -> None:
+    """urllib sends the whole body, then reads, and asks to close the connection: without draining the rest first, the
+    server's close with unread data resets the connection and the client never sees the 413."""
+    url = f"{http.base_url}/api/models/demo/predictions"
+    body = json.dumps([DEMO_RECORD] * 50_000).encode()
+    assert 1 << 20 < len(body) < 2 << 20  # over the 1 MiB default, within the drained bound
+
+    def by_urllib() -> tuple[int, str] | str:
+        request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return int(answer.status), ""
+        except urllib.error.HTTPError as refused:
+            return int(refused.code), json.loads(refused.read())["error"]["code"]
+        except OSError as failure:
+            return repr(failure)
+
+    assert [by_urllib() for _ in range(20)] == [413] * 20
+    assert [requests.post(url, data=body, headers={"content-type": "application/json"}, timeout=10).status_code for _ in range(5)] == [
+        413
+    ] * 5
+    chunks = (body[start : start + 65536] for start in range(0, len(body), 65536))  # no Content-Length: refused while streaming
+    assert requests.post(url, data=chunks, headers={"content-type": "application/json"}, timeout=10).status_code == 413
+    assert httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=10).status_code == 413
+    assert http.post("/api/models/demo/predictions", json=[DEMO_RECORD]).status_code == 200

@@ -88,9 +88,16 @@ def test_malformed_json_is_400(client: TestClient) -> None:
     assert (status, response["error"]["code"]) == (400, "malformed_json")  # type: ignore[index]
 
 
-def test_non_json_content_type_is_415(client: TestClient) -> None:
+def test_non_json_content_type_is_415_and_no_content_type_is_read_as_json(client: TestClient) -> None:
     status, response = post(client, "/api/models/demo/prediction", record(), headers={"content-type": "text/plain"})
     assert (status, response["error"]["code"]) == (415, "unsupported_media_type")  # type: ignore[index]
+    form = client.post(
+        "/api/models/demo/prediction", content=json.dumps(record()), headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert form.status_code == 415  # curl -d without -H
+    untyped = client.post("/api/models/demo/prediction", content=json.dumps(record()).encode())
+    assert "content-type" not in untyped.request.headers
+    assert untyped.status_code == 200, untyped.text
 
 
 def test_body_over_the_limit_is_413_declared_or_streamed(client: TestClient) -> None:
