@@ -2,11 +2,11 @@
 
 Two models answer "does this person earn more than $50K a year?":
 
-- ``census_income`` (seed 001): a pandas DataFrame in, a ``ColumnTransformer`` selecting columns by name
+- ``census_income``: a pandas DataFrame in, a ``ColumnTransformer`` selecting columns by name
   (constant imputation + one-hot encoding on the categories, scaling on the numbers), then logistic
   regression or gradient boosting, whichever cross-validates better. It predicts the labels ``">50K"`` /
   ``"<=50K"`` themselves.
-- ``census_dict`` (seed 003): dict records in, ``DictVectorizer`` + random forest, fitted on a 0/1 target;
+- ``census_dict``: dict records in, ``DictVectorizer`` + random forest, fitted on a 0/1 target;
   the bundle's class labels decode 0/1 to the same two labels, and clients read the probability of ``">50K"``.
 
 Both are fitted on ``adult.data`` (split ``train``) and scored on ``adult.test`` (split ``test``), UCI's own
@@ -149,7 +149,7 @@ def load_data(path: Path = DATA_PATH) -> tuple[pd.DataFrame, pd.Series, pd.Serie
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Seed 003's input shape: one dict per row, a missing value left out (what the server hands the model too)."""
+    """The dict-records input shape: one dict per row, a missing value left out (what the server hands the model too)."""
     rows = frame.to_dict("records")
     return [{name: value for name, value in row.items() if value == value and value is not None} for row in rows]  # NaN != NaN
 
@@ -167,7 +167,7 @@ def income_pipeline(classifier: ClassifierMixin) -> Pipeline:
 
 
 def records_pipeline(*, fast: bool, seed: int) -> Pipeline:
-    """census_dict, seed 003's model: DictVectorizer (strings one-hot, numbers as they are) + random forest."""
+    """census_dict: DictVectorizer (strings one-hot, numbers as they are) + random forest."""
     forest = RandomForestClassifier(
         n_estimators=25 if fast else 100,
         max_depth=10 if fast else 16,  # bounded trees keep the bundle a few MB
@@ -368,7 +368,7 @@ def train_records(
     pngs = evaluation_plots(y_test, predicted, probability, reports, "random_forest")
     forest = model.named_steps["clf"]
     description = (
-        f"census_dict (seed 003's shape): DictVectorizer + RandomForestClassifier({forest.n_estimators} trees, "
+        f"census_dict (dict records): DictVectorizer + RandomForestClassifier({forest.n_estimators} trees, "
         f"max_depth={forest.max_depth}, min_samples_leaf={forest.min_samples_leaf}) on dict records, a missing value "
         f"left out of its record; target 1 = {html.escape(POSITIVE)}. Fitted on the {len(X_train)} rows of adult.data, "
         f"scored on the {len(X_test)} rows of adult.test."

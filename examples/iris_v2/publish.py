@@ -4,7 +4,7 @@ Usage::
 
     python examples/iris_v2/publish.py --home .sealserve-iris
 
-The same model as KServe's sklearn-iris sample (seed 004): ``svm.SVC(gamma="scale")`` fitted on the
+The same model as KServe's sklearn-iris sample: ``svm.SVC(gamma="scale")`` fitted on the
 iris data that ships with scikit-learn, on a plain numpy array. sealserve packs it as skops (not
 joblib), records the four features with their units and plausible ranges and the species names of
 the classes, signs it with a key under HOME (created once) and stores it in file://HOME/store.
