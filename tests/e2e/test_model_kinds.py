@@ -1,0 +1,300 @@
+"""Multi-output models, clusterers and outlier detectors pack with their own task and the real server answers what the
+fitted estimator answers, on the native API (single and batch), KServe V1, V2 REST, V2 gRPC and Seldon.
+
+One server for the module; the multi-output regressor is packed from the CLI (`--target y1 --target y2`), the others
+from Python. Expected answers come from the in-memory estimators, never from the server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+import tritonclient.grpc as grpcclient
+from sklearn.cluster import KMeans
+from sklearn.ensemble import IsolationForest, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.mixture import GaussianMixture
+from sklearn.multioutput import ClassifierChain, MultiOutputClassifier, MultiOutputRegressor
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.svm import OneClassSVM
+
+import sealserve
+from tests.support.bundles import Workspace
+from tests.support.server import SEALSERVE, free_port, serve
+
+VERSION = "1.0.0"
+FEATURES = ["a", "b", "c"]
+TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Case:
+    estimator: Any
+    task: str
+    targets: tuple[str, ...] = ()
+    classification: bool = False  # a multi-output model's targets are classes (ints here), not numbers
+    cli: bool = False
+
+
+@dataclass
+class Served:
+    http: httpx.Client
+    grpc: grpcclient.InferenceServerClient
+    rows: np.ndarray
+    cases: dict[str, Case] = field(default_factory=dict)
+
+
+def training() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 3))
+    X[:4] *= 6  # a few far rows, so detectors see outliers and clusters differ
+    regression = np.column_stack([2 * X[:, 0] + X[:, 1], X[:, 2] - X[:, 0]])
+    classes = np.column_stack([(X[:, 0] > 0).astype(int), (X[:, 1] + X[:, 2] > 0).astype(int)])
+    return X, regression, classes
+
+
+def cases() -> dict[str, Case]:
+    X, regression, classes = training()
+    return {
+        "multi_ridge": Case(MultiOutputRegressor(Ridge()).fit(X, regression), "multi_output", ("y1", "y2"), cli=True),
+        "forest_2d": Case(
+            RandomForestRegressor(n_estimators=5, max_depth=4, random_state=0).fit(X, regression), "multi_output", ("p", "q")
+        ),
+        "multi_logistic": Case(MultiOutputClassifier(LogisticRegression()).fit(X, classes), "multi_output", ("up", "big"), True),
+        "chain": Case(
+            ClassifierChain(LogisticRegression(), random_state=0).fit(X, classes), "multi_output", ("target_0", "target_1"), True
+        ),
+        "kmeans": Case(KMeans(n_clusters=3, n_init=2, random_state=0).fit(X), "clustering"),
+        "mixture": Case(GaussianMixture(n_components=2, random_state=0).fit(X), "clustering"),
+        "isolation": Case(IsolationForest(n_estimators=20, random_state=0).fit(X), "outlier_detection"),
+        "lof": Case(LocalOutlierFactor(n_neighbors=10, novelty=True).fit(X), "outlier_detection"),
+        "one_class_svm": Case(OneClassSVM(gamma=0.3).fit(X), "outlier_detection"),
+    }
+
+
+def pack_from_cli(root: Path, name: str, case: Case, X: np.ndarray) -> Path:
+    skops.io.dump(case.estimator, root / f"{name}.skops")
+    frame = pd.DataFrame(X, columns=FEATURES)
+    for index, target in enumerate(case.targets):
+        frame[target] = case.estimator.predict(X)[:, index]
+    frame.to_csv(root / f"{name}.csv", index=False)
+    command = [SEALSERVE, "pack", f"{name}.skops", "--name", name, "--version", VERSION, "--private-key", "signing-key.pem"]
+    command += ["--out", f"{name}.zip", "--sample", f"{name}.csv"]
+    for target in case.targets:
+        command += ["--target", target]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False, timeout=180)
+    assert result.returncode == 0, result.stderr
+    return root / f"{name}.zip"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("kinds")
+    space = Workspace.create(root)
+    X, _, _ = training()
+    sample = pd.DataFrame(X, columns=FEATURES)
+    models = cases()
+    for name, case in models.items():
+        if case.cli:
+            bundle = pack_from_cli(root, name, case, X)
+        else:
+            bundle = sealserve.pack(
+                case.estimator, name=name, version=VERSION, private_key=space.key, out=root / name, sample=sample, targets=case.targets
+            )
+        space.store.push(bundle)
+        space.store.promote(name, VERSION, "production")
+    grpc_port = free_port()
+    config = space.config(root / "service.yaml", *({"name": name} for name in models))
+    with serve(config, root, extra_args=("--grpc-port", str(grpc_port))) as server, server.client() as http:
+        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        try:
+            yield Served(http, grpc, np.vstack([X[:6], [[9.0, -9.0, 9.0]], np.zeros((1, 3))]), models)
+        finally:
+            grpc.close()
+        assert "Traceback" not in server.log(), server.log()
+
+
+def predicted(case: Case, rows: np.ndarray) -> list[Any]:
+    """The fitted estimator's `predict`, as plain values: target rows, cluster ids, or -1/1 marks."""
+    values = np.asarray(case.estimator.predict(rows))
+    if case.classification:
+        assert set(np.unique(values)) <= {0, 1}
+        return values.astype(int).tolist()
+    return values.tolist()
+
+
+def native_expected(case: Case, rows: np.ndarray) -> list[dict[str, Any]]:
+    values = predicted(case, rows)
+    if case.task == "multi_output":
+        return [{"prediction": dict(zip(case.targets, row, strict=True))} for row in values]
+    if case.task == "clustering":
+        if not hasattr(case.estimator, "predict_proba"):
+            return [{"prediction": value} for value in values]
+        chances = case.estimator.predict_proba(rows).tolist()
+        return [{"prediction": v, "probabilities": {str(k): p for k, p in enumerate(row)}} for v, row in zip(values, chances, strict=True)]
+    scores = case.estimator.score_samples(rows).tolist()
+    return [{"is_outlier": value == -1, "score": score} for value, score in zip(values, scores, strict=True)]
+
+
+def same(served: Any, expected: Any, where: str) -> None:
+    """Equal with the same JSON types (1 is not 1.0, true is not 1); floats within TOLERANCE."""
+    if isinstance(expected, dict):
+        assert isinstance(served, dict), f"{where}: {served} != {expected}"
+        assert list(served) == list(expected), f"{where}: {served} != {expected}"
+        for key in expected:
+            same(served[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(served, list), f"{where}: {served} != {expected}"
+        assert len(served) == len(expected), f"{where}: {served} != {expected}"
+        for index, (left, right) in enumerate(zip(served, expected, strict=True)):
+            same(left, right, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert type(served) is float, f"{where}: {served!r} is not a float"
+        assert math.isclose(served, expected, rel_tol=TOLERANCE, abs_tol=TOLERANCE), f"{where}: {served} != {expected}"
+    else:
+        assert (type(served), served) == (type(expected), expected), f"{where}: {served!r} != {expected!r}"
+
+
+def records(rows: np.ndarray) -> list[dict[str, float]]:
+    return [dict(zip(FEATURES, row, strict=True)) for row in rows.tolist()]
+
+
+NAMES = list(cases())
+
+
+def test_each_kind_is_packed_with_its_own_task(served: Served) -> None:
+    for name, case in served.cases.items():
+        detail = served.http.get(f"/api/models/{name}").json()
+        assert detail["ready"], detail
+        metadata = detail["metadata"]
+        assert (metadata["output"]["task"], metadata["schema_version"]) == (case.task, 2), name
+        assert [target["name"] for target in metadata["output"].get("targets", [])] == list(case.targets), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_native_single_and_batch_answer_what_the_estimator_answers(served: Served, name: str) -> None:
+    case, rows = served.cases[name], served.rows
+    expected = native_expected(case, rows)
+    singles = []
+    for record in records(rows):
+        response = served.http.post(f"/api/models/{name}/prediction", json=record)
+        assert response.status_code == 200, response.text
+        singles.append(response.json()["output"])
+    same(singles, expected, "native single")
+    batch = served.http.post(f"/api/models/{name}/predictions", json=records(rows))
+    assert batch.status_code == 200, batch.text
+    same(batch.json()["outputs"], expected, "native batch")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kserve_v1_answers_one_value_per_row(served: Served, name: str) -> None:
+    case, rows = served.cases[name], served.rows
+    response = served.http.post(f"/v1/models/{name}:predict", json={"instances": rows.tolist()})
+    assert response.status_code == 200, response.text
+    native = native_expected(case, rows)
+    if case.task == "multi_output":
+        expected: list[Any] = predicted(case, rows)
+    elif case.task == "clustering":
+        expected = [item["prediction"] for item in native]
+    else:
+        expected = native
+    same(response.json()["predictions"], expected, "V1")
+
+
+def v2_expected(case: Case, rows: np.ndarray) -> dict[str, tuple[str, list[int], list[Any]]]:
+    """Each default V2 output: datatype, shape, flat data."""
+    native, count = native_expected(case, rows), len(rows)
+    if case.task == "multi_output":
+        flat = [value for row in predicted(case, rows) for value in row]
+        return {"predict": ("INT64" if case.classification else "FP64", [count, len(case.targets)], flat)}
+    if case.task == "clustering":
+        return {"predict": ("INT64", [count], [item["prediction"] for item in native])}
+    return {
+        "is_outlier": ("BOOL", [count], [item["is_outlier"] for item in native]),
+        "score": ("FP64", [count], [item["score"] for item in native]),
+    }
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_v2_rest_and_grpc_answer_named_outputs_in_their_shapes(served: Served, name: str) -> None:
+    case, rows = served.cases[name], served.rows
+    expected = v2_expected(case, rows)
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(rows.shape), "data": rows.ravel().tolist()}]}
+    response = served.http.post(f"/v2/models/{name}/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {output["name"]: output for output in response.json()["outputs"]}
+    assert sorted(outputs) == sorted(expected)
+    for output_name, (datatype, shape, data) in expected.items():
+        assert (outputs[output_name]["datatype"], outputs[output_name]["shape"]) == (datatype, shape), output_name
+        same(outputs[output_name]["data"], data, f"V2 REST {output_name}")
+
+    tensor = grpcclient.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(np.ascontiguousarray(rows))
+    result = served.grpc.infer(name, [tensor])
+    for output_name, (datatype, shape, data) in expected.items():
+        assert (result.get_output(output_name).datatype, list(result.get_output(output_name).shape)) == (datatype, shape), output_name
+        array = result.as_numpy(output_name)
+        assert list(array.shape) == shape
+        same(array.ravel().tolist(), data, f"V2 gRPC {output_name}")
+
+
+def test_a_multi_output_model_answers_one_target_on_request_and_refuses_an_unknown_one(served: Served) -> None:
+    case, rows = served.cases["forest_2d"], served.rows
+    body: dict[str, Any] = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(rows.shape), "data": rows.ravel().tolist()}]}
+    answer = served.http.post("/v2/models/forest_2d/infer", json=body | {"outputs": [{"name": "q"}]})
+    assert answer.status_code == 200, answer.text
+    (output,) = answer.json()["outputs"]
+    assert (output["name"], output["shape"]) == ("q", [len(rows)])
+    same(output["data"], [row[1] for row in predicted(case, rows)], "target q")
+
+    unknown = served.http.post("/v2/models/forest_2d/infer", json=body | {"outputs": [{"name": "r"}]})
+    assert unknown.status_code == 400
+    assert "unknown output 'r'; the model's outputs are predict, p, q" in unknown.json()["error"]
+
+    metadata = served.http.get("/v2/models/forest_2d").json()
+    assert [(item["name"], item["shape"]) for item in metadata["outputs"]] == [("predict", [-1, 2]), ("p", [-1]), ("q", [-1])]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_seldon_answers_named_columns(served: Served, name: str) -> None:
+    case, rows = served.cases[name], served.rows
+    data = served.http.post(f"/seldon/default/{name}/api/v1.0/predictions", json={"data": {"ndarray": rows.tolist()}}).json()["data"]
+    native = native_expected(case, rows)
+    if case.task == "multi_output":
+        names, expected = list(case.targets), predicted(case, rows)
+    elif case.task == "clustering" and "probabilities" in native[0]:
+        names, expected = list(native[0]["probabilities"]), [list(item["probabilities"].values()) for item in native]
+    elif case.task == "clustering":
+        names, expected = [], [item["prediction"] for item in native]
+    else:
+        names, expected = ["is_outlier", "score"], [[item["is_outlier"], item["score"]] for item in native]
+    assert data["names"] == names
+    same(data["ndarray"], expected, "Seldon")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_names_the_field(served: Served, name: str) -> None:
+    rows = served.rows
+    wide = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [len(rows), 4], "data": [0.0] * (len(rows) * 4)}]}
+    answer = served.http.post(f"/v2/models/{name}/infer", json=wide)
+    assert answer.status_code == 400
+    assert "input 'input-0' has shape [8, 4]; expected [N, 3]" in answer.json()["error"]
+
+    missing = served.http.post(f"/api/models/{name}/prediction", json={"a": 1.0, "b": 2.0})
+    assert missing.status_code == 422
+    assert [detail["loc"] for detail in missing.json()["error"]["details"]] == [["c"]], json.dumps(missing.json())
+
+    unknown = served.http.post(f"/api/models/{name}/prediction", json={"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0})
+    assert unknown.status_code == 422
+    assert [detail["loc"] for detail in unknown.json()["error"]["details"]] == [["d"]], json.dumps(unknown.json())
