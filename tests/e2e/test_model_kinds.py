@@ -180,6 +180,12 @@ def test_each_kind_is_packed_with_its_own_task(served: Served) -> None:
         metadata = detail["metadata"]
         assert (metadata["output"]["task"], metadata["schema_version"]) == (case.task, 2), name
         assert [target["name"] for target in metadata["output"].get("targets", [])] == list(case.targets), name
+    page = served.http.get("/ui/models/forest_2d")
+    assert page.status_code == 200
+    assert "multi_output: p, q" in page.text
+    contract = served.http.get("/openapi.json")
+    assert contract.status_code == 200
+    assert list(contract.json()["components"]["schemas"]["Forest2dOutputTargets"]["properties"]) == ["p", "q"]
 
 
 @pytest.mark.parametrize("name", NAMES)
