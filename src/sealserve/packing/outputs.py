@@ -30,7 +30,7 @@ def output_spec(
     if kind in ("clusterer", "density_estimator"):  # a density estimator that predicts is a mixture: its component
         return _clustering(estimator, model_input)
     if predicted.ndim == 2 and predicted.shape[1] > 1:
-        return _multi_output(estimator, predicted.shape[1], list(targets))
+        return _multi_output(estimator, predicted.shape[1], list(targets), classifier=kind == "classifier")
     if len(targets) > 1:
         raise BundleFormatError(f"{len(targets)} targets are named ({', '.join(targets)}), but the model predicts one value per row")
     classes = getattr(estimator, "classes_", None)
@@ -92,7 +92,9 @@ def _clustering(estimator: Any, model_input: Any) -> OutputSpec:
     return OutputSpec(task="clustering", classes=[ModelClass(value=index, label=str(index)) for index in range(width)], probabilities=True)
 
 
-def _multi_output(estimator: Any, width: int, names: list[str]) -> OutputSpec:
+def _multi_output(estimator: Any, width: int, names: list[str], *, classifier: bool) -> OutputSpec:
+    """Each target's classes from `classes_` (one array per target); a multilabel classifier, whose `classes_` are the
+    labels themselves, answers a 0/1 indicator per label."""
     if not names:
         names = [f"target_{index}" for index in range(width)]
     if len(names) != width:
@@ -101,7 +103,11 @@ def _multi_output(estimator: Any, width: int, names: list[str]) -> OutputSpec:
     if reserved:
         raise BundleFormatError(f"a target cannot be named {', '.join(reserved)}: the name is a V2 output of every multi-output model")
     classes = getattr(estimator, "classes_", None)
-    per_target: list[Any] = list(classes) if isinstance(classes, list) and len(classes) == width else [None] * width
+    per_target: list[Any] = [None] * width
+    if isinstance(classes, list) and len(classes) == width:
+        per_target = list(classes)
+    elif classifier:
+        per_target = [[0, 1]] * width
     return OutputSpec(
         task="multi_output",
         targets=[
