@@ -3,6 +3,7 @@ server's own encoders: a prediction the protocols cannot answer fails at pack an
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,14 @@ def test_check_answers_names_the_protocol_that_cannot_answer(
     answer = Predictions(Classes(metadata), values, None, scores)
     with pytest.raises(BundleFormatError, match=f"cannot be answered on {protocol}"):
         check_answers(encoders_for(output), output_model("kind", output), answer)
+
+
+def test_the_public_predict_answers_a_model_per_row_keyed_by_target(tmp_path: Path, signing_key: keys.SigningKey) -> None:
+    bundle = packed(multi_ridge(), tmp_path, signing_key, targets=["sum", "last"])
+    model = build_model(bundle, read_metadata(bundle), runtime="auto", trusted_types=(), allow_pickle=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        answer = model.predict({"a": 1.0, "b": 2.0, "c": 3.0}).model_dump(mode="json")
+    expected = multi_ridge().predict(np.array([[1.0, 2.0, 3.0]]))[0].tolist()
+    assert list(answer["prediction"]) == ["sum", "last"]
+    np.testing.assert_allclose(list(answer["prediction"].values()), expected, rtol=1e-12)

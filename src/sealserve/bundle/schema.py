@@ -118,7 +118,9 @@ def _targets_model(title: str, targets: list[Target]) -> type[BaseModel]:
         f"target_{index}": (float if target.task == "regression" else Literal[tuple(target.classes)], Field(alias=target.name))
         for index, target in enumerate(targets)
     }
-    return create_model(f"{title}Targets", __config__=ConfigDict(extra="forbid", title=f"{title}Targets"), **fields)
+    return create_model(
+        f"{title}Targets", __config__=ConfigDict(extra="forbid", serialize_by_alias=True, title=f"{title}Targets"), **fields
+    )
 
 
 def derive_features(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] | None = None) -> list[Feature]:

@@ -73,8 +73,10 @@ class BundleModel(MLModel):
         return self.predict_batch((data,))[0]
 
     def predict_batch(self, data: Sequence[Any]) -> list[BaseModel]:
-        build = self._output_schema.model_construct
-        return [build(**output) for output in self.encoders.native(self.predict_records(data))]
+        """The public MLModel call (the server answers from `predict_records`): validated, so nested answers (a
+        multi-output model's targets) become their models."""
+        build = self._output_schema.model_validate
+        return [build(output) for output in self.encoders.native(self.predict_records(data))]
 
     def predict_records(self, records: Sequence[Any]) -> Predictions:
         """Validated records (schema instances or dicts keyed by feature) → the answer as arrays."""
