@@ -8,7 +8,6 @@ from Python. Expected answers come from the in-memory estimators, never from the
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,11 +30,11 @@ from sklearn.svm import OneClassSVM
 
 import sealserve
 from tests.support.bundles import Workspace
+from tests.support.kinds import Expected, expected_answers, same
 from tests.support.server import SEALSERVE, free_port, serve
 
 VERSION = "1.0.0"
 FEATURES = ["a", "b", "c"]
-TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,6 @@ class Case:
     estimator: Any
     task: str
     targets: tuple[str, ...] = ()
-    classification: bool = False  # a multi-output model's targets are classes (ints here), not numbers
     cli: bool = False
 
 
@@ -71,7 +69,7 @@ def cases() -> dict[str, Case]:
         "forest_2d": Case(
             RandomForestRegressor(n_estimators=5, max_depth=4, random_state=0).fit(X, regression), "multi_output", ("p", "q")
         ),
-        "multi_logistic": Case(MultiOutputClassifier(LogisticRegression()).fit(X, classes), "multi_output", ("up", "big"), True),
+        "multi_logistic": Case(MultiOutputClassifier(LogisticRegression()).fit(X, classes), "multi_output", ("up", "big")),
         "chain": Case(
             ClassifierChain(LogisticRegression(), random_state=0).fit(X, classes), "multi_output", ("target_0", "target_1"), True
         ),
@@ -125,45 +123,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert "Traceback" not in server.log(), server.log()
 
 
-def predicted(case: Case, rows: np.ndarray) -> list[Any]:
-    """The fitted estimator's `predict`, as plain values: target rows, cluster ids, or -1/1 marks."""
-    values = np.asarray(case.estimator.predict(rows))
-    if case.classification:
-        assert set(np.unique(values)) <= {0, 1}
-        return values.astype(int).tolist()
-    return values.tolist()
-
-
-def native_expected(case: Case, rows: np.ndarray) -> list[dict[str, Any]]:
-    values = predicted(case, rows)
-    if case.task == "multi_output":
-        return [{"prediction": dict(zip(case.targets, row, strict=True))} for row in values]
-    if case.task == "clustering":
-        if not hasattr(case.estimator, "predict_proba"):
-            return [{"prediction": value} for value in values]
-        chances = case.estimator.predict_proba(rows).tolist()
-        return [{"prediction": v, "probabilities": {str(k): p for k, p in enumerate(row)}} for v, row in zip(values, chances, strict=True)]
-    scores = case.estimator.score_samples(rows).tolist()
-    return [{"is_outlier": value == -1, "score": score} for value, score in zip(values, scores, strict=True)]
-
-
-def same(served: Any, expected: Any, where: str) -> None:
-    """Equal with the same JSON types (1 is not 1.0, true is not 1); floats within TOLERANCE."""
-    if isinstance(expected, dict):
-        assert isinstance(served, dict), f"{where}: {served} != {expected}"
-        assert list(served) == list(expected), f"{where}: {served} != {expected}"
-        for key in expected:
-            same(served[key], expected[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(served, list), f"{where}: {served} != {expected}"
-        assert len(served) == len(expected), f"{where}: {served} != {expected}"
-        for index, (left, right) in enumerate(zip(served, expected, strict=True)):
-            same(left, right, f"{where}[{index}]")
-    elif isinstance(expected, float):
-        assert type(served) is float, f"{where}: {served!r} is not a float"
-        assert math.isclose(served, expected, rel_tol=TOLERANCE, abs_tol=TOLERANCE), f"{where}: {served} != {expected}"
-    else:
-        assert (type(served), served) == (type(expected), expected), f"{where}: {served!r} != {expected!r}"
+def expected(case: Case, rows: np.ndarray) -> Expected:
+    return expected_answers(case.estimator, case.task, list(case.targets), rows)
 
 
 def records(rows: np.ndarray) -> list[dict[str, float]]:
@@ -191,16 +152,16 @@ def test_each_kind_is_packed_with_its_own_task(served: Served) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_native_single_and_batch_answer_what_the_estimator_answers(served: Served, name: str) -> None:
     case, rows = served.cases[name], served.rows
-    expected = native_expected(case, rows)
+    native = expected(case, rows).native
     singles = []
     for record in records(rows):
         response = served.http.post(f"/api/models/{name}/prediction", json=record)
         assert response.status_code == 200, response.text
         singles.append(response.json()["output"])
-    same(singles, expected, "native single")
+    same(singles, native, "native single")
     batch = served.http.post(f"/api/models/{name}/predictions", json=records(rows))
     assert batch.status_code == 200, batch.text
-    same(batch.json()["outputs"], expected, "native batch")
+    same(batch.json()["outputs"], native, "native batch")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -208,47 +169,26 @@ def test_kserve_v1_answers_one_value_per_row(served: Served, name: str) -> None:
     case, rows = served.cases[name], served.rows
     response = served.http.post(f"/v1/models/{name}:predict", json={"instances": rows.tolist()})
     assert response.status_code == 200, response.text
-    native = native_expected(case, rows)
-    if case.task == "multi_output":
-        expected: list[Any] = predicted(case, rows)
-    elif case.task == "clustering":
-        expected = [item["prediction"] for item in native]
-    else:
-        expected = native
-    same(response.json()["predictions"], expected, "V1")
-
-
-def v2_expected(case: Case, rows: np.ndarray) -> dict[str, tuple[str, list[int], list[Any]]]:
-    """Each default V2 output: datatype, shape, flat data."""
-    native, count = native_expected(case, rows), len(rows)
-    if case.task == "multi_output":
-        flat = [value for row in predicted(case, rows) for value in row]
-        return {"predict": ("INT64" if case.classification else "FP64", [count, len(case.targets)], flat)}
-    if case.task == "clustering":
-        return {"predict": ("INT64", [count], [item["prediction"] for item in native])}
-    return {
-        "is_outlier": ("BOOL", [count], [item["is_outlier"] for item in native]),
-        "score": ("FP64", [count], [item["score"] for item in native]),
-    }
+    same(response.json()["predictions"], expected(case, rows).v1, "V1")
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_v2_rest_and_grpc_answer_named_outputs_in_their_shapes(served: Served, name: str) -> None:
     case, rows = served.cases[name], served.rows
-    expected = v2_expected(case, rows)
+    outputs_expected = expected(case, rows).v2
     body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(rows.shape), "data": rows.ravel().tolist()}]}
     response = served.http.post(f"/v2/models/{name}/infer", json=body)
     assert response.status_code == 200, response.text
     outputs = {output["name"]: output for output in response.json()["outputs"]}
-    assert sorted(outputs) == sorted(expected)
-    for output_name, (datatype, shape, data) in expected.items():
+    assert sorted(outputs) == sorted(outputs_expected)
+    for output_name, (datatype, shape, data) in outputs_expected.items():
         assert (outputs[output_name]["datatype"], outputs[output_name]["shape"]) == (datatype, shape), output_name
         same(outputs[output_name]["data"], data, f"V2 REST {output_name}")
 
     tensor = grpcclient.InferInput("input-0", list(rows.shape), "FP64")
     tensor.set_data_from_numpy(np.ascontiguousarray(rows))
     result = served.grpc.infer(name, [tensor])
-    for output_name, (datatype, shape, data) in expected.items():
+    for output_name, (datatype, shape, data) in outputs_expected.items():
         assert (result.get_output(output_name).datatype, list(result.get_output(output_name).shape)) == (datatype, shape), output_name
         array = result.as_numpy(output_name)
         assert list(array.shape) == shape
@@ -262,7 +202,7 @@ def test_a_multi_output_model_answers_one_target_on_request_and_refuses_an_unkno
     assert answer.status_code == 200, answer.text
     (output,) = answer.json()["outputs"]
     assert (output["name"], output["shape"]) == ("q", [len(rows)])
-    same(output["data"], [row[1] for row in predicted(case, rows)], "target q")
+    same(output["data"], [row[1] for row in expected(case, rows).v1], "target q")
 
     unknown = served.http.post("/v2/models/forest_2d/infer", json=body | {"outputs": [{"name": "r"}]})
     assert unknown.status_code == 400
@@ -276,17 +216,9 @@ def test_a_multi_output_model_answers_one_target_on_request_and_refuses_an_unkno
 def test_seldon_answers_named_columns(served: Served, name: str) -> None:
     case, rows = served.cases[name], served.rows
     data = served.http.post(f"/seldon/default/{name}/api/v1.0/predictions", json={"data": {"ndarray": rows.tolist()}}).json()["data"]
-    native = native_expected(case, rows)
-    if case.task == "multi_output":
-        names, expected = list(case.targets), predicted(case, rows)
-    elif case.task == "clustering" and "probabilities" in native[0]:
-        names, expected = list(native[0]["probabilities"]), [list(item["probabilities"].values()) for item in native]
-    elif case.task == "clustering":
-        names, expected = [], [item["prediction"] for item in native]
-    else:
-        names, expected = ["is_outlier", "score"], [[item["is_outlier"], item["score"]] for item in native]
+    names, values = expected(case, rows).seldon
     assert data["names"] == names
-    same(data["ndarray"], expected, "Seldon")
+    same(data["ndarray"], values, "Seldon")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -86,13 +86,7 @@ def _classification(output: OutputSpec) -> Encoders:
         return [answer_of.get(value, fallback(value)) for value in predictions.values.tolist()]
 
     def native(predictions: Predictions) -> list[dict[str, Any]]:
-        rows = answers(predictions)
-        if predictions.probabilities is None:
-            return [{"prediction": row} for row in rows]
-        return [
-            {"prediction": row, "probabilities": dict(zip(labels, chances, strict=True))}
-            for row, chances in zip(rows, predictions.probabilities.tolist(), strict=True)
-        ]
+        return _with_probabilities(answers(predictions), labels, predictions)
 
     def predict(predictions: Predictions) -> list[Any]:
         return [declared.get(value, value) for value in predictions.values.tolist()]
@@ -105,9 +99,7 @@ def _classification(output: OutputSpec) -> Encoders:
         outputs.append(Output("predict_proba", "FP64", len(labels), _probabilities))
 
     def seldon(predictions: Predictions) -> SeldonAnswer:
-        if predictions.probabilities is None:
-            return [], answers(predictions), None
-        return list(labels), _probabilities(predictions), len(labels)
+        return _seldon_with_probabilities(answers, labels, predictions)
 
     return Encoders(native, answers, tuple(outputs), ("predict",), seldon)
 
@@ -158,21 +150,14 @@ def _clustering(output: OutputSpec) -> Encoders:
         return list(predictions.values.astype(np.int64).tolist())
 
     def native(predictions: Predictions) -> list[dict[str, Any]]:
-        if predictions.probabilities is None:
-            return [{"prediction": value} for value in ids(predictions)]
-        return [
-            {"prediction": value, "probabilities": dict(zip(labels, chances, strict=True))}
-            for value, chances in zip(ids(predictions), predictions.probabilities.tolist(), strict=True)
-        ]
+        return _with_probabilities(ids(predictions), labels, predictions)
 
     outputs = [Output("predict", "INT64", None, ids)]
     if output.probabilities:
         outputs.append(Output("predict_proba", "FP64", len(labels), _probabilities))
 
     def seldon(predictions: Predictions) -> SeldonAnswer:
-        if predictions.probabilities is None:
-            return [], ids(predictions), None
-        return list(labels), _probabilities(predictions), len(labels)
+        return _seldon_with_probabilities(ids, labels, predictions)
 
     return Encoders(native, ids, tuple(outputs), ("predict",), seldon)
 
@@ -197,6 +182,23 @@ def _outlier_detection(output: OutputSpec) -> Encoders:
 
     outputs = (Output("is_outlier", "BOOL", None, flags), Output("score", "FP64", None, scores))
     return Encoders(native, native, outputs, ("is_outlier", "score"), seldon)
+
+
+def _with_probabilities(values: list[Any], labels: list[str], predictions: Predictions) -> list[dict[str, Any]]:
+    """Native objects: `prediction`, and `probabilities` keyed by label when the batch has them."""
+    if predictions.probabilities is None:
+        return [{"prediction": value} for value in values]
+    return [
+        {"prediction": value, "probabilities": dict(zip(labels, chances, strict=True))}
+        for value, chances in zip(values, predictions.probabilities.tolist(), strict=True)
+    ]
+
+
+def _seldon_with_probabilities(values: Extract, labels: list[str], predictions: Predictions) -> SeldonAnswer:
+    """The probabilities named by label (as Seldon's sklearn server answers), else one value per row."""
+    if predictions.probabilities is None:
+        return [], values(predictions), None
+    return list(labels), _probabilities(predictions), len(labels)
 
 
 def _probabilities(predictions: Predictions) -> list[Any]:
