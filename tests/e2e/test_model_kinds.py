@@ -236,3 +236,41 @@ def test_bad_input_names_the_field(served: Served, name: str) -> None:
     unknown = served.http.post(f"/api/models/{name}/prediction", json={"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0})
     assert unknown.status_code == 422
     assert [detail["loc"] for detail in unknown.json()["error"]["details"]] == [["d"]], json.dumps(unknown.json())
+
+
+def test_a_multi_output_model_refuses_a_row_of_the_wrong_length_on_v1_and_seldon(served: Served) -> None:
+    v1 = served.http.post("/v1/models/forest_2d:predict", json={"instances": [[1.0, 2.0]]})
+    assert v1.status_code == 400
+    assert v1.json()["error"] == "instance 0 has 2 values; expected 3 values in the order a, b, c, or an object keyed by feature name"
+    seldon = served.http.post(
+        "/seldon/default/forest_2d/api/v1.0/predictions", json={"data": {"names": ["a", "b", "e"], "ndarray": [[1, 2, 3]]}}
+    )
+    assert seldon.status_code == 400
+    assert "unknown input 'e'" in seldon.json()["status"]["info"]
+
+
+def test_the_cli_refuses_a_clusterer_without_predict_and_too_few_targets_saying_why(tmp_path: Path) -> None:
+    from sklearn.cluster import DBSCAN
+
+    Workspace.create(tmp_path)
+    X, regression, _ = training()
+    skops.io.dump(DBSCAN().fit(X), tmp_path / "dbscan.skops")
+    skops.io.dump(MultiOutputRegressor(Ridge()).fit(X, regression), tmp_path / "multi.skops")
+    frame = pd.DataFrame(X, columns=FEATURES)
+    frame.to_csv(tmp_path / "features.csv", index=False)
+    frame.assign(y1=regression[:, 0]).to_csv(tmp_path / "one_target.csv", index=False)
+    base = ["--version", VERSION, "--private-key", "signing-key.pem"]
+    refusals = {
+        "dbscan": (["dbscan.skops", "--sample", "features.csv"], "error (BundleFormatError): DBSCAN has no predict method"),
+        "multi": (
+            ["multi.skops", "--sample", "one_target.csv", "--target", "y1"],
+            "error (BundleFormatError): the model predicts 2 targets per row, but 1 were named (y1)",
+        ),
+    }
+    for name, (arguments, message) in refusals.items():
+        command = [SEALSERVE, "pack", *arguments, "--name", name, *base, "--out", f"{name}.zip"]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=180)
+        assert result.returncode == 1, result.stderr
+        assert message in " ".join(result.stderr.split()), result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / f"{name}.zip").exists()

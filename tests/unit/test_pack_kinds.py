@@ -60,7 +60,7 @@ def test_a_multi_output_bundle_names_its_targets_and_skips_the_compiled_form(tmp
 @pytest.mark.parametrize(
     ("targets", "message"),
     [
-        (["only"], "the model predicts 2 targets per row, but 1 target names were given: only"),
+        (["only"], r"the model predicts 2 targets per row, but 1 were named \(only\): name each, in the model's order, with --target"),
         (["predict", "other"], "a target cannot be named predict"),
     ],
 )

@@ -98,7 +98,10 @@ def _multi_output(estimator: Any, width: int, names: list[str], *, classifier: b
     if not names:
         names = [f"target_{index}" for index in range(width)]
     if len(names) != width:
-        raise BundleFormatError(f"the model predicts {width} targets per row, but {len(names)} target names were given: {', '.join(names)}")
+        raise BundleFormatError(
+            f"the model predicts {width} targets per row, but {len(names)} were named ({', '.join(names)}): "
+            "name each, in the model's order, with --target (targets=[...] in Python)"
+        )
     reserved = sorted(RESERVED_TARGET_NAMES.intersection(names))
     if reserved:
         raise BundleFormatError(f"a target cannot be named {', '.join(reserved)}: the name is a V2 output of every multi-output model")
