@@ -48,7 +48,7 @@ def breakdown(home: Path) -> None:
         "validate JSON body (pydantic)": lambda: model.input_schema.model_validate_json(body),
         "record -> model input": lambda: model.adapter.from_records([record]),  # type: ignore[attr-defined]
         "estimator predict + predict_proba": lambda: model.runtime(row),  # type: ignore[attr-defined]
-        "build output": lambda: model.answer(prediction).as_json(),  # type: ignore[attr-defined]
+        "build output": lambda: model.encoders.native(model.answer(prediction)),  # type: ignore[attr-defined]
         "serialize response (orjson)": lambda: orjson.dumps(
             {"model_name": "m", "model_version": "1", "output": output.model_dump(mode="json")}
         ),

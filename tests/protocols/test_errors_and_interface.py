@@ -50,7 +50,7 @@ def test_a_custom_model_interface_comes_from_its_schemas() -> None:
     assert [(output.name, output.datatype) for output in interface.outputs.values()] == [("risk_score", "FP64"), ("high_risk", "BOOL")]
     assert interface.default_outputs == ("risk_score", "high_risk")
     assert interface.platform == "sealserve_python"
-    assert interface.class_labels is None
+    assert interface.seldon([]) == ([], [], None)
 
 
 def test_positional_rows_convert_only_losslessly() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import sealserve
+from sealserve.bundle.format_version import FORMAT_MAJOR
 from tests.support.bundles import CLASS_LABELS, FEATURE_OVERRIDES, Workspace, fitted_model, training_data
 from tests.support.server import serve, wait_until
 
@@ -31,7 +32,7 @@ def publish_rewritten(space: Workspace, name: str, change: Any) -> None:
 def test_same_major_extras_serve_and_a_newer_major_stays_unready_naming_the_format(tmp_path: Path) -> None:
     space = Workspace.create(tmp_path)
     publish_rewritten(space, "extended", lambda metadata: metadata.update(explanations={"method": "shap"}))
-    publish_rewritten(space, "future", lambda metadata: metadata.update(schema_version=2))
+    publish_rewritten(space, "future", lambda metadata: metadata.update(schema_version=FORMAT_MAJOR + 1))
     config = space.config(tmp_path / "service.yaml", {"name": "extended"}, {"name": "future"})
     with serve(config, tmp_path, ready=False) as server, server.client() as client:
         wait_until(lambda: client.get("/api/models/future").json()["error"] is not None)
@@ -41,7 +42,7 @@ def test_same_major_extras_serve_and_a_newer_major_stays_unready_naming_the_form
         assert answer.json()["output"]["prediction"] == "large"
         future = client.get("/api/models/future").json()
         assert future["ready"] is False
-        assert "bundle format 2" in future["error"], future
-        assert "this server reads bundle format 1" in future["error"], future
+        assert f"bundle format {FORMAT_MAJOR + 1}" in future["error"], future
+        assert f"this server reads bundle format {FORMAT_MAJOR} and older" in future["error"], future
         assert client.post("/api/models/future/prediction", json=RECORD).status_code == 503
         assert "Traceback" not in server.log()

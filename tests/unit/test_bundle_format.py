@@ -34,8 +34,8 @@ def add_future_fields(metadata: dict[str, Any]) -> None:
     metadata["statistics"][next(iter(metadata["statistics"]))]["quantiles"] = [0.0, 0.5, 1.0]
 
 
-def test_the_packer_writes_the_major_this_server_reads(packed_bundle: Path) -> None:
-    assert json.loads((packed_bundle / "sealserve.json").read_text())["schema_version"] == FORMAT_MAJOR == 1
+def test_the_packer_writes_the_lowest_major_that_expresses_the_bundle(packed_bundle: Path) -> None:
+    assert json.loads((packed_bundle / "sealserve.json").read_text())["schema_version"] == 1 < FORMAT_MAJOR
 
 
 def test_unknown_optional_fields_of_the_same_major_are_ignored_and_the_model_predicts_the_same(
@@ -57,9 +57,10 @@ def test_a_newer_major_is_refused_naming_the_format_it_needs_and_the_packer(
 ) -> None:
     rewrite(bundle_copy, signing_key, lambda metadata: metadata.update(schema_version=FORMAT_MAJOR + 1, output={"kind": "new"}))
     packer = library_versions()["sealserve"]
+    newer = FORMAT_MAJOR + 1
     expected = (
-        rf"bundle format 2 \(packed by sealserve {packer}\) needs a server that reads bundle format 2; "
-        r"this server reads bundle format 1 and older: upgrade the server"
+        rf"bundle format {newer} \(packed by sealserve {packer}\) needs a server that reads bundle format {newer}; "
+        rf"this server reads bundle format {FORMAT_MAJOR} and older: upgrade the server"
     )
     with pytest.raises(NewerFormatError, match=expected):
         verify_bundle(bundle_copy, trusted_keyring)
@@ -86,3 +87,39 @@ def test_a_newer_major_with_an_unsafe_name_is_still_refused_by_the_store(
     rewrite(bundle_copy, signing_key, lambda metadata: metadata.update(schema_version=FORMAT_MAJOR + 1, name="../escape"))
     with pytest.raises(BundleFormatError, match=r"model name '\.\./escape'"):
         LocalStore(tmp_path / "store").push(bundle_copy)
+
+
+def kmeans_bundle(root: Path, key: keys.SigningKey) -> Path:
+    from sklearn.cluster import KMeans
+
+    from sealserve.packing.build import pack
+
+    frame = make_training_frame()[0][["age", "bmi"]]
+    model = KMeans(n_clusters=2, n_init=1, random_state=0).fit(frame.to_numpy())
+    return pack(model, name="risk", version="1.0.0", private_key=key, out=root / "clusters", sample=frame, compiled=False)
+
+
+def test_a_new_task_is_written_as_format_2_and_a_format_1_server_refuses_it_by_name(
+    tmp_path: Path, trusted_keyring: Keyring, signing_key: keys.SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = kmeans_bundle(tmp_path, signing_key)
+    written = json.loads((bundle / "sealserve.json").read_text())
+    assert (written["schema_version"], written["output"]["task"]) == (2, "clustering")
+    verify_bundle(bundle, trusted_keyring).discard()  # this server reads it
+    monkeypatch.setattr("sealserve.bundle.format_version.FORMAT_MAJOR", 1)  # a server of the release before
+    with pytest.raises(NewerFormatError, match=r"needs a server that reads bundle format 2; this server reads bundle format 1 and older"):
+        verify_bundle(bundle, trusted_keyring)
+
+
+def test_a_new_task_under_format_1_is_refused_as_inconsistent(
+    tmp_path: Path, trusted_keyring: Keyring, signing_key: keys.SigningKey
+) -> None:
+    bundle = kmeans_bundle(tmp_path, signing_key)
+    rewrite(bundle, signing_key, lambda metadata: metadata.update(schema_version=1))
+    with pytest.raises(BundleFormatError, match="task clustering needs bundle format 2, not 1"):
+        verify_bundle(bundle, trusted_keyring)
+
+
+def test_a_classification_bundle_writes_no_field_of_format_2(packed_bundle: Path) -> None:
+    output = json.loads((packed_bundle / "sealserve.json").read_text())["output"]
+    assert set(output) == {"task", "classes", "probabilities"}

@@ -10,8 +10,8 @@ from typing import Any
 
 from sealserve.errors import BundleFormatError, NewerFormatError
 
-FORMAT_MAJOR = 1
-"""The newest major this sealserve reads and the one it writes."""
+FORMAT_MAJOR = 2
+"""The newest major this sealserve reads; it writes the lowest major that expresses a bundle (`OutputSpec.format_major`)."""
 
 MAJOR_FIELD = "schema_version"
 

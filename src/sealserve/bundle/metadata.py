@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sealserve.bundle.format_version import FORMAT_MAJOR
 
@@ -97,12 +97,49 @@ class ModelClass(BaseModel):
     label: str
 
 
-class OutputSpec(BaseModel):
+Task = Literal["classification", "regression", "multi_output", "clustering", "outlier_detection"]
+MAJOR_2_TASKS = frozenset({"multi_output", "clustering", "outlier_detection"})
+"""Tasks a format-1 reader would misread (it knows only classification and regression): they need format 2."""
+
+
+class Target(BaseModel):
+    """One column of a multi-output prediction: its name and what it predicts (a number, or a class value)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    name: str = Field(min_length=1)
     task: Literal["classification", "regression"]
+    classes: list[CategoryCode] = Field(default_factory=list)
+
+
+class OutputSpec(BaseModel):
+    """What the model answers. `targets` for multi_output; `score` names the method an outlier detector scores with.
+
+    Both are left out of the file when unused, so a classification or regression bundle reads as it did in format 1.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task
     classes: list[ModelClass] = Field(default_factory=list)
     probabilities: bool = False
+    targets: list[Target] = Field(default_factory=list, exclude_if=lambda targets: not targets)
+    score: Literal["score_samples", "decision_function"] | None = Field(default=None, exclude_if=lambda score: score is None)
+
+    @model_validator(mode="after")
+    def _fields_fit_the_task(self) -> OutputSpec:
+        if (self.task == "multi_output") != bool(self.targets):
+            raise ValueError("targets are given for a multi_output task, and only for it")
+        if len({target.name for target in self.targets}) != len(self.targets):
+            raise ValueError("target names must be unique")
+        if (self.task == "outlier_detection") != (self.score is not None):
+            raise ValueError("score is given for an outlier_detection task, and only for it")
+        return self
+
+    @property
+    def format_major(self) -> int:
+        """The lowest bundle format major that expresses this output."""
+        return 2 if self.task in MAJOR_2_TASKS else 1
 
     @property
     def decoded(self) -> bool:
@@ -147,7 +184,10 @@ class BundleMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: int = Field(
-        default=FORMAT_MAJOR, ge=1, le=FORMAT_MAJOR, description="The format's major version; see docs/bundle-format.md."
+        default=1,
+        ge=1,
+        le=FORMAT_MAJOR,
+        description="The format's major version (pack writes the lowest that expresses the bundle); see docs/bundle-format.md.",
     )
     name: str
     version: str
@@ -170,6 +210,12 @@ class BundleMetadata(BaseModel):
     reports: list[str] = Field(default_factory=list)
     compiled: CompiledModel | None = Field(default=None, description="The compiled form served by default; None when there is none.")
     compiled_skipped: str | None = Field(default=None, description="Why the bundle has no compiled form (None when it has one).")
+
+    @model_validator(mode="after")
+    def _major_expresses_the_output(self) -> BundleMetadata:
+        if self.schema_version < self.output.format_major:
+            raise ValueError(f"task {self.output.task} needs bundle format {self.output.format_major}, not {self.schema_version}")
+        return self
 
     @field_validator("name")
     @classmethod

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, create_model
 from typing_extensions import TypedDict
 
-from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics, OutputSpec
+from sealserve.bundle.metadata import Feature, FeatureKind, FeatureStatistics, OutputSpec, Target
 
 if TYPE_CHECKING:  # pandas is needed at pack time only; the server starts without importing it
     import pandas as pd
@@ -84,14 +84,43 @@ def _annotation(feature: Feature) -> Any:
 
 
 def output_model(model_name: str, output: OutputSpec) -> type[BaseModel]:
-    config = ConfigDict(extra="forbid", title=f"{pascal_case(model_name)}Output")
+    """The native API's output object per task: a number, a class, an object per target, a cluster, an outlier flag."""
+    title = f"{pascal_case(model_name)}Output"
+    config = ConfigDict(extra="forbid", title=title)
     if output.task == "regression":
-        return create_model(f"{pascal_case(model_name)}Output", __config__=config, prediction=(float, ...))
+        return create_model(title, __config__=config, prediction=(float, ...))
+    if output.task == "multi_output":
+        return create_model(
+            title, __config__=config, prediction=(_targets_model(title, output.targets), Field(description="Each target's value."))
+        )
+    if output.task == "outlier_detection":
+        return create_model(
+            title,
+            __config__=config,
+            is_outlier=(bool, Field(description="Whether the detector marks the row an outlier (predict() == -1).")),
+            score=(float, Field(description=f"The detector's {output.score}: lower is more abnormal.")),
+        )
+    if output.task == "clustering":
+        cluster: dict[str, Any] = {"prediction": (int, Field(description="The cluster id."))}
+        if output.probabilities:
+            cluster["probabilities"] = (dict[str, float], Field(description="Probability of each cluster, keyed by its id."))
+        return create_model(title, __config__=config, **cluster)
     answers = tuple(output.answers().values())
     fields: dict[str, Any] = {"prediction": (Literal[answers], Field(description="The predicted class."))}
     if output.probabilities:
         fields["probabilities"] = (dict[str, float], Field(description="Probability of each class label."))
     return create_model(f"{pascal_case(model_name)}Output", __config__=config, **fields)
+
+
+def _targets_model(title: str, targets: list[Target]) -> type[BaseModel]:
+    """One field per target, named by the target (any text: fields travel by alias)."""
+    fields: dict[str, Any] = {
+        f"target_{index}": (float if target.task == "regression" else Literal[tuple(target.classes)], Field(alias=target.name))
+        for index, target in enumerate(targets)
+    }
+    return create_model(
+        f"{title}Targets", __config__=ConfigDict(extra="forbid", serialize_by_alias=True, title=f"{title}Targets"), **fields
+    )
 
 
 def derive_features(sample: pd.DataFrame, overrides: dict[str, dict[str, Any]] | None = None) -> list[Feature]:

@@ -30,7 +30,10 @@ def pack(
     sample: Annotated[
         Path | None, typer.Option("--sample", help="CSV of training features (derives the schema and drift statistics).")
     ] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Column of --sample to drop (the label).")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="Column of --sample to drop (the label); repeatable: a multi-output model's targets, in order."),
+    ] = None,
     report: Annotated[list[Path] | None, typer.Option("--report", help="Report file to include; repeatable.")] = None,
     features: Annotated[Path | None, typer.Option("--features", help="JSON file of per-feature overrides.")] = None,
     class_label: Annotated[list[str] | None, typer.Option("--class-label", help="VALUE=LABEL; repeatable.")] = None,
@@ -48,7 +51,7 @@ def pack(
     from sealserve.packing.build import pack as pack_bundle
 
     def action() -> Path:
-        frame = _read_sample(sample, target) if sample else None
+        frame = _read_sample(sample, target or []) if sample else None
         if target and sample is None:
             raise BundleFormatError("--target names a column of --sample; pass --sample too")
         overrides = _read_overrides(features) if features else None
@@ -63,6 +66,7 @@ def pack(
             format=model_format,
             features=overrides,
             class_labels=labels,
+            targets=target or (),
             reports=report or [],
             description=description,
             allow_pickle=allow_pickle,
@@ -103,7 +107,7 @@ def _compiled_skipped(bundle: Path) -> str | None:
     return BundleMetadata.model_validate_json(text).compiled_skipped
 
 
-def _read_sample(path: Path, target: str | None) -> Any:
+def _read_sample(path: Path, targets: list[str]) -> Any:
     import pandas as pd
 
     try:
@@ -112,11 +116,10 @@ def _read_sample(path: Path, target: str | None) -> Any:
         raise BundleFormatError(f"sample file {path} does not exist") from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise BundleFormatError(f"sample file {path} is not a readable CSV: {exc}") from None
-    if target is None:
-        return frame
-    if target not in frame.columns:
-        raise BundleFormatError(f"--target {target!r} is not a column of {path}; its columns are {', '.join(map(str, frame.columns))}")
-    return frame.drop(columns=[target])
+    for target in targets:
+        if target not in frame.columns:
+            raise BundleFormatError(f"--target {target!r} is not a column of {path}; its columns are {', '.join(map(str, frame.columns))}")
+    return frame.drop(columns=targets)
 
 
 def _read_overrides(path: Path) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import functools
 import json
 import platform
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -22,9 +22,7 @@ from sealserve.bundle.metadata import (
     Feature,
     FeatureKind,
     InputShape,
-    ModelClass,
     ModelFormat,
-    OutputSpec,
     check_name,
     check_version,
 )
@@ -35,7 +33,11 @@ from sealserve.packing.boosters import BOOSTER_SUFFIXES, read_booster_file, save
 from sealserve.packing.compile import NOT_REQUESTED
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
+from sealserve.packing.outputs import output_spec
+from sealserve.runtime.answer_check import check_answers
+from sealserve.runtime.answers import Classes, Predictions
 from sealserve.runtime.choice import PICKLE_SERVES_ITSELF
+from sealserve.runtime.encoders import encoders_for
 from sealserve.runtime.inputs import InputAdapter, detect_input_shape
 from sealserve.runtime.predict import runtime_for
 from sealserve.trust.boosters.served import as_served, booster_library
@@ -73,6 +75,7 @@ def pack(
     format: ModelFormat | str | None = None,
     features: Mapping[str, Mapping[str, Any]] | None = None,
     class_labels: Mapping[Any, str] | None = None,
+    targets: Sequence[str] = (),
     metrics: Mapping[str, float] | None = None,
     reports: Iterable[Path] = (),
     description: str = "",
@@ -86,7 +89,8 @@ def pack(
     `model` is a fitted estimator or a model file (.skops, .onnx, XGBoost .json, LightGBM .txt, or .joblib/.pkl with
     `allow_pickle`).
     `sample` holds training features; `features` overrides derived specs per column. `format` defaults to
-    skops (XGBoost and LightGBM: their own formats). `trust` names extra skops types the model needs.
+    skops (XGBoost and LightGBM: their own formats). `trust` names extra skops types the model needs. `targets` names
+    the columns of a multi-output model's prediction (default target_0, target_1, ...).
     The written model is loaded back as the server would load it and must predict the sample identically.
     With `compiled` (the default) the bundle also carries the model compiled to ONNX (model.onnx) when it converts
     and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`). A compile
@@ -118,13 +122,13 @@ def pack(
         raise BundleFormatError(str(exc)) from None
     model_input = adapter.from_sample(sample) if sample is not None else np.zeros((1, len(feature_specs)))
     statistics = feature_statistics(sample, feature_specs) if sample is not None else {}
-    output = _output_spec(estimator, onnx_bytes, class_labels)
+    output = output_spec(estimator, onnx_bytes, class_labels, targets, model_input)
+    if output.format_major > 1 and model_format is ModelFormat.ONNX:
+        raise BundleFormatError(f"the onnx format serves classification and regression; pack this {output.task} model with skops")
 
     staging = files.private_directory("sealserve-pack-")
     try:
         model_path = staging / model_format.filename
-        if estimator is not None:
-            _check_predicts(estimator, model_input)
         required_types = write_model(original, onnx_bytes, model_format, model_path, model_input, shape)
         refused = refused_types(required_types or (), model_path, extra_trusted=trusted)
         if refused:
@@ -134,6 +138,7 @@ def pack(
             )
         report_names = _copy_reports(reports, staging)
         metadata = BundleMetadata(
+            schema_version=output.format_major,
             name=name,
             version=version,
             format=model_format,
@@ -156,7 +161,9 @@ def pack(
         if estimator is not None and model_format is not ModelFormat.ONNX:
             skipped: str | None = PICKLE_SERVES_ITSELF if model_format is ModelFormat.JOBLIB else NOT_REQUESTED
             compiled_form = None
-            if compiled and model_format is not ModelFormat.JOBLIB:
+            if output.format_major > 1:
+                skipped = f"a {output.task} model serves its reference model (the compiled form covers classification and regression)"
+            elif compiled and model_format is not ModelFormat.JOBLIB:
                 compiled_form, skipped = attempt_compile(original, estimator, metadata, sample, staging, timeout=compile_timeout)
             metadata = metadata.model_copy(update={"compiled": compiled_form, "compiled_skipped": skipped})
         (staging / METADATA_FILE).write_text(json.dumps(metadata.model_dump(mode="json"), indent=2) + "\n")
@@ -214,17 +221,24 @@ def write_model(
 def check_round_trip(
     estimator: Any, path: Path, metadata: BundleMetadata, model_input: Any, trust: frozenset[str], allow_pickle: bool
 ) -> None:
-    """Load the written file as the server will and prove it answers like the fitted model on the sample."""
+    """Load the written file as the server will and prove it answers like the fitted model on the sample, in the shape
+    of every protocol (the server's own encoders)."""
     reloaded = load_model_file(path, metadata.format, trusted_types=trust, allow_pickle=allow_pickle, metadata=metadata)
     try:
         served = runtime_for(reloaded, metadata)(model_input)
     except Exception as exc:
         raise BundleFormatError(f"the packed model cannot predict the sample once reloaded: {type(exc).__name__}: {exc}") from None
+    answer = Predictions.of(Classes(metadata), served)
+    check_answers(encoders_for(metadata.output), output_model(metadata.name, metadata.output), answer)
     if estimator is None or metadata.format is ModelFormat.ONNX:
         return
     fitted = runtime_for(estimator, metadata)(model_input)
     if not np.array_equal(np.asarray(served.values), np.asarray(fitted.values)):
         raise BundleFormatError("the packed model, reloaded, predicts different values on the sample than the fitted model")
+    if fitted.scores is not None and (
+        served.scores is None or not np.allclose(served.scores, fitted.scores, rtol=0, atol=ROUND_TRIP_TOLERANCE)
+    ):
+        raise BundleFormatError("the packed model, reloaded, gives different outlier scores on the sample than the fitted model")
     if fitted.probabilities is not None and (
         served.probabilities is None or not np.allclose(served.probabilities, fitted.probabilities, rtol=0, atol=ROUND_TRIP_TOLERANCE)
     ):
@@ -320,49 +334,6 @@ def unsampled_features(estimator: Any, overrides: dict[str, dict[str, Any]]) -> 
     return [feature_from_spec({"name": name, "kind": FeatureKind.NUMBER} | overrides.get(name, {})) for name in columns]
 
 
-def _output_spec(estimator: Any, onnx_bytes: bytes | None, class_labels: Mapping[Any, str] | None) -> OutputSpec:
-    labels = {_plain(key): value for key, value in (class_labels or {}).items()}
-    if estimator is None:
-        if onnx_output_count(onnx_bytes or b"") < 2:
-            return OutputSpec(task="regression")
-        if not labels:
-            raise BundleFormatError("an ONNX classifier file needs class_labels (or is packed from the fitted estimator)")
-        return OutputSpec(task="classification", classes=[ModelClass(value=k, label=v) for k, v in labels.items()], probabilities=True)
-    classes = getattr(estimator, "classes_", None)
-    if classes is None:
-        return OutputSpec(task="regression")
-    values = [_plain(value) for value in classes]
-    return OutputSpec(
-        task="classification",
-        classes=[ModelClass(value=value, label=labels.get(value, str(value))) for value in values],
-        probabilities=hasattr(estimator, "predict_proba") and _has_working_proba(estimator),
-    )
-
-
-def onnx_output_count(onnx_bytes: bytes) -> int:
-    """A ready-made ONNX file answers values (one output: a regressor) or labels and probabilities (a classifier)."""
-    import onnxruntime
-
-    try:
-        return len(onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"]).get_outputs())
-    except Exception as exc:
-        raise BundleFormatError(f"the ONNX file cannot be loaded: {type(exc).__name__}") from None
-
-
-def _has_working_proba(estimator: Any) -> bool:
-    try:
-        return callable(estimator.predict_proba)
-    except AttributeError:
-        return False
-
-
-def _check_predicts(estimator: Any, model_input: Any) -> None:
-    try:
-        estimator.predict(model_input[:5])
-    except Exception as exc:
-        raise BundleFormatError(f"the model cannot predict the sample: {type(exc).__name__}: {exc}") from None
-
-
 def _copy_reports(reports: Iterable[Path], staging: Path) -> list[str]:
     names: list[str] = []
     for report in map(Path, reports):
@@ -388,8 +359,3 @@ def _emit(staging: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     files.copy_tree(files.list_files(staging), out)
     return out
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to JSON-friendly Python values."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -143,7 +143,7 @@ def _load(path: Path) -> Any:
 def measure_parity(estimator: Any, session: Any, metadata: BundleMetadata, sample: pd.DataFrame, tolerance: float) -> ParityRecord:
     """Both runtimes on the sample, then on sample rows with each nullable feature missing and each category that
     accepts unknown labels given one it never saw: what clients may send beyond the sample."""
-    reference = estimator_runtime(estimator, metadata.output.probabilities)
+    reference = estimator_runtime(estimator, metadata.output)
     compiled = onnx_runtime(session)
     adapters = InputAdapter(metadata.features, metadata.input_shape), InputAdapter(metadata.features, metadata.input_shape, columns=True)
     differences = _compare(reference(adapters[0].from_sample(sample)), compiled(adapters[1].from_sample(sample)), metadata)

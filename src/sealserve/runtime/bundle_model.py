@@ -11,74 +11,14 @@ from pydantic import BaseModel
 from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
+from sealserve.runtime.answer_check import check_answers
+from sealserve.runtime.answers import Classes, Predictions
 from sealserve.runtime.columns import Columns
+from sealserve.runtime.encoders import encoders_for
 from sealserve.runtime.inputs import InputAdapter
 from sealserve.runtime.predict import Prediction, Runtime, estimator_runtime, onnx_runtime, runtime_name
 
-
-class Classes:
-    """A classifier's label tables, built once per model: class value → label, and labels in probability-column order."""
-
-    def __init__(self, metadata: BundleMetadata) -> None:
-        self.labels = [item.label for item in metadata.output.classes]
-        self.label_of = {item.value: item.label for item in metadata.output.classes}
-        self.answer_of = metadata.output.answers()
-        self.decoded = metadata.output.decoded
-        self.classification = metadata.output.task == "classification"
-        self.with_probabilities = self.classification and metadata.output.probabilities
-
-
-class Predictions:
-    """A batch's answer kept as arrays (class values or numbers, probabilities); labels and objects only on request.
-
-    Protocols read the arrays they need; slicing gives each caller of a shared batch its own rows.
-    """
-
-    def __init__(self, classes: Classes, values: np.ndarray, probabilities: np.ndarray | None) -> None:
-        self.classes, self.values = classes, values
-        self.probabilities = probabilities if classes.with_probabilities else None
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, rows: slice) -> Predictions:
-        probabilities = None if self.probabilities is None else self.probabilities[rows]
-        return Predictions(self.classes, self.values[rows], probabilities)
-
-    def labels(self) -> list[Any]:
-        """Class labels as text (classifiers) or numbers (regressors), one per row."""
-        if not self.classes.classification:
-            return [float(value) for value in self.values.tolist()]
-        label_of = self.classes.label_of
-        return [label_of.get(value, str(value)) for value in self.values.tolist()]
-
-    def answers(self) -> list[Any]:
-        """One JSON value per row, the same on every protocol: the label when the bundle declares readable labels,
-        else the class value keeping its type (1 stays 1, True stays true), or the number a regressor predicts."""
-        if not self.classes.classification:
-            return [float(value) for value in self.values.tolist()]
-        answer_of, fallback = self.classes.answer_of, str if self.classes.decoded else _same
-        return [answer_of.get(value, fallback(value)) for value in self.values.tolist()]
-
-    def as_json(self) -> list[dict[str, Any]]:
-        """The native API's output objects: `prediction`, and `probabilities` keyed by label when the model has them."""
-        labels = self.answers()
-        if self.probabilities is None:
-            return [{"prediction": label} for label in labels]
-        names = self.classes.labels
-        return [
-            {"prediction": label, "probabilities": dict(zip(names, row, strict=True))}
-            for label, row in zip(labels, self.probabilities.tolist(), strict=True)
-        ]
-
-    @classmethod
-    def concat(cls, parts: Sequence[Predictions]) -> Predictions:
-        probabilities = (
-            None
-            if parts[0].probabilities is None
-            else np.concatenate([part.probabilities for part in parts if part.probabilities is not None])
-        )
-        return cls(parts[0].classes, np.concatenate([part.values for part in parts]), probabilities)
+__all__ = ["BundleModel", "Classes", "Predictions"]
 
 
 class BundleModel(MLModel):
@@ -94,10 +34,11 @@ class BundleModel(MLModel):
         self._output_schema = output_model(metadata.name, metadata.output)
         onnx = compiled or metadata.format is ModelFormat.ONNX
         self.adapter = InputAdapter(metadata.features, metadata.input_shape, columns=onnx)
-        self.runtime: Runtime = onnx_runtime(estimator) if onnx else estimator_runtime(estimator, metadata.output.probabilities)
+        self.runtime: Runtime = onnx_runtime(estimator) if onnx else estimator_runtime(estimator, metadata.output)
         self.runtime_name = runtime_name(metadata, compiled)
         self.compiled_skipped = None if onnx else compiled_skipped
         self.classes = Classes(metadata)
+        self.encoders = encoders_for(metadata.output)
         self._labels_of_codes = {
             feature.name: {code: label for label, code in feature.categories.items()}
             for feature in metadata.features
@@ -132,8 +73,10 @@ class BundleModel(MLModel):
         return self.predict_batch((data,))[0]
 
     def predict_batch(self, data: Sequence[Any]) -> list[BaseModel]:
-        build = self._output_schema.model_construct
-        return [build(**output) for output in self.predict_records(data).as_json()]
+        """The public MLModel call (the server answers from `predict_records`): validated, so nested answers (a
+        multi-output model's targets) become their models."""
+        build = self._output_schema.model_validate
+        return [build(output) for output in self.encoders.native(self.predict_records(data))]
 
     def predict_records(self, records: Sequence[Any]) -> Predictions:
         """Validated records (schema instances or dicts keyed by feature) → the answer as arrays."""
@@ -155,8 +98,8 @@ class BundleModel(MLModel):
         return columns
 
     def answer(self, prediction: Prediction) -> Predictions:
-        return Predictions(self.classes, prediction.values, prediction.probabilities)
+        return Predictions.of(self.classes, prediction)
 
-
-def _same(value: Any) -> Any:
-    return value
+    def check_answers(self, predictions: Predictions) -> None:
+        """Encode `predictions` for every protocol as the server answers them (BundleFormatError naming the one that fails)."""
+        check_answers(self.encoders, self._output_schema, predictions)

@@ -1,4 +1,5 @@
-"""Run a loaded model on its input and answer in arrays: the predicted class values (or numbers) and probabilities."""
+"""Run a loaded model on its input and answer in arrays: the predicted values (class values, numbers, a vector per row,
+cluster ids or inlier/outlier marks), probabilities, and an outlier detector's scores."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from typing import Any
 
 import numpy as np
 
-from sealserve.bundle.metadata import BundleMetadata, ModelFormat
+from sealserve.bundle.metadata import BundleMetadata, ModelFormat, OutputSpec
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One value per row (the estimator's own `predict`), and class probabilities when the model has them."""
+    """The estimator's own `predict` (a value per row, or a row of target values), class or cluster probabilities when
+    the model has them, and an outlier detector's score per row."""
 
     values: np.ndarray
     probabilities: np.ndarray | None = None
+    scores: np.ndarray | None = None
 
 
 Runtime = Callable[[Any], Prediction]
@@ -25,7 +28,7 @@ Runtime = Callable[[Any], Prediction]
 def runtime_for(model: Any, metadata: BundleMetadata) -> Runtime:
     if metadata.format is ModelFormat.ONNX:
         return onnx_runtime(model)
-    return estimator_runtime(model, metadata.output.probabilities)
+    return estimator_runtime(model, metadata.output)
 
 
 def runtime_name(metadata: BundleMetadata, compiled: bool = False) -> str:
@@ -38,9 +41,15 @@ def runtime_name(metadata: BundleMetadata, compiled: bool = False) -> str:
 RUNTIME_NAMES = {ModelFormat.XGBOOST: "xgboost", ModelFormat.LIGHTGBM: "lightgbm"}
 
 
-def estimator_runtime(estimator: Any, with_probabilities: bool) -> Runtime:
-    """The label is `predict`, never the argmax of `predict_proba` (they differ for SVC's Platt scaling)."""
-    if with_probabilities:
+def estimator_runtime(estimator: Any, output: OutputSpec) -> Runtime:
+    """The label is `predict`, never the argmax of `predict_proba` (they differ for SVC's Platt scaling); an outlier
+    detector adds the score method its bundle names."""
+    if output.score is not None:
+        score = getattr(estimator, output.score)
+        return lambda model_input: Prediction(
+            _flat(estimator.predict(model_input)), scores=np.asarray(score(model_input), dtype=np.float64).reshape(-1)
+        )
+    if output.probabilities:
         return lambda model_input: Prediction(
             _flat(estimator.predict(model_input)), np.asarray(estimator.predict_proba(model_input), dtype=np.float64)
         )

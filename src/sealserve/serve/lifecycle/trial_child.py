@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sealserve.bundle.metadata import BundleMetadata, Feature, FeatureKind, FeatureStatistics
-from sealserve.errors import SealserveError
+from sealserve.errors import BundleFormatError, SealserveError
 from sealserve.runtime.build import build_model
 from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.choice import RuntimeSetting
@@ -54,6 +54,9 @@ def _trial(folder: Path, runtime: RuntimeSetting, trusted_types: tuple[str, ...]
         return FAILED
     try:
         rows, raised = predict(model)
+    except BundleFormatError as exc:  # the encoders' own message: which protocol cannot answer, and why
+        print(f"trial failed: {exc}", file=sys.stderr, flush=True)
+        return FAILED
     except Exception as exc:
         traceback.print_exc(limit=-8)
         print(f"trial failed: {type(exc).__name__}", file=sys.stderr, flush=True)
@@ -139,7 +142,8 @@ def _bounded(feature: Feature, value: float) -> float:
 
 def predict(model: BundleModel) -> tuple[int, list[str]]:
     """The trial records as one batch and one by one: the rows predicted, and the exception types of the calls that
-    raised. A raising call is not a failure: in the server it is an error answer, not a crash."""
+    raised. A raising call is not a failure: in the server it is an error answer, not a crash. An answer the protocols'
+    encoders cannot shape is one: every request would fail the same way."""
     records = []
     for record in trial_records(model.metadata):
         try:
@@ -149,9 +153,12 @@ def predict(model: BundleModel) -> tuple[int, list[str]]:
     rows, raised = 0, []
     for batch in [records, *([record] for record in records)]:
         try:
-            rows += len(model.predict_records(batch))
+            predictions = model.predict_records(batch)
         except MemoryError:  # past the trial's memory limit: a failure, never an error answer
             raise
         except Exception as exc:
             raised.append(type(exc).__name__)
+            continue
+        model.check_answers(predictions)
+        rows += len(predictions)
     return rows, raised

@@ -13,15 +13,15 @@ from enum import Enum
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import numpy as np
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from sealserve.bundle.schema import input_records
 from sealserve.model import MLModel
-from sealserve.runtime.bundle_model import BundleModel, Predictions
+from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.columns import ColumnCheck, Columns, Raw
+from sealserve.runtime.encoders import Output, SeldonAnswer
 from sealserve.serve.errors import ProtocolError, shown_all
 
 logger = logging.getLogger("sealserve.protocols")
@@ -67,22 +67,6 @@ class Column:
     kind: Kind
 
 
-Extract = Callable[[Any], list[Any]]  # the run's outputs (`Predictions` for bundles) → flat values
-
-
-@dataclass(frozen=True)
-class Output:
-    """One named output: its V2 datatype, values per row (None: one), and how to read it from predictions."""
-
-    name: str
-    datatype: str
-    width: int | None
-    extract: Extract
-
-    def shape(self, rows: int) -> list[int]:
-        return [rows] if self.width is None else [rows, self.width]
-
-
 DATATYPE_OF_KIND = {Kind.NUMBER: "FP64", Kind.INTEGER: "INT64", Kind.BOOLEAN: "BOOL", Kind.STRING: "BYTES", Kind.OTHER: "BYTES"}
 
 
@@ -101,13 +85,18 @@ class ModelInterface:
         self.column_check = ColumnCheck(model.metadata.features) if isinstance(model, BundleModel) else None
         if isinstance(model, BundleModel):
             self.platform = f"sealserve_{model.metadata.format.value}"
-            outputs, self.default_outputs, self.class_labels, self._predictions = _bundle_outputs(model)
+            encoders = model.encoders
+            outputs = list(encoders.outputs)
+            self.default_outputs = encoders.default_outputs
+            self._predictions: Callable[[Any], list[Any]] = encoders.per_row
+            self._native: Callable[[Any], list[Any]] = encoders.native
+            self._seldon: Callable[[Any], SeldonAnswer] = encoders.seldon
         else:
             self.platform = "sealserve_python"
             outputs = _field_outputs(model.output_schema)
             self.default_outputs = tuple(output.name for output in outputs)
-            self.class_labels = None
-            self._predictions = _dump_all
+            self._predictions = self._native = _dump_all
+            self._seldon = _seldon_objects
         self.outputs = {output.name: output for output in outputs}
 
     def records(
@@ -193,9 +182,12 @@ class ModelInterface:
 
     def json_outputs(self, outputs: Any) -> list[Any]:
         """The native API's output objects, one per row."""
-        if isinstance(outputs, Predictions):
-            return outputs.as_json()
-        return [output.model_dump(mode="json") for output in outputs]
+        return self._native(outputs)
+
+    def seldon(self, outputs: Any) -> SeldonAnswer:
+        """Seldon's column names, flat values and values per row (None: one): a model with probabilities answers them
+        with its class labels as names (like Seldon's sklearn server), a multi-output model its targets."""
+        return self._seldon(outputs)
 
     def select(self, names: Sequence[str] | None) -> list[Output]:
         if not names:
@@ -256,46 +248,6 @@ def _to_integer_lenient(value: Any) -> Any:
     return _whole_float_to_int(value)
 
 
-def _bundle_outputs(model: BundleModel) -> tuple[list[Output], tuple[str, ...], tuple[str, ...] | None, Extract]:
-    """predict (class values, like KServe's sklearn server), label (class labels), predict_proba ([N, classes]);
-    and one value per row as every protocol answers it (`Predictions.answers`)."""
-    spec = model.metadata.output
-    if spec.task == "regression":
-        regression = Output("predict", "FP64", None, lambda outputs: outputs.values.astype(np.float64).tolist())
-        return [regression], ("predict",), None, regression.extract
-    values = [item.value for item in spec.classes]
-    labels = tuple(item.label for item in spec.classes)
-    datatype = _datatype_of_values(values)
-    declared: dict[Any, Any] = {value: str(value) if datatype == "BYTES" else value for value in values}
-
-    def predict(outputs: Predictions) -> list[Any]:
-        return [declared.get(value, value) for value in outputs.values.tolist()]
-
-    def label(outputs: Predictions) -> list[Any]:
-        return outputs.labels()
-
-    per_row = Predictions.answers
-    result = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
-    if not spec.probabilities:
-        return result, ("predict",), None, per_row
-
-    def probabilities(outputs: Predictions) -> list[Any]:
-        assert outputs.probabilities is not None
-        return outputs.probabilities.ravel().tolist()
-
-    return [*result, Output("predict_proba", "FP64", len(labels), probabilities)], ("predict",), labels, per_row
-
-
-def _datatype_of_values(values: Sequence[Any]) -> str:
-    if values and all(isinstance(value, bool) for value in values):
-        return "BOOL"
-    if all(isinstance(value, int) and not isinstance(value, bool) for value in values):
-        return "INT64"
-    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
-        return "FP64"
-    return "BYTES"
-
-
 def _field_outputs(schema: type[BaseModel]) -> list[Output]:
     """A custom model's outputs: one per field of its output schema."""
     return [_field_output(field.alias or name, name, kind_of(field.annotation)) for name, field in schema.model_fields.items()]
@@ -319,3 +271,7 @@ def _as_text(value: Any) -> str:
 
 def _dump_all(outputs: Sequence[Any]) -> list[Any]:
     return [output.model_dump(mode="json") for output in outputs]
+
+
+def _seldon_objects(outputs: Sequence[Any]) -> SeldonAnswer:
+    return [], _dump_all(outputs), None

@@ -3,7 +3,8 @@
 ``{"data": {"names": [...], "ndarray": [[...], ...]}}`` or ``{"data": {"names": [...], "tensor": {"shape": [N, F],
 "values": [...]}}}``; `names` (optional) orders the columns, otherwise the bundle's feature order applies.
 A model with probabilities answers them with the class labels as `names` (like Seldon's sklearn server),
-any other model its predictions. ``meta`` carries the model name and version. Errors are Seldon's
+a multi-output model its targets, an outlier detector `is_outlier` and `score`, any other model its predictions.
+``meta`` carries the model name and version. Errors are Seldon's
 ``{"status": {"code", "info", "reason", "status": "FAILURE"}}``.
 """
 
@@ -81,13 +82,9 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
         )
         inference = await dataplane.infer(asked)
         served, interface, predictions = inference.served, inference.interface, inference.outputs
-        labels = interface.class_labels
-        if labels is not None:
-            names_out, values = list(labels), interface.outputs["predict_proba"].extract(predictions)
-            result = _tensor_or_ndarray(data.tensor is not None, values, [len(predictions), len(labels)])
-        else:
-            names_out, values = [], interface.predictions(predictions)
-            result = _tensor_or_ndarray(data.tensor is not None, values, [len(predictions)])
+        names_out, values, width = interface.seldon(predictions)
+        shape = [len(predictions)] if width is None else [len(predictions), width]
+        result = _tensor_or_ndarray(data.tensor is not None, values, shape)
         meta = _meta(served, message.meta)
         response = json_response({"data": {"names": names_out, **result}, "meta": meta}, headers=model_headers(served))
         if dataplane.answering:

@@ -1,0 +1,236 @@
+"""Each protocol's answer shape, built once per model from its output spec: the native API's objects, one value per row
+(KServe V1), named V2 tensors (REST and gRPC) and Seldon's names and values.
+
+The protocol adapters answer through these encoders, and pack and the trial prediction run them on real predictions
+(`check_answers`), so an answer the server could not give fails before the bundle serves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sealserve.bundle.metadata import CategoryCode, OutputSpec, Target
+from sealserve.runtime.answers import Predictions
+
+Extract = Callable[[Any], list[Any]]  # the run's outputs (`Predictions` for bundles) → flat values
+SeldonAnswer = tuple[list[str], list[Any], int | None]  # column names, flat values, values per row (None: one)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named V2 output: its datatype, values per row (None: one), and how to read it from predictions."""
+
+    name: str
+    datatype: str
+    width: int | None
+    extract: Extract
+
+    def shape(self, rows: int) -> list[int]:
+        return [rows] if self.width is None else [rows, self.width]
+
+
+@dataclass(frozen=True)
+class Encoders:
+    """A bundle model's answer on every protocol; `default_outputs` are the V2 outputs sent when none are requested."""
+
+    native: Callable[[Predictions], list[dict[str, Any]]]
+    per_row: Callable[[Predictions], list[Any]]
+    outputs: tuple[Output, ...]
+    default_outputs: tuple[str, ...]
+    seldon: Callable[[Predictions], SeldonAnswer]
+
+
+def encoders_for(output: OutputSpec) -> Encoders:
+    return TASK_ENCODERS[output.task](output)
+
+
+def datatype_of_values(values: Sequence[Any]) -> str:
+    """The V2 datatype holding every one of these class values without a change of type."""
+    if values and all(isinstance(value, bool) for value in values):
+        return "BOOL"
+    if all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+        return "INT64"
+    if all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+        return "FP64"
+    return "BYTES"
+
+
+def _regression(output: OutputSpec) -> Encoders:
+    def numbers(predictions: Predictions) -> list[Any]:
+        return list(predictions.values.astype(np.float64).tolist())
+
+    return Encoders(
+        native=lambda predictions: [{"prediction": value} for value in numbers(predictions)],
+        per_row=numbers,
+        outputs=(Output("predict", "FP64", None, numbers),),
+        default_outputs=("predict",),
+        seldon=lambda predictions: ([], numbers(predictions), None),
+    )
+
+
+def _classification(output: OutputSpec) -> Encoders:
+    """The class is its label when the bundle declares readable labels, else the class value keeping its JSON type;
+    V2 `predict` keeps the class values (as KServe's sklearn server), `label` the labels."""
+    values = [item.value for item in output.classes]
+    labels = [item.label for item in output.classes]
+    label_of = {item.value: item.label for item in output.classes}
+    answer_of, fallback = output.answers(), str if output.decoded else _same
+    datatype = datatype_of_values(values)
+    declared: dict[Any, Any] = {value: str(value) if datatype == "BYTES" else value for value in values}
+
+    def answers(predictions: Predictions) -> list[Any]:
+        return [answer_of.get(value, fallback(value)) for value in predictions.values.tolist()]
+
+    def native(predictions: Predictions) -> list[dict[str, Any]]:
+        return _with_probabilities(answers(predictions), labels, predictions)
+
+    def predict(predictions: Predictions) -> list[Any]:
+        return [declared.get(value, value) for value in predictions.values.tolist()]
+
+    def label(predictions: Predictions) -> list[Any]:
+        return [label_of.get(value, str(value)) for value in predictions.values.tolist()]
+
+    outputs = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
+    if output.probabilities:
+        outputs.append(Output("predict_proba", "FP64", len(labels), _probabilities))
+
+    def seldon(predictions: Predictions) -> SeldonAnswer:
+        return _seldon_with_probabilities(answers, labels, predictions)
+
+    return Encoders(native, answers, tuple(outputs), ("predict",), seldon)
+
+
+def _multi_output(output: OutputSpec) -> Encoders:
+    """A row of target values: an object keyed by target (native), a list (V1), `predict` [rows, targets] and one [rows]
+    output per target (V2), the targets as Seldon's names."""
+    targets = output.targets
+    names = [target.name for target in targets]
+    converters = [_target_value(target) for target in targets]
+    datatypes = [_target_datatype(target) for target in targets]
+    datatype = datatypes[0] if len(set(datatypes)) == 1 else "BYTES"
+    width = len(targets)
+
+    def rows(predictions: Predictions) -> list[list[Any]]:
+        return [[convert(value) for convert, value in zip(converters, row, strict=True)] for row in predictions.values.tolist()]
+
+    def flat(predictions: Predictions) -> list[Any]:
+        values = [value for row in rows(predictions) for value in row]
+        return [_text(value) for value in values] if datatype == "BYTES" else values
+
+    def column(index: int, text: bool) -> Extract:
+        def extract(predictions: Predictions) -> list[Any]:
+            values = [row[index] for row in rows(predictions)]
+            return [_text(value) for value in values] if text else values
+
+        return extract
+
+    per_target = [
+        Output(name, kind, None, column(index, kind == "BYTES"))
+        for index, (name, kind) in enumerate(zip(names, datatypes, strict=True))
+        if name != "predict"
+    ]
+    return Encoders(
+        native=lambda predictions: [{"prediction": dict(zip(names, row, strict=True))} for row in rows(predictions)],
+        per_row=rows,
+        outputs=(Output("predict", datatype, width, flat), *per_target),
+        default_outputs=("predict",),
+        seldon=lambda predictions: (list(names), [value for row in rows(predictions) for value in row], width),
+    )
+
+
+def _clustering(output: OutputSpec) -> Encoders:
+    """The cluster id, and with `probabilities` each cluster's probability keyed by its id (as a classifier's)."""
+    labels = [item.label for item in output.classes]
+
+    def ids(predictions: Predictions) -> list[Any]:
+        return list(predictions.values.astype(np.int64).tolist())
+
+    def native(predictions: Predictions) -> list[dict[str, Any]]:
+        return _with_probabilities(ids(predictions), labels, predictions)
+
+    outputs = [Output("predict", "INT64", None, ids)]
+    if output.probabilities:
+        outputs.append(Output("predict_proba", "FP64", len(labels), _probabilities))
+
+    def seldon(predictions: Predictions) -> SeldonAnswer:
+        return _seldon_with_probabilities(ids, labels, predictions)
+
+    return Encoders(native, ids, tuple(outputs), ("predict",), seldon)
+
+
+def _outlier_detection(output: OutputSpec) -> Encoders:
+    """`is_outlier` (predict() == -1) and the detector's `score` (higher: more normal), named on every protocol."""
+
+    def flags(predictions: Predictions) -> list[Any]:
+        return list((predictions.values == -1).tolist())
+
+    def scores(predictions: Predictions) -> list[Any]:
+        if predictions.scores is None:
+            raise ValueError("the outlier detector answered no scores")
+        return list(predictions.scores.astype(np.float64).tolist())
+
+    def native(predictions: Predictions) -> list[dict[str, Any]]:
+        return [{"is_outlier": flag, "score": score} for flag, score in zip(flags(predictions), scores(predictions), strict=True)]
+
+    def seldon(predictions: Predictions) -> SeldonAnswer:
+        pairs = zip(flags(predictions), scores(predictions), strict=True)
+        return ["is_outlier", "score"], [value for pair in pairs for value in pair], 2
+
+    outputs = (Output("is_outlier", "BOOL", None, flags), Output("score", "FP64", None, scores))
+    return Encoders(native, native, outputs, ("is_outlier", "score"), seldon)
+
+
+def _with_probabilities(values: list[Any], labels: list[str], predictions: Predictions) -> list[dict[str, Any]]:
+    """Native objects: `prediction`, and `probabilities` keyed by label when the batch has them."""
+    if predictions.probabilities is None:
+        return [{"prediction": value} for value in values]
+    return [
+        {"prediction": value, "probabilities": dict(zip(labels, chances, strict=True))}
+        for value, chances in zip(values, predictions.probabilities.tolist(), strict=True)
+    ]
+
+
+def _seldon_with_probabilities(values: Extract, labels: list[str], predictions: Predictions) -> SeldonAnswer:
+    """The probabilities named by label (as Seldon's sklearn server answers), else one value per row."""
+    if predictions.probabilities is None:
+        return [], values(predictions), None
+    return list(labels), _probabilities(predictions), len(labels)
+
+
+def _probabilities(predictions: Predictions) -> list[Any]:
+    if predictions.probabilities is None:
+        raise ValueError("the model answered no probabilities")
+    return list(predictions.probabilities.ravel().tolist())
+
+
+def _target_value(target: Target) -> Callable[[Any], Any]:
+    """A regression target answers a float; a classification target its class value with the class's own JSON type."""
+    if target.task == "regression":
+        return float
+    classes: dict[Any, CategoryCode] = {value: value for value in target.classes}
+    return lambda value: classes.get(value, value)
+
+
+def _target_datatype(target: Target) -> str:
+    return "FP64" if target.task == "regression" else datatype_of_values(target.classes)
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str) else str(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+TASK_ENCODERS: dict[str, Callable[[OutputSpec], Encoders]] = {
+    "regression": _regression,
+    "classification": _classification,
+    "multi_output": _multi_output,
+    "clustering": _clustering,
+    "outlier_detection": _outlier_detection,
+}
