@@ -58,7 +58,13 @@ class Predictions:
         if not self.classes.classification:
             return [float(value) for value in self.values.tolist()]
         answer_of, fallback = self.classes.answer_of, str if self.classes.decoded else _same
-        return [answer_of.get(value, fallback(value)) for value in self.values.tolist()]
+        try:
+            distinct, rows = np.unique(self.values, return_inverse=True)  # a few classes: look each one up once
+        except TypeError:  # values of no one order
+            return [answer_of.get(value, fallback(value)) for value in self.values.tolist()]
+        answers = np.empty(len(distinct), dtype=object)
+        answers[:] = [answer_of.get(value, fallback(value)) for value in distinct.tolist()]
+        return list(answers[rows.reshape(-1)].tolist())
 
     def as_json(self) -> list[dict[str, Any]]:
         """The native API's output objects: `prediction`, and `probabilities` keyed by label when the model has them."""
