@@ -16,6 +16,7 @@ from sealserve.serve.errors import ServingError, validation_details
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request import paths
+from sealserve.serve.request.collection import collection_paused
 from sealserve.serve.request.columnar.arrow_read import ARROW_STREAM, parse_arrow
 from sealserve.serve.request.columnar.arrow_write import ColumnsExchange, accepts_arrow, answer_table, ipc_stream
 from sealserve.serve.request.columnar.json_shapes import parse_batch
@@ -145,14 +146,19 @@ def build_router(
     async def predict_many(request: Request) -> Response:
         arrow_in = media_type(request) == ARROW_STREAM
         parse = parse_arrow if arrow_in else parse_batch
-        answered = await infer(request, lambda body, interface: parse(body, interface, dataplane), binary=arrow_in)
+
+        def decode(body: bytes, interface: ModelInterface) -> Batch:
+            with collection_paused(len(body) // 64):  # a record takes more than 64 bytes of JSON or Arrow
+                return parse(body, interface, dataplane)
+
+        answered = await infer(request, decode, binary=arrow_in)
         result = answered.result
         if not accepts_arrow(request.headers.get("accept", ""), ARROW_STREAM):
-            if not arrow_in:
-                return answer(answered, "outputs", result.interface.json_outputs(result.outputs))
-            response = json_response(
-                answer_json(result, "outputs", result.interface.json_outputs(result.outputs)), headers=model_headers(result.served)
-            )
+            with collection_paused(len(result.inputs)):
+                if not arrow_in:
+                    return answer(answered, "outputs", result.interface.json_outputs(result.outputs))
+                outputs = answer_json(result, "outputs", result.interface.json_outputs(result.outputs))
+                response = json_response(outputs, headers=model_headers(result.served))
         else:
             table = answer_table(result.interface, result.outputs, result.served.name, result.served.version)
             response = Response(ipc_stream(table), media_type=ARROW_STREAM, headers=model_headers(result.served))
