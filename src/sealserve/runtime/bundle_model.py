@@ -71,11 +71,20 @@ class Predictions:
         labels = self.answers()
         if self.probabilities is None:
             return [{"prediction": label} for label in labels]
+        return [{"prediction": label, "probabilities": row} for label, row in zip(labels, self._probability_objects(), strict=True)]
+
+    def _probability_objects(self) -> list[dict[str, float]]:
+        """One {label: probability} per row; a dict display for two or three classes builds twice as fast as dict(zip)."""
+        assert self.probabilities is not None
         names = self.classes.labels
-        return [
-            {"prediction": label, "probabilities": dict(zip(names, row, strict=True))}
-            for label, row in zip(labels, self.probabilities.tolist(), strict=True)
-        ]
+        columns = [self.probabilities[:, index].tolist() for index in range(len(names))]
+        if len(names) == 2:
+            first, second = names
+            return [{first: a, second: b} for a, b in zip(*columns, strict=True)]
+        if len(names) == 3:
+            first, second, third = names
+            return [{first: a, second: b, third: c} for a, b, c in zip(*columns, strict=True)]
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
     @classmethod
     def concat(cls, parts: Sequence[Predictions]) -> Predictions:
