@@ -57,14 +57,19 @@ class Predictions:
         else the class value keeping its type (1 stays 1, True stays true), or the number a regressor predicts."""
         if not self.classes.classification:
             return [float(value) for value in self.values.tolist()]
+        distinct, rows = self.coded_answers()
+        answers = np.empty(len(distinct), dtype=object)
+        answers[:] = distinct
+        return list(answers[rows].tolist())
+
+    def coded_answers(self) -> tuple[list[Any], np.ndarray]:
+        """A classifier's answers as the distinct ones and each row's index into them: a few classes, each looked up once."""
         answer_of, fallback = self.classes.answer_of, str if self.classes.decoded else _same
         try:
-            distinct, rows = np.unique(self.values, return_inverse=True)  # a few classes: look each one up once
-        except TypeError:  # values of no one order
-            return [answer_of.get(value, fallback(value)) for value in self.values.tolist()]
-        answers = np.empty(len(distinct), dtype=object)
-        answers[:] = [answer_of.get(value, fallback(value)) for value in distinct.tolist()]
-        return list(answers[rows.reshape(-1)].tolist())
+            distinct, rows = np.unique(self.values, return_inverse=True)
+        except TypeError:  # values of no one order: one lookup per row
+            return [answer_of.get(value, fallback(value)) for value in self.values.tolist()], np.arange(len(self.values))
+        return [answer_of.get(value, fallback(value)) for value in distinct.tolist()], rows.reshape(-1)
 
     def as_json(self) -> list[dict[str, Any]]:
         """The native API's output objects: `prediction`, and `probabilities` keyed by label when the model has them."""

@@ -39,7 +39,8 @@ def answer_table(interface: ModelInterface, outputs: Any, name: str, version: st
 def _answers(outputs: Predictions) -> pa.Array:
     if not outputs.classes.classification:
         return pa.array(outputs.values.astype(np.float64))
-    return pa.array(outputs.answers())
+    distinct, rows = outputs.coded_answers()
+    return pa.array(distinct).take(pa.array(rows))
 
 
 def ipc_stream(table: pa.Table) -> bytes:
