@@ -1,6 +1,6 @@
 """Records/s of one 10,000-record batch on the native batch route, per request shape, on the diabetes model.
 
-    .venv/bin/python benchmarks/column_batches.py [--rounds 3] [--requests 10] [--profile]
+    .venv/bin/python benchmarks/column_batches.py [--rounds 3] [--requests 10] [--only records] [--profile]
 
 Shapes: a JSON array of records, MLflow's `dataframe_split` and `inputs`, and an Arrow IPC stream answered in Arrow
 (and in JSON). The model is benchmarks/peers/models.py's diabetes_risk (the same bundle compare.py serves), served by
@@ -69,7 +69,9 @@ def records_per_second(client: httpx.Client, url: str, shape: Shape, requests: i
     return BATCH_RECORDS * requests / (time.perf_counter() - started)
 
 
-def serve_and_measure(work: Path, model: BenchModel, rounds: int, requests: int) -> tuple[dict[str, list[float]], list[float]]:
+def serve_and_measure(
+    work: Path, model: BenchModel, rounds: int, requests: int, only: str | None = None
+) -> tuple[dict[str, list[float]], list[float]]:
     from tests.support.server import serve
 
     config = work / "service.yaml"
@@ -78,7 +80,7 @@ def serve_and_measure(work: Path, model: BenchModel, rounds: int, requests: int)
         "models": [{"name": model.name, "store_url": model.store_url, "keyring": str(model.keyring), "ref": "production"}],
     }
     config.write_text(yaml.safe_dump(service))
-    bodies = shapes(model)
+    bodies = {name: shape for name, shape in shapes(model).items() if only is None or name.startswith(only)}
     results: dict[str, list[float]] = {name: [] for name in bodies}
     other_load = []  # share of the CPUs busy before each round, with the server idle
     with serve(config, work) as server, httpx.Client(base_url=server.url, timeout=120) as client:
@@ -137,6 +139,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--only", help="the shapes whose names start with this (e.g. records, to measure a tree without the others)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
@@ -144,7 +147,7 @@ def main() -> None:
         if args.profile:
             profile(model, work)
             return
-        results, other_load = serve_and_measure(work, model, args.rounds, args.requests)
+        results, other_load = serve_and_measure(work, model, args.rounds, args.requests, args.only)
     print(f"{BATCH_RECORDS:,}-record batch on {model.name}, native batch route", end="; ")
     print(f"{args.rounds} interleaved round(s) of {args.requests} requests")
     print("other load before each round: " + ", ".join(f"{share:.0%}" for share in other_load))
