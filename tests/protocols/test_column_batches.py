@@ -3,6 +3,7 @@ server: the same answers as a records batch of the same rows, and the same refus
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ import pyarrow.ipc as ipc
 import pytest
 
 import sealserve
+from tests.protocols.conftest import ROOT
 from tests.support.bundles import Workspace
 from tests.support.server import RunningServer, serve
 from tests.support.zoo import Record, ZooModel, census, imputed
@@ -48,9 +50,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         space.store.push(bundle)
         space.store.promote(model.name, "1.0.0", "production")
-    entries = [{"name": "demo"}, *({"name": name} for name in models)]
+    entries = [{"name": "demo"}, *({"name": name} for name in models), {"class_path": "tests.support.seed_model.ThresholdRiskModel"}]
     config = space.config(root / "service.yaml", *entries, limits={"max_batch_size": MAX_BATCH})
-    with serve(config, root) as running:
+    search_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the class-path model, and the tree under test
+    with serve(config, root, env={"PYTHONPATH": search_path}) as running:
         yield Server(running, models)
         assert "Traceback" not in running.log(), running.log()
 
@@ -341,3 +344,12 @@ def test_hooks_that_record_bodies_see_an_arrow_request_as_json_columns() -> None
     exchange = ColumnsExchange(arrow_body(arrow_table(records)), True, lambda: b'{"outputs": []}')
     assert orjson.loads(exchange.request_json()) == inputs(records)
     assert exchange.response_json() == b'{"outputs": []}'
+
+
+def test_a_class_path_model_takes_columns_and_answers_in_arrow(http: httpx.Client) -> None:
+    records = [{"body_mass_index": 20 + index % 30, "general_health": ["GOOD", "POOR"][index % 2]} for index in range(ROWS)]
+    expected = outputs(http.post("/api/models/threshold_risk/predictions", json=records))
+    assert outputs(http.post("/api/models/threshold_risk/predictions", json=split(records))) == expected
+    assert outputs(post_arrow(http, "threshold_risk", arrow_body(arrow_table(records)))) == expected
+    table = arrow_answer(post_arrow(http, "threshold_risk", arrow_body(arrow_table(records)), accept=ARROW))
+    assert table.to_pylist() == expected
