@@ -27,7 +27,10 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 Accepts = Callable[[pa.DataType], bool]
 ACCEPTED: dict[Kind, tuple[Accepts, str]] = {
     Kind.NUMBER: (lambda kind: pa.types.is_integer(kind) or pa.types.is_floating(kind), "an integer or floating-point type"),
-    Kind.INTEGER: (lambda kind: pa.types.is_integer(kind) or pa.types.is_floating(kind), "an integer type"),
+    Kind.INTEGER: (
+        lambda kind: pa.types.is_integer(kind) or pa.types.is_floating(kind),
+        "an integer type (or floats holding whole numbers)",
+    ),
     Kind.BOOLEAN: (pa.types.is_boolean, "bool"),
     Kind.STRING: (lambda kind: pa.types.is_string(kind) or pa.types.is_large_string(kind), "string or large_string"),
     Kind.OTHER: (lambda kind: pa.types.is_string(kind) or pa.types.is_large_string(kind), "string or large_string"),
