@@ -14,10 +14,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from sklearn.linear_model import LinearRegression
 
 import sealserve
 from tests.protocols.conftest import ROOT
-from tests.support.bundles import Workspace
+from tests.support.bundles import FEATURE_OVERRIDES, Workspace, training_data
 from tests.support.server import RunningServer, serve
 from tests.support.zoo import Record, ZooModel, census, imputed
 
@@ -50,12 +51,35 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         space.store.push(bundle)
         space.store.promote(model.name, "1.0.0", "production")
-    entries = [{"name": "demo"}, *({"name": name} for name in models), {"class_path": "tests.support.seed_model.ThresholdRiskModel"}]
+    publish_regressor(space)
+    entries = [
+        {"name": "demo"},
+        {"name": "price"},
+        *({"name": name} for name in models),
+        {"class_path": "tests.support.seed_model.ThresholdRiskModel"},
+    ]
     config = space.config(root / "service.yaml", *entries, limits={"max_batch_size": MAX_BATCH})
     search_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the class-path model, and the tree under test
     with serve(config, root, env={"PYTHONPATH": search_path}) as running:
         yield Server(running, models)
         assert "Traceback" not in running.log(), running.log()
+
+
+def publish_regressor(space: Workspace) -> None:
+    """The demo's features, a number to predict: the answer without classes or probabilities."""
+    frame, _ = training_data()
+    target = frame["size"] * 2.0 + frame["color"]
+    bundle = sealserve.pack(
+        LinearRegression().fit(frame.to_numpy(dtype="float64"), target),
+        name="price",
+        version="1.0.0",
+        private_key=space.key,
+        out=space.root / "bundles" / "price.zip",
+        sample=frame,
+        features=FEATURE_OVERRIDES,
+    )
+    space.store.push(bundle)
+    space.store.promote("price", "1.0.0", "production")
 
 
 @pytest.fixture
@@ -74,7 +98,7 @@ def demo_records(rows: int = ROWS) -> list[Record]:
 
 def batch_of(server: Server, name: str, rows: int = ROWS) -> list[Record]:
     """`rows` records, every optional feature present (null where the model's own records leave it out)."""
-    if name == "demo":
+    if name in ("demo", "price"):
         return demo_records(rows)
     model = server.models[name]
     base = model.records
@@ -141,7 +165,7 @@ def as_outputs(table: pa.Table) -> list[dict[str, Any]]:
     return answers
 
 
-@pytest.mark.parametrize("name", ["demo", "census", "imputed"])
+@pytest.mark.parametrize("name", ["demo", "census", "imputed", "price"])
 @pytest.mark.parametrize("rows", [ROWS, 3], ids=["columnar", "small"])
 def test_column_shapes_and_arrow_answer_what_records_answer(server: Server, http: httpx.Client, name: str, rows: int) -> None:
     records = batch_of(server, name, rows)
