@@ -7,7 +7,8 @@ mlserver-sklearn and for rest_model_service 0.6 + ml-base, installs wrk (Debian)
 models (a 21-feature GradientBoostingClassifier pipeline and the diabetes example's LogisticRegression
 pipeline), then serves each model from each server on a free 127.0.0.1 port, one server at a time:
 
-- sealserve (default pack, skops): native API, V2 REST and V2 gRPC (`--grpc-port`);
+- sealserve (default pack, skops): native API, V2 REST and V2 gRPC (`--grpc-port`); the native batch route's
+  `dataframe_split` and Arrow shapes too (batch only: "native dataframe_split", "native Arrow", answered in Arrow);
 - floor: a raw ASGI app (orjson + onnxruntime on the skl2onnx model, no validation) under uvicorn;
 - MLServer (mlserver_sklearn.SKLearnModel on the joblib file): V2 REST and V2 gRPC;
 - rest_model_service (an ml_base MLModel wrapping the joblib file): its native API.
@@ -148,8 +149,10 @@ def measure_endpoint(
     batch_url = None if endpoint.batch_path is None else running.url + endpoint.batch_path
     return measure(
         settings,
-        None if wrk is None else lambda connections, seconds: load.wrk(wrk, url, script, connections, seconds),
-        None if batch_url is None else lambda: load.http_batch(batch_url, endpoint.batch_body, BATCH_RECORDS, count),
+        None if wrk is None or endpoint.batch_only else lambda connections, seconds: load.wrk(wrk, url, script, connections, seconds),
+        None
+        if batch_url is None
+        else lambda: load.http_batch(batch_url, endpoint.batch_body, BATCH_RECORDS, count, endpoint.batch_headers),
         problems,
     )
 
@@ -166,6 +169,12 @@ def first_answer(running: Running, endpoint: Endpoint) -> str:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+    if endpoint.batch_only:
+        assert endpoint.batch_path is not None
+        response = httpx.post(running.url + endpoint.batch_path, content=endpoint.batch_body, headers=endpoint.batch_headers, timeout=60)
+        if response.status_code != 200:
+            raise RuntimeError(f"POST {endpoint.batch_path} answered {response.status_code}: {response.text[:300]}")
+        return f"{len(response.content)} bytes of {response.headers.get('content-type')}"
     response = httpx.post(running.url + endpoint.path, content=endpoint.body, headers={"Content-Type": "application/json"}, timeout=10)
     if response.status_code != 200:
         raise RuntimeError(f"POST {endpoint.path} answered {response.status_code}: {response.text[:300]}")

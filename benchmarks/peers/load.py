@@ -110,9 +110,9 @@ def grpc_load(target: str, request: bytes, concurrency: int, seconds: float) -> 
     return Measure(len(latencies) / elapsed, cuts[49] * 1e3, cuts[98] * 1e3, len(latencies), errors, detail)
 
 
-def http_batch(url: str, body: bytes, records: int, count: int) -> float:
+def http_batch(url: str, body: bytes, records: int, count: int, headers: dict[str, str] | None = None) -> float:
     """Records per second over `count` sequential batch requests (after one warm-up request)."""
-    with httpx.Client(timeout=120, headers={"Content-Type": "application/json"}) as client:
+    with httpx.Client(timeout=120, headers=headers or {"Content-Type": "application/json"}) as client:
         client.post(url, content=body).raise_for_status()
         start = time.perf_counter()
         for _ in range(count):

@@ -48,6 +48,8 @@ class Endpoint:
     batch_path: str | None = None  # where the BATCH_RECORDS request goes; None: no batch API
     batch_body: bytes = b""
     grpc: bool = False
+    batch_only: bool = False  # the same route as another endpoint in another batch shape: no single-record load
+    batch_headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,21 @@ class Peer(Protocol):
     def launch(self, model: BenchModel, work: Path, port: int, grpc_port: int) -> Launch: ...
 
     def endpoints(self, model: BenchModel) -> list[Endpoint]: ...
+
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def arrow_stream(records: list[dict[str, Any]]) -> bytes:
+    """The batch as one Arrow IPC stream (sealserve's native batch route takes it; answers in Arrow on Accept)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    table = pa.Table.from_pylist(records)
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def native_bodies(model: BenchModel) -> tuple[bytes, bytes]:
@@ -119,12 +136,21 @@ class Sealserve:
         }
         config.write_text(yaml.safe_dump(service))
         argv = [str(VENV_BIN / "sealserve"), "serve", str(config), "--host", HOST, "--port", str(port), "--workers", str(self.workers)]
-        return Launch(argv, "/api/health/ready")
+        return Launch(argv, "/api/health/ready", {"PYTHONPATH": str(ROOT / "src")})  # this tree's sealserve, whichever venv runs it
 
     def endpoints(self, model: BenchModel) -> list[Endpoint]:
         one, many = native_bodies(model)
-        native = Endpoint("native", f"/api/models/{model.name}/prediction", one, f"/api/models/{model.name}/predictions", many)
-        return [native, *v2_endpoints(model)]
+        batch = f"/api/models/{model.name}/predictions"
+        native = Endpoint("native", f"/api/models/{model.name}/prediction", one, batch, many)
+        names = list(model.features)
+        split = orjson.dumps({"dataframe_split": {"columns": names, "data": [[record[name] for name in names] for record in model.batch]}})
+        arrow = {"Content-Type": ARROW_STREAM, "Accept": ARROW_STREAM}
+        return [
+            native,
+            Endpoint("native dataframe_split", batch, b"", batch, split, batch_only=True),
+            Endpoint("native Arrow", batch, b"", batch, arrow_stream(model.batch), batch_only=True, batch_headers=arrow),
+            *v2_endpoints(model),
+        ]
 
 
 class Floor:

@@ -164,6 +164,12 @@ def test_valid_requests_on_every_protocol_get_answers_in_the_contract(server: Ru
         ("GET", "/api/models/{name}", "demo"): validated(schema, "GET", "/api/models/{name}", path_parameters=demo),
         ("POST", "/api/models/demo/prediction"): validated(schema, "POST", "/api/models/demo/prediction", body=DEMO_RECORD),
         ("POST", "/api/models/demo/predictions"): validated(schema, "POST", "/api/models/demo/predictions", body=[DEMO_RECORD] * 2),
+        ("POST", "/api/models/demo/predictions", "dataframe_split"): validated(
+            schema, "POST", "/api/models/demo/predictions", body={"dataframe_split": {"columns": list(DEMO_RECORD), "data": [row, row]}}
+        ),
+        ("POST", "/api/models/demo/predictions", "inputs"): validated(
+            schema, "POST", "/api/models/demo/predictions", body={"inputs": {name: [value] * 2 for name, value in DEMO_RECORD.items()}}
+        ),
         ("GET", "/v1/models/{name}"): validated(schema, "GET", "/v1/models/{name}", path_parameters=demo),
         ("POST", "/v1/models/{name}:predict"): validated(
             schema, "POST", "/v1/models/{name}:predict", path_parameters=demo, body={"instances": [row, DEMO_RECORD]}

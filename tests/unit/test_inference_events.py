@@ -118,6 +118,16 @@ def test_the_builder_says_what_kserve_says_and_its_fast_path_equals_the_sdk() ->
     ("protocol", "body", "expected"),
     [
         (Protocol.NATIVE, [{"size": 1, "color": "RED"}], [{"size": 1, "color": REDACTED}]),
+        (
+            Protocol.NATIVE,
+            {"dataframe_split": {"columns": ["color", "size"], "data": [["RED", 1], ["BLUE", 2]], "index": [0, 1]}},
+            {"dataframe_split": {"columns": ["color", "size"], "data": [[REDACTED, 1], [REDACTED, 2]], "index": [0, 1]}},
+        ),
+        (
+            Protocol.NATIVE,
+            {"inputs": {"size": [1, 2], "color": ["RED", "BLUE"]}},
+            {"inputs": {"size": [1, 2], "color": [REDACTED, REDACTED]}},
+        ),
         (Protocol.KSERVE_V1, {"instances": None, "inputs": [[1, 2, "RED"]]}, {"instances": None, "inputs": [[1, 2, REDACTED]]}),
         (
             Protocol.V2_REST,

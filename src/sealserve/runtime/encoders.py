@@ -83,7 +83,14 @@ def _classification(output: OutputSpec) -> Encoders:
     declared: dict[Any, Any] = {value: str(value) if datatype == "BYTES" else value for value in values}
 
     def answers(predictions: Predictions) -> list[Any]:
-        return [answer_of.get(value, fallback(value)) for value in predictions.values.tolist()]
+        """Each distinct class looked up once (np.unique), then spread over the rows: a 10,000-row batch has a few classes."""
+        try:
+            distinct, rows = np.unique(predictions.values, return_inverse=True)
+        except TypeError:  # class values of no one order
+            return [answer_of.get(value, fallback(value)) for value in predictions.values.tolist()]
+        looked_up = np.empty(len(distinct), dtype=object)
+        looked_up[:] = [answer_of.get(value, fallback(value)) for value in distinct.tolist()]
+        return list(looked_up[rows.reshape(-1)].tolist())
 
     def native(predictions: Predictions) -> list[dict[str, Any]]:
         return _with_probabilities(answers(predictions), labels, predictions)
@@ -185,13 +192,20 @@ def _outlier_detection(output: OutputSpec) -> Encoders:
 
 
 def _with_probabilities(values: list[Any], labels: list[str], predictions: Predictions) -> list[dict[str, Any]]:
-    """Native objects: `prediction`, and `probabilities` keyed by label when the batch has them."""
+    """Native objects: `prediction`, and `probabilities` keyed by label when the batch has them (built from per-class
+    columns; a dict display for two or three classes builds about twice as fast as dict(zip) per row)."""
     if predictions.probabilities is None:
         return [{"prediction": value} for value in values]
-    return [
-        {"prediction": value, "probabilities": dict(zip(labels, chances, strict=True))}
-        for value, chances in zip(values, predictions.probabilities.tolist(), strict=True)
-    ]
+    columns = [predictions.probabilities[:, index].tolist() for index in range(len(labels))]
+    if len(labels) == 2:
+        first, second = labels
+        chances = [{first: a, second: b} for a, b in zip(*columns, strict=True)]
+    elif len(labels) == 3:
+        first, second, third = labels
+        chances = [{first: a, second: b, third: c} for a, b, c in zip(*columns, strict=True)]
+    else:
+        chances = [dict(zip(labels, row, strict=True)) for row in zip(*columns, strict=True)]
+    return [{"prediction": value, "probabilities": row} for value, row in zip(values, chances, strict=True)]
 
 
 def _seldon_with_probabilities(values: Extract, labels: list[str], predictions: Predictions) -> SeldonAnswer:

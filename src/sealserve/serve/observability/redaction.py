@@ -21,7 +21,7 @@ class Redaction:
 
     def request(self, protocol: Protocol, body: Any, features: Sequence[str]) -> Any:
         if protocol is Protocol.NATIVE:
-            return self._records(body)
+            return self._native(body)
         if protocol is Protocol.KSERVE_V1 and isinstance(body, dict):
             key = "instances" if body.get("instances") is not None else "inputs"  # which one the adapter read
             return {**body, key: self._rows(body.get(key), features)} if key in body else body
@@ -43,6 +43,17 @@ class Redaction:
         if protocol is Protocol.SELDON:
             return self._seldon(body, ())
         return body
+
+    def _native(self, body: Any) -> Any:
+        """Records, or a batch in columns: `{"inputs": {column: values}}` (Arrow bodies are logged so) or `dataframe_split`."""
+        if isinstance(body, dict) and isinstance(body.get("inputs"), dict):
+            return {**body, "inputs": {name: blank(values) if name in self.names else values for name, values in body["inputs"].items()}}
+        split = body.get("dataframe_split") if isinstance(body, dict) else None
+        if isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list):
+            hidden = self._positions([str(name) for name in split["columns"]])
+            data = [self._row(row, hidden) if isinstance(row, list) else row for row in split["data"]]
+            return {**body, "dataframe_split": {**split, "data": data}}
+        return self._records(body)
 
     def _records(self, value: Any) -> Any:
         if isinstance(value, list):

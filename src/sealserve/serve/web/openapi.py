@@ -15,7 +15,7 @@ from sealserve.bundle.metadata import BundleMetadata
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
 from sealserve.serve.request.protocols.native import without_endpoints
-from sealserve.serve.web.openapi_schemas import REF, ROUTES, SCHEMAS, native_inference_operation
+from sealserve.serve.web.openapi_schemas import REF, ROUTES, SCALAR, SCHEMAS, native_batch_operation, native_inference_operation
 
 PATH_PARAMETERS = {
     "name": "A configured model's name",
@@ -57,6 +57,8 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
     schemas.update(SCHEMAS)
     registry = getattr(app.state, "registry", None)
     hidden = without_endpoints(registry.states) if registry is not None else frozenset()  # create_endpoint: false
+    dataplane = getattr(app.state, "dataplane", None)
+    rows = dataplane.limits.max_batch_size if dataplane is not None else None  # limits.max_batch_size: more is a 413
     documented = sorted((model for model in models if model.name not in hidden), key=lambda m: m.name)
     _describe_routes(document, [model.name for model in documented])
     for model in documented:
@@ -76,7 +78,7 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
         base = f"/api/models/{model.name}"
         document["paths"][f"{base}/prediction"] = {"post": _operation(model, "prediction", input_ref, single)}
         document["paths"][f"{base}/predictions"] = {
-            "post": _operation(model, "predictions", {"type": "array", "items": input_ref, "minItems": 1}, batch)
+            "post": _operation(model, "predictions", batch_request(schemas, input_ref, rows), batch)
         }
     used = json.dumps(document["paths"])
     for name in FASTAPI_VALIDATION:
@@ -113,8 +115,38 @@ def _register(schemas: dict[str, Any], model: type[BaseModel]) -> dict[str, str]
     return {"$ref": REF.format(model=title)}
 
 
+def batch_request(schemas: dict[str, Any], input_ref: dict[str, str], rows: int | None) -> dict[str, Any]:
+    """Records, or the same rows in MLflow's column shapes: `inputs` typed per feature, `dataframe_split` rows positional."""
+    record = schemas[input_ref["$ref"].rsplit("/", 1)[-1]]
+    features = record.get("properties", {})
+    most = {} if rows is None else {"maxItems": rows}
+    columns = {name: {"type": "array", "items": feature, "minItems": 1, **most} for name, feature in features.items()}
+    split = {
+        "type": "object",
+        "required": ["columns", "data"],
+        "properties": {
+            "columns": {"type": "array", "items": {"enum": list(features)}, "uniqueItems": True},
+            "data": {"type": "array", "items": {"type": "array", "items": SCALAR}, "minItems": 1, **most},
+            "index": {"type": "array", "description": "ignored"},
+        },
+        "additionalProperties": False,
+    }
+    return {
+        "oneOf": [
+            {"type": "array", "items": input_ref, "minItems": 1, **most},
+            {"type": "object", "required": ["dataframe_split"], "properties": {"dataframe_split": split}, "additionalProperties": False},
+            {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {"inputs": {"type": "object", "properties": columns, "additionalProperties": False, "minProperties": 1}},
+                "additionalProperties": False,
+            },
+        ]
+    }
+
+
 def _operation(model: ModelDescription, kind: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
-    contract = native_inference_operation(request, response)
+    contract = native_batch_operation(request, response) if kind == "predictions" else native_inference_operation(request, response)
     return {
         "tags": ["models"],
         "summary": f"{model.display_name}: {'one prediction' if kind == 'prediction' else 'a batch of predictions'}",

@@ -322,11 +322,13 @@ class Answer:
     schema: Schema | None = None
     media_type: str = JSON
     headers: dict[str, Schema] = field(default_factory=dict)
+    alternatives: dict[str, Schema] = field(default_factory=dict)  # other media types the client may ask for (Accept)
 
     def as_openapi(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"description": self.description}
         if self.schema is not None:
-            answer["content"] = {self.media_type: {"schema": self.schema}}
+            content = {self.media_type: self.schema, **self.alternatives}
+            answer["content"] = {media: {"schema": schema} for media, schema in content.items()}
         if self.headers:
             answer["headers"] = self.headers
         return answer
@@ -392,6 +394,39 @@ def native_inference_operation(request: Schema, response: Schema) -> Operation:
         ok("Prediction with the model name and version that answered", response, MODEL_HEADERS) | errors("Error", NATIVE_INFERENCE_ERRORS),
         {JSON: request},
     )
+
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+BINARY = {"type": "string", "format": "binary"}
+ARROW_REQUEST = (
+    'A JSON array of records; MLflow\'s column shapes `{"dataframe_split": {"columns": [...], "data": [[...]]}}` '
+    '(`index` ignored) and `{"inputs": {"column": [...]}}`; or an Apache Arrow IPC stream (`'
+    + ARROW_STREAM
+    + "`): one schema naming the model's features with plain types (no dictionary, extension, nested types or "
+    "compression), then record batches. Nullable features may be left out. Every shape is validated like records: a "
+    "bad value's details name its row and column."
+)
+ARROW_ANSWER = (
+    "With `Accept: "
+    + ARROW_STREAM
+    + "`, the answer is an Arrow IPC stream instead: a `prediction` column and, for classifiers with probabilities, "
+    "one float64 column `probability_<label>` per class; model name and version in the headers and the schema metadata."
+)
+
+
+def native_batch_operation(request: Schema, response: Schema) -> Operation:
+    """The per-model batch route of the native API: JSON records or columns, or Arrow, answered in JSON or Arrow."""
+    answers = native_inference_operation(request, response).answers | {
+        200: Answer(
+            f"Predictions with the model name and version that answered. {ARROW_ANSWER}",
+            response,
+            headers=MODEL_HEADERS,
+            alternatives={ARROW_STREAM: BINARY},
+        ),
+        400: Answer("Malformed JSON, or an Arrow stream that cannot be read", ref("Error")),
+        415: Answer("The body is neither JSON nor an Arrow IPC stream", ref("Error")),
+    }
+    return Operation(answers, {JSON: request, ARROW_STREAM: BINARY}, body_description=ARROW_REQUEST)
 
 
 V2_BINARY = (

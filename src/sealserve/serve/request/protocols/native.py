@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pydantic_core
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
@@ -16,7 +16,11 @@ from sealserve.serve.errors import ServingError, validation_details
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request import paths
-from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest, JsonBodies
+from sealserve.serve.request.collection import collection_paused
+from sealserve.serve.request.columnar.arrow_read import ARROW_STREAM, parse_arrow
+from sealserve.serve.request.columnar.arrow_write import ColumnsExchange, accepts_arrow, answer_table, ipc_stream
+from sealserve.serve.request.columnar.json_shapes import parse_batch
+from sealserve.serve.request.dataplane import Batch, DataPlane, Exchange, Inference, InferenceRequest, JsonBodies
 from sealserve.serve.request.hot_routes import HotRoute, hot_route
 from sealserve.serve.request.http_body import read_json_body
 from sealserve.serve.request.interface import ModelInterface
@@ -37,25 +41,22 @@ def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
         raise _invalid(exc) from None
 
 
-def parse_batch(body: bytes, interface: ModelInterface, dataplane: DataPlane) -> Batch:
-    """Count the records before validating any: an oversized batch is refused before work proportional to it.
-    A batch the columnar check accepts skips per-record validation; any other gets the schema's per-field 422."""
-    try:
-        items = pydantic_core.from_json(body, allow_inf_nan=True)
-    except ValueError:
-        raise ServingError(400, "malformed_json", "request body is not valid JSON") from None
-    if not isinstance(items, list):
-        raise ServingError(422, "validation_error", "a batch is a JSON array of records")
-    if not items:
-        raise ServingError(422, "validation_error", "a batch needs at least one record")
-    dataplane.check_rows(len(items))
-    columns = interface.columns_of_records(items)
-    if columns is not None:
-        return columns
-    try:
-        return interface.schema_list.validate_python(items)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+def answer_json(result: Inference, key: str, outputs: Any) -> dict[str, Any]:
+    return {"model_name": result.served.name, "model_version": result.served.version, key: outputs}
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def columns_exchange(answered: Answered, arrow_request: bool) -> Exchange:
+    """What the recording hooks see of an exchange with an Arrow side: JSON, rendered only if they ask."""
+    result = answered.result
+
+    def response() -> bytes:
+        return orjson.dumps(answer_json(result, "outputs", result.interface.json_outputs(result.outputs)))
+
+    return ColumnsExchange(answered.body, arrow_request, response)
 
 
 def _invalid(exc: ValidationError) -> ServingError:
@@ -114,10 +115,12 @@ def build_router(
             detail["drift"] = drift_status(state.served)
         return json_response(detail)
 
-    async def infer(request: Request, decode: Callable[[bytes, ModelInterface], Batch], rows: int | None = None) -> Answered:
+    async def infer(
+        request: Request, decode: Callable[[bytes, ModelInterface], Batch], rows: int | None = None, *, binary: bool = False
+    ) -> Answered:
         name = request.path_params["name"]
         check_endpoint(name)
-        body = await read_json_body(request, limits)
+        body = await read_json_body(request, limits, json_only=not binary)
         asked = InferenceRequest(
             name,
             Protocol.NATIVE,
@@ -130,8 +133,7 @@ def build_router(
         return Answered(asked, await dataplane.infer(asked), body)
 
     def answer(answered: Answered, key: str, outputs: Any) -> Response:
-        served = answered.result.served
-        response = json_response({"model_name": served.name, "model_version": served.version, key: outputs}, headers=model_headers(served))
+        response = json_response(answer_json(answered.result, key, outputs), headers=model_headers(answered.result.served))
         if dataplane.answering:
             dataplane.answered(answered.request, answered.result, JsonBodies(answered.body, bytes(response.body)))
         return response
@@ -142,9 +144,27 @@ def build_router(
         return answer(answered, "output", result.interface.json_outputs(result.outputs)[0])
 
     async def predict_many(request: Request) -> Response:
-        answered = await infer(request, lambda body, interface: parse_batch(body, interface, dataplane))
+        arrow_in = media_type(request) == ARROW_STREAM
+        parse = parse_arrow if arrow_in else parse_batch
+
+        def decode(body: bytes, interface: ModelInterface) -> Batch:
+            with collection_paused(len(body) // 64):  # a record takes more than 64 bytes of JSON or Arrow
+                return parse(body, interface, dataplane)
+
+        answered = await infer(request, decode, binary=arrow_in)
         result = answered.result
-        return answer(answered, "outputs", result.interface.json_outputs(result.outputs))
+        if not accepts_arrow(request.headers.get("accept", ""), ARROW_STREAM):
+            with collection_paused(len(result.inputs)):
+                if not arrow_in:
+                    return answer(answered, "outputs", result.interface.json_outputs(result.outputs))
+                outputs = answer_json(result, "outputs", result.interface.json_outputs(result.outputs))
+                response = json_response(outputs, headers=model_headers(result.served))
+        else:
+            table = answer_table(result.interface, result.outputs, result.served.name, result.served.version)
+            response = Response(ipc_stream(table), media_type=ARROW_STREAM, headers=model_headers(result.served))
+        if dataplane.answering:
+            dataplane.answered(answered.request, result, columns_exchange(answered, arrow_in))
+        return response
 
     for route in (
         hot_route(f"{paths.NATIVE_MODELS}/{{name}}/prediction", predict_one, render_error, dataplane, Protocol.NATIVE),
