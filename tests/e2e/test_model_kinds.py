@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 import skops.io
 import tritonclient.grpc as grpcclient
@@ -35,6 +37,7 @@ from tests.support.server import SEALSERVE, free_port, serve
 
 VERSION = "1.0.0"
 FEATURES = ["a", "b", "c"]
+ARROW = "application/vnd.apache.arrow.stream"
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,39 @@ def test_native_single_and_batch_answer_what_the_estimator_answers(served: Serve
     batch = served.http.post(f"/api/models/{name}/predictions", json=records(rows))
     assert batch.status_code == 200, batch.text
     same(batch.json()["outputs"], native, "native batch")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_batch_route_answers_columns_and_arrow_as_it_answers_records(served: Served, name: str) -> None:
+    case, rows = served.cases[name], served.rows
+    native = expected(case, rows).native
+    split = served.http.post(f"/api/models/{name}/predictions", json={"dataframe_split": {"columns": FEATURES, "data": rows.tolist()}})
+    assert split.status_code == 200, split.text
+    same(split.json()["outputs"], native, "dataframe_split")
+    sink = pa.BufferOutputStream()
+    table = pa.table({feature: rows[:, index] for index, feature in enumerate(FEATURES)})
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    arrow = served.http.post(
+        f"/api/models/{name}/predictions",
+        content=sink.getvalue().to_pybytes(),
+        headers={"content-type": ARROW, "accept": ARROW},
+    )
+    assert arrow.status_code == 200, arrow.text
+    answer = ipc.open_stream(pa.py_buffer(arrow.content)).read_all().to_pydict()
+    if case.task == "outlier_detection":
+        same(
+            [{"is_outlier": flag, "score": score} for flag, score in zip(answer["is_outlier"], answer["score"], strict=True)],
+            native,
+            "arrow",
+        )
+    elif case.task == "multi_output":
+        same([{"prediction": {target: answer[target][row] for target in case.targets}} for row in range(len(rows))], native, "arrow")
+    else:
+        assert answer["predict"] == [item["prediction"] for item in native], name
+        if "probabilities" in native[0]:
+            for label in native[0]["probabilities"]:
+                assert answer[f"probability_{label}"] == pytest.approx([item["probabilities"][label] for item in native], abs=1e-9)
 
 
 @pytest.mark.parametrize("name", NAMES)
