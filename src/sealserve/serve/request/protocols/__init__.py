@@ -59,9 +59,14 @@ class StandardProtocols:
         if self.grpc is not None:
             self.grpc.start()
 
-    async def stop(self) -> None:
+    def stop_accepting(self, grace: float) -> None:
+        """The gRPC port refuses new calls; those in flight have `grace` seconds."""
         if self.grpc is not None:
-            await asyncio.to_thread(self.grpc.stop)
+            self.grpc.stop_accepting(grace)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self.grpc is not None:
+            await asyncio.to_thread(self.grpc.stop, grace)
 
 
 def _version() -> str:

@@ -13,6 +13,7 @@ the same data plane and validation as the REST protocols. Outputs travel in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import typing
 from collections.abc import Callable
@@ -108,7 +109,7 @@ class InferenceService:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
     def model_ready(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
-        ready = self.registry.state(request.name).serving(request.version or None) is not None
+        ready = self.registry.serving(request.name, request.version or None) is not None
         return MESSAGES["ModelReadyResponse"](ready=ready)
 
     def server_metadata(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
@@ -286,6 +287,7 @@ class GrpcServer:
         self.service, self.host, self.requested_port, self.workers, self.limits, self.tls = service, host, port, workers, limits, tls
         self.port: int | None = None
         self._server: Any = None
+        self._stopped: threading.Event | None = None
 
     def start(self) -> int:
         options = [("grpc.max_receive_message_length", self.limits.max_body_bytes), ("grpc.max_send_message_length", -1)]
@@ -304,7 +306,14 @@ class GrpcServer:
         logger.info("Open Inference Protocol gRPC listening on %s:%s%s", self.host, port, " (TLS)" if self.tls is not None else "")
         return int(port)
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop_accepting(self, grace: float) -> None:
+        """Refuse new calls; the calls in flight may finish within `grace` seconds (grpcio aborts them after)."""
         if self._server is not None:
-            self._server.stop(grace).wait(grace + 1)
+            self._stopped = self._server.stop(grace)
             self._server = None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting (if not done yet) and wait until the calls in flight are done."""
+        self.stop_accepting(grace)
+        if self._stopped is not None:
+            self._stopped.wait(grace + 1)
