@@ -35,6 +35,8 @@ def in_flight_seconds(settings: Shutdown) -> float:
 
 
 class DrainingServer(uvicorn.Server):
+    """One server process (the only one, or a worker); its steps are in the module's docstring."""
+
     def __init__(self, config: uvicorn.Config, settings: Shutdown) -> None:
         super().__init__(config)
         self.settings = settings

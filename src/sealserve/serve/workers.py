@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
-from sealserve.serve.config import Shutdown
-from sealserve.serve.shutdown import DrainingServer
+if TYPE_CHECKING:
+    from sealserve.serve.config import Shutdown
 
 logger = logging.getLogger("sealserve.workers")
 JOIN_MARGIN = 5.0  # seconds past a worker's own bound before the parent kills it
@@ -27,13 +28,18 @@ class DrainingWorker(Process):
     """One worker process whose server drains on SIGTERM."""
 
     def __init__(self, config: Config, sockets: list[socket.socket], settings: Shutdown) -> None:
-        self.settings = settings
+        self.settings = settings.model_dump()  # plain numbers: unpickling them in the worker imports nothing
         super().__init__(config, sockets)
 
     @property
     def server(self) -> Server:
+        """Built in the worker, its modules imported there: until the worker's health-check thread runs (uvicorn
+        starts it before the server), the parent takes a slow import for a hung worker."""
+        from sealserve.serve.config import Shutdown
+        from sealserve.serve.shutdown import DrainingServer
+
         if self._server is None:
-            self._server = DrainingServer(self.config, self.settings)
+            self._server = DrainingServer(self.config, Shutdown(**self.settings))
         return self._server
 
 

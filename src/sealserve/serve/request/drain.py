@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sealserve.serve.lifecycle.registry import ModelRegistry
+if TYPE_CHECKING:  # the HTTP protocol imports this module in every worker before the app: it stays light
+    from sealserve.serve.lifecycle.registry import ModelRegistry
 
 STATE_KEY = "sealserve.drain"
 UNANNOUNCED_GRACE = 5.0  # seconds, for a stop no draining server announced (plain uvicorn, a test client)
