@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -117,7 +118,7 @@ def test_a_request_in_flight_completes_readiness_is_503_new_connections_are_refu
         assert exit_code(server.process, signalled) == 0
         text = server.log()
     assert "draining;" in text
-    assert "HTTP requests finished since the drain began" in text
+    assert re.search(r"drained in [0-9.]+ s: [0-9]+ HTTP requests and 0 gRPC calls finished since the drain began", text)
     logged = [json.loads(line)["request_id"] for line in log.read_text().splitlines()]
     assert sorted(logged) == ["during-1", "held-1"]
 
@@ -158,6 +159,7 @@ def test_a_grpc_call_in_flight_completes_and_server_ready_turns_false(workspace:
         assert results[0].as_numpy("risk_score") is not None
         client.close()
         assert exit_code(server.process, signalled) == 0
+        assert "and 3 gRPC calls finished since the drain began" in server.log()  # the two probes and the held call
 
 
 def _infer(client: Any, inputs: list[Any]) -> Any:

@@ -76,7 +76,7 @@ def create_app(
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
     protocols = StandardProtocols(models, dataplane, config, gate, lines, actions)
-    drain = Drain(models)
+    drain = Drain(models, lambda: protocols.grpc_answered)
     drain.on_stop_accepting.append(protocols.stop_accepting)
 
     @asynccontextmanager

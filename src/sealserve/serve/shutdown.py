@@ -98,9 +98,10 @@ class DrainingServer(uvicorn.Server):
             os._exit(0)  # threads still running model code would hold the interpreter's exit
         finished = self.server_state.total_requests - self.requests_before if self.signalled_at is not None else 0
         logger.info(
-            "drained in %.2f s: %d HTTP requests finished since the drain began; gRPC calls done, logs flushed",
+            "drained in %.2f s: %d HTTP requests and %d gRPC calls finished since the drain began; logs flushed",
             time.monotonic() - started,
             finished,
+            drain.grpc_finished if drain is not None else 0,
         )
 
     def _drain(self) -> Drain | None:

@@ -51,6 +51,11 @@ class StandardProtocols:
         ]
 
     @property
+    def grpc_answered(self) -> int:
+        """gRPC calls answered so far (any status)."""
+        return self.grpc.service.answered if self.grpc is not None else 0
+
+    @property
     def grpc_port(self) -> int | None:
         """The bound gRPC port once started (useful with port 0)."""
         return self.grpc.port if self.grpc is not None else None

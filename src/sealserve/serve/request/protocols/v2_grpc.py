@@ -101,6 +101,12 @@ class InferenceService:
     ) -> None:
         self.registry, self.dataplane, self.limits, self.server, self.gate, self.lines = registry, dataplane, limits, server, gate, lines
         self.request_ids = RequestIds()
+        self.answered = 0  # calls answered, any status: the drain reports how many finished during it
+        self._answered_lock = threading.Lock()
+
+    def count_answer(self) -> None:
+        with self._answered_lock:
+            self.answered += 1
 
     def server_live(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
@@ -238,6 +244,7 @@ def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[byte
             service.lines.write(
                 access_fields(rpc, code, time.perf_counter() - started, request_id, context.peer(), principal, request, response)
             )
+        service.count_answer()
         if code is not grpc.StatusCode.OK:
             context.abort(code, failure.message)
         return response
