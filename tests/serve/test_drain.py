@@ -7,6 +7,7 @@ by a model that waits for a file the test creates.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -90,6 +91,18 @@ def refused(server: RunningServer) -> bool:
     return False
 
 
+def gated_model(folder: Path) -> tuple[dict[str, Any], Path, Path]:
+    """A model entry whose predictions wait for `gate` to exist, and write `entered` when they start."""
+    gate, entered = folder / "gate", folder / "entered"
+    configuration = {"gate": str(gate), "entered": str(entered)}
+    return {"class_path": "tests.support.file_gated_model.FileGatedRiskModel", "configuration": configuration}, gate, entered
+
+
+def importing_tests(environment: dict[str, str]) -> dict[str, str]:
+    """The server imports the gated model class from this tree."""
+    return {**environment, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def exit_code(process: subprocess.Popen[bytes], signalled: float) -> int:
     wait_until(lambda: process.poll() is not None, timeout=BOUND - (time.monotonic() - signalled))
     return int(process.returncode)
@@ -125,12 +138,9 @@ def test_a_request_in_flight_completes_readiness_is_503_new_connections_are_refu
 
 def test_a_grpc_call_in_flight_completes_and_server_ready_turns_false(workspace: Workspace, tmp_path: Path) -> None:
     grpc_port = free_port()
-    gate, entered = tmp_path / "gate", tmp_path / "entered"
-    gated = {"gate": str(gate), "entered": str(entered)}
-    model = {"class_path": "tests.support.file_gated_model.FileGatedRiskModel", "configuration": gated}
+    model, gate, entered = gated_model(tmp_path)
     config = workspace.config(tmp_path / "service.yaml", model, protocols={"grpc_port": grpc_port})
-    search_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the server imports the model class
-    with serve(config, tmp_path, env={"SEALSERVE_DRAIN_SECONDS": str(DRAIN), "PYTHONPATH": search_path}) as server:
+    with serve(config, tmp_path, env=importing_tests({"SEALSERVE_DRAIN_SECONDS": str(DRAIN)})) as server:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
         assert client.is_server_ready()
         inputs = []
@@ -183,3 +193,24 @@ def test_with_two_workers_both_drain_and_the_parent_exits_0(workspace: Workspace
         assert (status, connection) == (200, "close")
         assert exit_code(server.process, signalled) == 0
         wait_until(lambda: server.log().count("drained in") == 2, timeout=5)
+
+
+def test_past_the_timeout_work_still_running_is_abandoned_and_the_exit_is_still_0_and_prompt(workspace: Workspace, tmp_path: Path) -> None:
+    model, _, entered = gated_model(tmp_path)  # the gate is never opened: the model call would take 30 s
+    config = workspace.config(tmp_path / "service.yaml", model)
+    timeout = 2.0
+    with serve(config, tmp_path, env=importing_tests({"SEALSERVE_SHUTDOWN_TIMEOUT": str(timeout)})) as server:
+        url = f"{server.url}/api/models/file_gated_risk/prediction"
+        call = threading.Thread(target=_post_ignoring_errors, args=(url, {"body_mass_index": 30, "general_health": "GOOD"}), daemon=True)
+        call.start()
+        wait_until(entered.exists, timeout=20)
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert exit_code(server.process, signalled) == 0
+        assert time.monotonic() - signalled < timeout + 5  # not the 30 s the model call would take
+        assert "shutdown.timeout passed with work still running; exiting now" in server.log()
+
+
+def _post_ignoring_errors(url: str, body: dict[str, Any]) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the server gave up on this request: that is the point
+        httpx.post(url, json=body, timeout=30)

@@ -7,7 +7,7 @@ with -15. The steps, in the order they run: `handle_exit` notes the signal; `_be
 off through the app's Drain and answers requests in flight with `Connection: close`; `on_tick` ends uvicorn's main
 loop once the drain window has passed; `shutdown` closes the gRPC port with the HTTP listener, lets uvicorn wait for
 requests in flight (`timeout_graceful_shutdown`) and run the app's lifespan shutdown (batches, prediction log,
-inference events, trials), all within the timeout; past it the process exits at once.
+inference events, trials), all within the timeout; past it a watchdog thread ends the process at once.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from types import FrameType
 
@@ -86,16 +87,12 @@ class DrainingServer(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         started = time.monotonic()
+        watchdog = threading.Thread(target=_exit_at, args=(started + self.settings.timeout,), name="sealserve-shutdown", daemon=True)
+        watchdog.start()
         drain = self._drain()
         if drain is not None:
             drain.stop_accepting(in_flight_seconds(self.settings))
-        try:
-            await asyncio.wait_for(super().shutdown(sockets), self.settings.timeout)
-        except TimeoutError:
-            logger.error("drain timed out after %g s; exiting with work still running", self.settings.timeout)
-            for handler in logging.getLogger().handlers:
-                handler.flush()
-            os._exit(0)  # threads still running model code would hold the interpreter's exit
+        await super().shutdown(sockets)
         finished = self.server_state.total_requests - self.requests_before if self.signalled_at is not None else 0
         logger.info(
             "drained in %.2f s: %d HTTP requests and %d gRPC calls finished since the drain began; logs flushed",
@@ -108,3 +105,13 @@ class DrainingServer(uvicorn.Server):
         lifespan = getattr(self, "lifespan", None)
         drain = lifespan.state.get(STATE_KEY) if lifespan is not None else None
         return drain if isinstance(drain, Drain) else None
+
+
+def _exit_at(deadline: float) -> None:
+    """Past the timeout the process exits at once, whatever still runs: a model call in a thread (an HTTP request
+    uvicorn cancelled, a gRPC call grpcio aborted) would otherwise hold the interpreter's exit until it returns."""
+    time.sleep(max(deadline - time.monotonic(), 0.0))
+    logger.error("shutdown.timeout passed with work still running; exiting now")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(0)
