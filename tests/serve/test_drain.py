@@ -113,11 +113,14 @@ def test_a_request_in_flight_completes_readiness_is_503_new_connections_are_refu
 ) -> None:
     log = tmp_path / "predictions.jsonl"
     config = workspace.config(tmp_path / "service.yaml", {"name": "demo", "prediction_log": {"path": str(log)}})
-    with serve(config, tmp_path, env={"SEALSERVE_DRAIN_SECONDS": str(DRAIN)}) as server:
+    with serve(config, tmp_path, env={"SEALSERVE_DRAIN_SECONDS": str(DRAIN)}) as server, server.client() as kept, server.client() as idle:
+        assert kept.get("/api/health").headers.get("connection") != "close"  # two kept-alive connections
+        assert idle.get("/api/health").headers.get("connection") != "close"
         held = HeldRequest(server, "held-1")
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         wait_until(lambda: readiness(server) == 503, timeout=DRAIN)
+        assert kept.get("/api/health").headers["connection"] == "close"  # the next request on it is the last
         assert readiness(server, "/v2/health/ready") == 503
         assert httpx.get(f"{server.url}/v1/models/demo", timeout=5).status_code == 503
         during = httpx.post(f"{server.url}/api/models/demo/prediction", json=RECORD, headers={"X-Request-ID": "during-1"}, timeout=5)
@@ -128,7 +131,7 @@ def test_a_request_in_flight_completes_readiness_is_503_new_connections_are_refu
         status, connection, body = held.finish()
         assert (status, connection) == (200, "close")
         assert body["model_version"] == "1.0.0"
-        assert exit_code(server.process, signalled) == 0
+        assert exit_code(server.process, signalled) == 0  # the idle kept-alive connection did not hold it
         text = server.log()
     assert "draining;" in text
     assert re.search(r"drained in [0-9.]+ s: [0-9]+ HTTP requests and 0 gRPC calls finished since the drain began", text)
