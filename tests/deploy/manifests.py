@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from sealserve.serve.settings import Overrides, Settings, load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 OVERLAYS = ("dev", "prod")
@@ -59,3 +61,15 @@ def entrypoint() -> list[str]:
     command = json.loads(line.removeprefix("ENTRYPOINT "))
     assert isinstance(command, list)
     return [str(part) for part in command]
+
+
+def pod_environment(server: dict[str, Any]) -> dict[str, str]:
+    """The variables a pod template gives the container; a value from a Secret or ConfigMap becomes a test value."""
+    return {item["name"]: item["value"] if "value" in item else f"test-{item['name'].lower()}" for item in server.get("env", [])}
+
+
+def deployed_settings(docs: list[dict[str, Any]], folder: Path) -> Settings:
+    """The settings the Deployment's server runs with: its ConfigMap's service YAML under its environment."""
+    config = folder / "service.yaml"
+    config.write_text(find(docs, "ConfigMap", "sealserve-config")["data"]["service.yaml"])
+    return load_settings(config, pod_environment(container(find(docs, "Deployment", "sealserve"), "sealserve")), Overrides())

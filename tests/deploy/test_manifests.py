@@ -11,17 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from sealserve.serve.settings import Overrides, load_settings
-from tests.deploy.manifests import DEPLOY, EXAMPLES, KSERVE_FILES, OVERLAYS, container, documents, entrypoint, find
+from tests.deploy.manifests import DEPLOY, EXAMPLES, KSERVE_FILES, OVERLAYS, container, deployed_settings, documents, entrypoint, find
 
 PLACEHOLDER = re.compile(r"REPLACE_WITH_[A-Z0-9_]+")
 SECRET_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{16,}")  # a key, token, password or hash: long, in a base64 or hex alphabet
 READ_ONLY_FOR_OWNER_AND_GROUP = 0o440
-
-
-def deployment_environment(server: dict[str, Any]) -> dict[str, str]:
-    """The variables the Deployment gives the container; a value from a Secret or ConfigMap becomes a test value."""
-    return {item["name"]: item["value"] if "value" in item else f"test-{item['name'].lower()}" for item in server.get("env", [])}
 
 
 def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
@@ -38,11 +32,9 @@ def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
 @pytest.mark.parametrize("overlay", ["base", *OVERLAYS])
 def test_each_configmaps_service_yaml_is_accepted_by_the_server(rendered: dict[str, Path], overlay: str, tmp_path: Path) -> None:
     docs = documents(rendered[overlay].read_text())
-    config = tmp_path / "service.yaml"
-    config.write_text(find(docs, "ConfigMap", "sealserve-config")["data"]["service.yaml"])
     deployment = find(docs, "Deployment", "sealserve")
     server = container(deployment, "sealserve")
-    settings = load_settings(config, deployment_environment(server), Overrides())
+    settings = deployed_settings(docs, tmp_path)
     ports = {port["name"]: port["containerPort"] for port in server["ports"]}
     assert (settings.config.server.host, settings.config.server.port) == ("0.0.0.0", ports["http"])
     assert (settings.config.protocols.grpc_host, settings.config.protocols.grpc_port) == ("0.0.0.0", ports["grpc"])

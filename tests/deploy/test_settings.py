@@ -80,6 +80,9 @@ def test_the_yaml_bundle_model_is_the_template_for_the_directory_model(tmp_path:
         (None, {"SEALSERVE_MODEL_NAME": "m"}, Overrides(), "give --model_dir"),
         ({"models": [{"class_path": "a.B"}]}, {}, Overrides(model_dir="/m", model_name="m", keyring="/k"), "at most one bundle"),
         (YAML, {"SEALSERVE_HTTP_PORT": "eighty"}, Overrides(), "SEALSERVE_HTTP_PORT must be a whole number"),
+        (YAML, {"SEALSERVE_DRAIN_SECONDS": "five"}, Overrides(), "SEALSERVE_DRAIN_SECONDS must be a number of seconds"),
+        (YAML, {"SEALSERVE_SHUTDOWN_TIMEOUT": "0"}, Overrides(), "shutdown.timeout"),
+        ({**YAML, "shutdown": {"drain_seconds": -1}}, {}, Overrides(), "shutdown.drain_seconds"),
         (YAML, {}, Overrides(http_port=70000), "server.port"),
         ({**YAML, "server": {"prot": 1}}, {}, Overrides(), "server.prot"),
         (None, {}, Overrides(), "models"),
@@ -115,3 +118,11 @@ def test_directory_store_answers_only_for_the_bundle_it_holds(tmp_path: Path) ->
         open_store(f"dir://{tmp_path / 'empty'}").resolve("demo", "production")
     with pytest.raises(StoreError, match="dir:///absolute/path"):
         open_store("dir://host/models")
+
+
+def test_the_drain_settings_come_from_the_yaml_and_the_environment(tmp_path: Path) -> None:
+    config = write(tmp_path, {**YAML, "shutdown": {"drain_seconds": 10, "timeout": 60}})
+    assert load_settings(config, {}, Overrides()).config.shutdown.model_dump() == {"drain_seconds": 10.0, "timeout": 60.0}
+    environ = {"SEALSERVE_DRAIN_SECONDS": "0", "SEALSERVE_SHUTDOWN_TIMEOUT": "2.5"}
+    assert load_settings(config, environ, Overrides()).config.shutdown.model_dump() == {"drain_seconds": 0.0, "timeout": 2.5}
+    assert load_settings(write(tmp_path, YAML), {}, Overrides()).config.shutdown.model_dump() == {"drain_seconds": 5.0, "timeout": 30.0}

@@ -29,7 +29,7 @@ def make_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ},
+            env={**os.environ, "SEALSERVE_DRAIN_SECONDS": "0"},  # stopped below at once, as tests/support/server.py stops servers
         )
     url = f"http://127.0.0.1:{port}"
 

@@ -125,3 +125,17 @@ def test_the_repository_extension_answers_loopback_clients_only(gated: Gated) ->
             403,
             {"error": "the repository extension answers loopback clients only (or callers with the admin scope when auth is on)"},
         )
+
+
+def test_every_readiness_answer_turns_not_ready_when_the_drain_begins_while_predictions_are_still_served(gated: Gated) -> None:
+    client, rpc = gated.client, gated.grpc
+    gated.gate.set()
+    wait_until(lambda: client.get("/v2/models/demo/ready").status_code == 200, timeout=30)
+    client.app.state.drain.begin()  # type: ignore[attr-defined]  # what the draining server does on SIGTERM (serve/shutdown.py)
+    assert client.get("/api/health/ready").json()["status"] == "stopping"
+    for path in ("/api/health/ready", "/v2/health/ready", "/v2/models/demo/ready", "/v1/models/demo", "/health/status"):
+        assert client.get(path).status_code == 503, path
+    assert not rpc.is_server_ready()
+    assert not rpc.is_model_ready("demo")
+    assert client.get("/api/health").status_code == 200  # alive: the drain is not a failure
+    assert client.post("/v2/models/demo/infer", json={"inputs": RECORD_INPUTS}).json()["model_version"] == "1.0.0"

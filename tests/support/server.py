@@ -73,7 +73,9 @@ def launch(
     """Run a server command that listens on 127.0.0.1:`port`; wait for its health (or readiness), stop it after."""
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        # no drain window unless a test asks for one: each server stops at once after its test (SIGTERM below)
+        environment = {**os.environ, "SEALSERVE_DRAIN_SECONDS": "0", **(env or {})}
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environment)
     server = RunningServer(process, f"{'https' if ca else 'http'}://127.0.0.1:{port}", log_path)
     try:
 

@@ -52,11 +52,9 @@ def serve(
     tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key for --tls-cert (server.tls.keyfile).")] = None,
 ) -> None:
     """Serve the models in a YAML config, or one bundle folder; settings: YAML ← SEALSERVE_* environment ← flags."""
-    import uvicorn
-
     from sealserve.serve.app import create_app
     from sealserve.serve.auth import Authenticator
-    from sealserve.serve.launch import serve_workers, uvicorn_options
+    from sealserve.serve.launch import serve_one, serve_workers
     from sealserve.serve.observability.access_log import configure_logging
     from sealserve.serve.observability.events import check_sinks
     from sealserve.serve.settings import Overrides, load_settings
@@ -81,14 +79,7 @@ def serve(
         run(lambda: Authenticator.from_config(settings.config.auth))
     run(lambda: check_sinks(settings.config.models))  # inference events' token and CA files, likewise
     if server.workers == 1:
-        uvicorn.run(
-            run(lambda: create_app(settings.config)),
-            host=server.host,
-            port=server.port,
-            log_level="info",
-            access_log=False,
-            **uvicorn_options(settings.config),
-        )
+        serve_one(run(lambda: create_app(settings.config)), settings.config)
         return
     serve_workers(config, flags, settings.config)
 

@@ -30,6 +30,7 @@ from sealserve.serve.observability.failure_rate import FailureWindow
 from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.observability.prediction_log import PredictionLogs
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
+from sealserve.serve.request.drain import STATE_KEY, Drain
 from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
 from sealserve.serve.request.protocols import StandardProtocols, admin, health, native
 from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
@@ -78,9 +79,11 @@ def create_app(
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
     protocols = StandardProtocols(models, dataplane, config, gate, lines, actions)
+    drain = Drain(models, lambda: protocols.grpc_answered)
+    drain.on_stop_accepting.append(protocols.stop_accepting)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         events.start()  # the sender thread, when a model sends inference events
         protocols.start()  # the gRPC port, when configured (first: a port in use fails start-up at once); REST ones are routers
         # One thread owns loading, start-up retries and alias polling (hot reload); it stops with the app.
@@ -93,13 +96,13 @@ def create_app(
         reloader.start(initial=not load_before_serving)
         flusher = asyncio.create_task(_flush_access_lines(lines)) if lines is not None else None
         sampler = asyncio.create_task(failures.run()) if failures is not None else None
-        yield
+        yield {STATE_KEY: drain}  # the draining server (shutdown.py) finds it here
         if sampler is not None:
             sampler.cancel()
+        await protocols.stop(drain.remaining())  # gRPC calls in flight finish (they may still be queued in a batch below)
         if flusher is not None:
             flusher.cancel()
             lines.flush()  # type: ignore[union-attr]
-        await protocols.stop()
         models.trials.cancel_running()  # a trial in progress fails its load; nothing waits for a hanging model
         await asyncio.to_thread(reloader.stop)
         await dataplane.close()
@@ -118,6 +121,7 @@ def create_app(
     app.state.registry = models
     app.state.dataplane = dataplane
     app.state.protocols = protocols
+    app.state.drain = drain
     app.state.drift = drift
     app.state.metrics = metrics
     install_error_handlers(app)

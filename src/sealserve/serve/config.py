@@ -281,6 +281,18 @@ class Server(Strict):
     tls: Tls | None = Field(default=None, description="Certificate and key: HTTPS, and gRPC over TLS.")
 
 
+class Shutdown(Strict):
+    """A graceful stop on SIGTERM or SIGINT (docs/deploy.md): readiness off at once, new connections accepted for
+    `drain_seconds` (while load balancers notice), then in-flight work finished and logs flushed within `timeout`."""
+
+    drain_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="Seconds readiness reports 503 while new connections are still accepted."
+    )
+    timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds after the drain for requests in flight and flushes; then the rest is cancelled."
+    )
+
+
 class ServiceConfig(Strict):
     service_title: str = "sealserve"
     description: str = ""
@@ -293,6 +305,7 @@ class ServiceConfig(Strict):
     auth: Auth = Auth()
     protocols: Protocols = Protocols()
     observability: Observability = Observability()
+    shutdown: Shutdown = Shutdown()
     models: list[ModelSource] = Field(min_length=1)
 
     @model_validator(mode="before")

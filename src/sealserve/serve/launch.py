@@ -19,6 +19,8 @@ from sealserve.serve.observability.access_log import configure_logging
 from sealserve.serve.observability.metrics import MULTIPROCESS_ENV
 from sealserve.serve.request.http_protocol import http_protocol
 from sealserve.serve.settings import Overrides, load_settings
+from sealserve.serve.shutdown import DrainingServer, in_flight_seconds
+from sealserve.serve.workers import DrainingWorkers
 
 FLAGS_ENV = "SEALSERVE_FLAGS"
 
@@ -57,8 +59,23 @@ def tls_options(server: Server) -> dict[str, Any]:
 
 
 def uvicorn_options(config: ServiceConfig) -> dict[str, Any]:
-    """uvicorn's settings from the service config: HTTPS, and the HTTP protocol that cuts off slow request heads."""
-    return {"http": http_protocol(config.limits.header_timeout), **tls_options(config.server)}
+    """uvicorn's settings from the service config: HTTPS, the HTTP protocol that cuts off slow request heads, and how
+    long requests in flight may take once a drain closes the listener."""
+    return {
+        "http": http_protocol(config.limits.header_timeout),
+        "timeout_graceful_shutdown": in_flight_seconds(config.shutdown),
+        **tls_options(config.server),
+    }
+
+
+def serve_one(app: FastAPI, service: ServiceConfig) -> None:
+    """One process serving `app` on server.host:server.port, draining on SIGTERM and SIGINT (shutdown.py)."""
+    import uvicorn
+
+    server = service.server
+    options = uvicorn_options(service)
+    config = uvicorn.Config(app, host=server.host, port=server.port, log_level="info", access_log=False, **options)
+    DrainingServer(config, service.shutdown).run()
 
 
 def _run_supervisor(service: ServiceConfig) -> None:
@@ -87,9 +104,10 @@ def _run_supervisor(service: ServiceConfig) -> None:
     listener = socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
     listener.set_inheritable(True)
     if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn releases take the worker entry point
-        supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[listener])  # type: ignore[call-arg,unused-ignore]
+        draining = DrainingServer(config, service.shutdown).run
+        supervisor = Multiprocess(config, target=draining, sockets=[listener])  # type: ignore[call-arg,unused-ignore]
     else:
-        supervisor = Multiprocess(config, sockets=[listener])
+        supervisor = DrainingWorkers(config, [listener], service.shutdown)
     try:
         supervisor.run()
     except KeyboardInterrupt:

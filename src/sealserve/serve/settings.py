@@ -26,8 +26,11 @@ ENVIRONMENT = {
     "keyring": "SEALSERVE_KEYRING",
     "tls_cert": "SEALSERVE_TLS_CERT",
     "tls_key": "SEALSERVE_TLS_KEY",
+    "drain_seconds": "SEALSERVE_DRAIN_SECONDS",
+    "shutdown_timeout": "SEALSERVE_SHUTDOWN_TIMEOUT",
 }
 INTEGERS = ("http_port", "grpc_port", "workers")
+NUMBERS = ("drain_seconds", "shutdown_timeout")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Overrides:
     keyring: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    drain_seconds: float | None = None
+    shutdown_timeout: float | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Overrides:
@@ -56,6 +61,11 @@ class Overrides:
                     given[setting] = int(value)
                 except ValueError:
                     raise ConfigError(f"environment variable {variable} must be a whole number, not {value!r}") from None
+            elif setting in NUMBERS:
+                try:
+                    given[setting] = float(value)
+                except ValueError:
+                    raise ConfigError(f"environment variable {variable} must be a number of seconds, not {value!r}") from None
             else:
                 given[setting] = value
         return cls(**given)
@@ -103,6 +113,12 @@ def apply(data: dict[str, Any], given: Overrides, source: str) -> dict[str, Any]
         tls.update({key: value for key, value in (("certfile", given.tls_cert), ("keyfile", given.tls_key)) if value is not None})
         server["tls"] = tls
     result["server"] = server
+    if given.drain_seconds is not None or given.shutdown_timeout is not None:
+        shutdown = dict(_section(result, "shutdown", source))
+        for key, number in (("drain_seconds", given.drain_seconds), ("timeout", given.shutdown_timeout)):
+            if number is not None:
+                shutdown[key] = number
+        result["shutdown"] = shutdown
     if given.grpc_port is not None:  # a port named outside the file binds the HTTP interface, like KServe's
         protocols = dict(_section(result, "protocols", source))
         protocols["grpc_port"] = given.grpc_port

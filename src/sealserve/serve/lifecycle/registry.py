@@ -90,6 +90,7 @@ class ModelRegistry:
     on_load: list[Callable[[ServedModel], None]] = field(default_factory=list)
     on_outcome: list[Callable[[LoadOutcome], None]] = field(default_factory=list)  # after every attempt: metrics, logs
     trials: TrialRunner = field(default_factory=TrialRunner)
+    stopping: bool = field(default=False, init=False)  # set when the server drains: every readiness answer turns "not ready"
 
     def __post_init__(self) -> None:
         self._states = [ModelState(_key(source), source) for source in self.sources]
@@ -277,8 +278,13 @@ class ModelRegistry:
 
     @property
     def ready(self) -> bool:
-        """Every configured model is verified and loaded, except models an admin unloaded on purpose."""
-        return all(state.ready or state.unloaded for state in self._states)
+        """Every configured model is verified and loaded, except models an admin unloaded on purpose, and no stop is under way."""
+        return not self.stopping and all(state.ready or state.unloaded for state in self._states)
+
+    def serving(self, name: str, version: str | None = None) -> ServedModel | None:
+        """A model's readiness answer: what it serves (of `version`, when asked), None while loading or once the server drains."""
+        served = self.state(name).serving(version)
+        return None if self.stopping else served
 
     @property
     def storage_degraded(self) -> bool:

@@ -11,6 +11,9 @@ Cost: no timer per connection; its deadline goes into one dict per server, swept
 every second) while any head is pending. Per read, an identity check and a dict lookup. Measured in-process
 (benchmarks/header_timeout.py): about 4 µs more per new connection (uvicorn's own: ~43 µs) and under 1 µs per request
 on a kept-alive connection (~22 µs), i.e. below 1 % of a prediction request.
+
+While the server drains (serve/shutdown.py), every request that starts is answered with `Connection: close`, so kept-alive
+connections do not pin a stopping server.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from sealserve.serve.request.drain import STATE_KEY
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 
@@ -97,6 +102,9 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self.cycle is not cycle:  # a request's head is complete (the parser started its request-response cycle)
             self.pending_heads.done(self)
+            drain = self.app_state.get(STATE_KEY)
+            if drain is not None and drain.draining and self.cycle is not None:
+                self.cycle.keep_alive = False  # answered with `Connection: close`: the client moves to another server
         elif (cycle is None or cycle.response_complete) and self not in self.pending_heads.deadlines and not self.transport.is_closing():
             self.pending_heads.wait(self)  # the first bytes of a later request
 

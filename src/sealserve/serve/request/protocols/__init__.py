@@ -51,6 +51,11 @@ class StandardProtocols:
         ]
 
     @property
+    def grpc_answered(self) -> int:
+        """gRPC calls answered so far (any status)."""
+        return self.grpc.service.answered if self.grpc is not None else 0
+
+    @property
     def grpc_port(self) -> int | None:
         """The bound gRPC port once started (useful with port 0)."""
         return self.grpc.port if self.grpc is not None else None
@@ -59,9 +64,14 @@ class StandardProtocols:
         if self.grpc is not None:
             self.grpc.start()
 
-    async def stop(self) -> None:
+    def stop_accepting(self, grace: float) -> None:
+        """The gRPC port refuses new calls; those in flight have `grace` seconds."""
         if self.grpc is not None:
-            await asyncio.to_thread(self.grpc.stop)
+            self.grpc.stop_accepting(grace)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self.grpc is not None:
+            await asyncio.to_thread(self.grpc.stop, grace)
 
 
 def _version() -> str:

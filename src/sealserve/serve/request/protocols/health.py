@@ -1,4 +1,4 @@
-"""Liveness, readiness and start-up probes; readiness means every configured model is verified and loaded."""
+"""Liveness, readiness and start-up probes; readiness means every configured model is verified and loaded, and no stop is under way."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def build_router(registry: ModelRegistry) -> APIRouter:
 
     def report(ok: bool) -> Response:
         models = [describe_state(state) for state in registry.states]
-        body = {"status": "ok" if ok else "unavailable", "storage": storage_report(registry), "models": models}
+        status = "ok" if ok else "stopping" if registry.stopping else "unavailable"
+        body = {"status": status, "storage": storage_report(registry), "models": models}
         return json_response(body, status=200 if ok else 503)
 
     @router.get("", summary="Liveness: the process answers")

@@ -44,7 +44,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
 
     @router.get("/{name}", summary="Model readiness (503 until verified and loaded)")
     async def model_status(name: str) -> Response:
-        served = registry.state(name).serving()
+        served = registry.serving(name)
         if served is None:
             return json_response({"name": name, "ready": False}, status=503)
         return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))

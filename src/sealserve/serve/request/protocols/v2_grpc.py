@@ -13,6 +13,7 @@ the same data plane and validation as the REST protocols. Outputs travel in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import typing
 from collections.abc import Callable
@@ -100,6 +101,12 @@ class InferenceService:
     ) -> None:
         self.registry, self.dataplane, self.limits, self.server, self.gate, self.lines = registry, dataplane, limits, server, gate, lines
         self.request_ids = RequestIds()
+        self.answered = 0  # calls answered, any status: the drain reports how many finished during it
+        self._answered_lock = threading.Lock()
+
+    def count_answer(self) -> None:
+        with self._answered_lock:
+            self.answered += 1
 
     def server_live(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
@@ -108,7 +115,7 @@ class InferenceService:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
     def model_ready(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
-        ready = self.registry.state(request.name).serving(request.version or None) is not None
+        ready = self.registry.serving(request.name, request.version or None) is not None
         return MESSAGES["ModelReadyResponse"](ready=ready)
 
     def server_metadata(self, request: Any, context: grpc.ServicerContext, call: Call) -> Any:
@@ -237,6 +244,7 @@ def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[byte
             service.lines.write(
                 access_fields(rpc, code, time.perf_counter() - started, request_id, context.peer(), principal, request, response)
             )
+        service.count_answer()
         if code is not grpc.StatusCode.OK:
             context.abort(code, failure.message)
         return response
@@ -286,6 +294,7 @@ class GrpcServer:
         self.service, self.host, self.requested_port, self.workers, self.limits, self.tls = service, host, port, workers, limits, tls
         self.port: int | None = None
         self._server: Any = None
+        self._stopped: threading.Event | None = None
 
     def start(self) -> int:
         options = [("grpc.max_receive_message_length", self.limits.max_body_bytes), ("grpc.max_send_message_length", -1)]
@@ -304,7 +313,14 @@ class GrpcServer:
         logger.info("Open Inference Protocol gRPC listening on %s:%s%s", self.host, port, " (TLS)" if self.tls is not None else "")
         return int(port)
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop_accepting(self, grace: float) -> None:
+        """Refuse new calls; the calls in flight may finish within `grace` seconds (grpcio aborts them after)."""
         if self._server is not None:
-            self._server.stop(grace).wait(grace + 1)
+            self._stopped = self._server.stop(grace)
             self._server = None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting (if not done yet) and wait until the calls in flight are done."""
+        self.stop_accepting(grace)
+        if self._stopped is not None:
+            self._stopped.wait(grace + 1)

@@ -88,7 +88,7 @@ def build_router(
         return json_response(tensors.model_metadata(served, dataplane.interface(served)), headers=model_headers(served))
 
     async def model_ready(name: str, version: str | None) -> Response:
-        if registry.state(name).serving() is None:
+        if registry.serving(name) is None:
             return json_response({"name": name, "ready": False}, status=503)
         served = dataplane.resolve(name, version)  # a version not served is a 404, as for metadata and inference
         return json_response({"name": served.name, "ready": True, "version": served.version}, headers=model_headers(served))
