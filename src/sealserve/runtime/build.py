@@ -14,12 +14,22 @@ from sealserve.trust.verify import load_verified, load_verified_compiled
 
 
 def build_model(
-    folder: Path, metadata: BundleMetadata, *, runtime: RuntimeSetting, trusted_types: tuple[str, ...], allow_pickle: bool
+    folder: Path,
+    metadata: BundleMetadata,
+    *,
+    runtime: RuntimeSetting,
+    trusted_types: tuple[str, ...],
+    allow_pickle: bool,
+    audited: bool = False,
 ) -> BundleModel:
-    """Deserialize a verified bundle folder into what serves it: the server and the trial child both load through here."""
+    """Deserialize a verified bundle folder into what serves it: the server and the trial child both load through here.
+
+    `audited`: the trial child already audited the reference model file with these settings, so a compiled form is
+    loaded without auditing it again (the audit imports skops and all of scikit-learn, which the compiled form never needs).
+    """
     choice = choose_runtime(metadata, runtime)
     if choice.compiled:
-        estimator = load_verified_compiled(folder, metadata, trusted_types=trusted_types)
+        estimator = load_verified_compiled(folder, metadata, trusted_types=trusted_types, audited=audited)
     else:
         estimator = load_verified(folder, metadata, trusted_types=trusted_types, allow_pickle=allow_pickle)
     return BundleModel(metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)

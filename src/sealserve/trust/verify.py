@@ -58,12 +58,14 @@ def load_verified(folder: Path, metadata: BundleMetadata, *, trusted_types: tupl
     )
 
 
-def load_verified_compiled(folder: Path, metadata: BundleMetadata, *, trusted_types: tuple[str, ...] = ()) -> Any:
+def load_verified_compiled(folder: Path, metadata: BundleMetadata, *, trusted_types: tuple[str, ...] = (), audited: bool = False) -> Any:
     """The compiled form (an ONNX Runtime session), after auditing the reference model file as if it were loaded:
-    a bundle is refused for the same reasons whichever runtime serves it."""
+    a bundle is refused for the same reasons whichever runtime serves it. `audited`: another process (the trial
+    child) ran that audit on this folder with these settings, and its refusal would have ended the load."""
     if metadata.compiled is None:
         raise BundleFormatError(f"{metadata.name} {metadata.version} has no compiled model")
-    audit_model_file(folder / metadata.model_file, metadata, trusted_types=trusted_types)
+    if not audited:
+        audit_model_file(folder / metadata.model_file, metadata, trusted_types=trusted_types)
     return load_onnx(folder / metadata.compiled.file)
 
 

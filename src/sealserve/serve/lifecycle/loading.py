@@ -13,6 +13,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from sealserve import errors
 from sealserve.bundle import files
 from sealserve.bundle.keyring import Keyring
 from sealserve.errors import (
@@ -75,10 +76,17 @@ def serve_verified(
                 timeout=source.trial_timeout,
                 memory=source.trial_memory_mb << 20,
             )
-        model = build_model(verified.path, verified.metadata, runtime=runtime, trusted_types=trusted, allow_pickle=allow_pickle)
+        if trial is not None and trial.refused is not None:  # the child's loader refused it: nothing is deserialized here
+            raise refusal_of(trial.refused)
+        model = build_model(
+            verified.path,
+            verified.metadata,
+            runtime=runtime,
+            trusted_types=trusted,
+            allow_pickle=allow_pickle,
+            audited=trial is not None,  # the child audited the reference file; a compiled form then needs no skops here
+        )
         if trial is not None:
-            if trial.refused is not None:  # the child's loader refused what this one loaded: never live untried
-                raise TrialPredictionError(f"the trial prediction's loader refused the bundle: {trial.refused}")
             log = logger.warning if trial.raised else logger.info  # a raising call is an error answer in the server, not a crash
             log("model %s %s: trial prediction passed (%s)", source.name, verified.metadata.version, trial.summary)
         reports = read_reports(verified)
@@ -100,6 +108,15 @@ def serve_verified(
         origin,
         reports=reports,
     )
+
+
+def refusal_of(refused: str) -> SealserveError:
+    """The trial child's refusal ("UnsafeModelError: message") as the error this process's loader would have raised."""
+    name, _, message = refused.partition(": ")
+    kind = getattr(errors, name, None)
+    if isinstance(kind, type) and issubclass(kind, SealserveError) and message:
+        return kind(message)
+    return TrialPredictionError(f"the trial prediction's loader refused the bundle: {refused}")
 
 
 def read_reports(verified: VerifiedBundle) -> dict[str, bytes]:
