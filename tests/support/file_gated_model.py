@@ -1,4 +1,4 @@
-"""A class model whose prediction waits for a file to appear: a call held in flight in a server process, without sleeps."""
+"""A class model whose prediction waits for a file to appear (polled, with a deadline): a call held in flight in a server process."""
 
 from __future__ import annotations
 
