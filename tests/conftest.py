@@ -7,16 +7,19 @@ Expensive objects are session-scoped and must be treated as read-only; tests tha
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import Browser
 from sklearn.linear_model import LogisticRegression
 
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
+from tests.support.browser import chromium
 
 # The seed's enum style: clients send readable labels, the model saw these codes (BRFSS: 1 = excellent … 5 = poor).
 GENERAL_HEALTH = {"EXCELLENT": 1.0, "VERY_GOOD": 2.0, "GOOD": 3.0, "FAIR": 4.0, "POOR": 5.0}
@@ -94,3 +97,10 @@ def packed_bundle(
 def bundle_copy(packed_bundle: Path, tmp_path: Path) -> Path:
     """A private, writable copy of `packed_bundle`."""
     return Path(shutil.copytree(packed_bundle, tmp_path / "bundle"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium, one per test module that looks at the pages."""
+    with chromium() as launched:
+        yield launched

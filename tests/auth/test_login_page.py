@@ -18,13 +18,6 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.auth.conftest import PASSWORDS, AuthServer
 from tests.auth.test_auth_matrix import DEMO
-from tests.support.browser import chromium
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -4,26 +4,17 @@ share over the last minute counted across both workers (4xx answers are the clie
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Browser
 
 from tests.serve.test_workers import RECORD, _children, runtime_folder, two_workers
-from tests.support.browser import chromium
 from tests.support.bundles import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 SEARCH_PATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the server imports the broken model
 RISK = {"body_mass_index": 30, "general_health": "GOOD"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def test_a_model_whose_requests_fail_is_shown_failing_with_the_share_summed_over_workers(tmp_path: Path, browser: Browser) -> None:

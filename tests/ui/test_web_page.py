@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page
 
-from tests.support.browser import chromium
 from tests.support.server import RunningServer, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +35,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         answer = httpx.post(f"{running.url}/api/models/diabetes_risk/predictions", json=batch, timeout=30)
         assert answer.status_code == 200, answer.text
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def open_page(browser: Browser, url: str) -> tuple[Page, list[str], list[str]]:
