@@ -48,8 +48,9 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy src
 
+# One test worker per core (xdist); each test file runs on one worker, so module fixtures start once.
 test: lint typecheck $(CHECKOV) $(CHROMIUM)
-	$(VENV)/bin/pytest --durations=25
+	$(VENV)/bin/pytest -n auto --dist loadfile --durations=25
 
 # kustomize, kubernetes-validate (1.32, strict), KServe's CRD schemas, checkov, hadolint, and the servers the manifests start.
 deploy-check: setup

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
 from tests.support.browser import chromium
+from tests.support.coverage_tally import CoverageTally
 
 # The seed's enum style: clients send readable labels, the model saw these codes (BRFSS: 1 = excellent … 5 = poor).
 GENERAL_HEALTH = {"EXCELLENT": 1.0, "VERY_GOOD": 2.0, "GOOD": 3.0, "FAIR": 4.0, "POOR": 5.0}
@@ -31,6 +32,10 @@ FEATURE_OVERRIDES: dict[str, dict[str, Any]] = {
 CLASS_LABELS = {0: "low_risk", 1: "high_risk"}
 BUNDLE_NAME = "risk"
 BUNDLE_VERSION = "1.0.0"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(CoverageTally(), "coverage-tally")
 
 
 def make_training_frame(rows: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:

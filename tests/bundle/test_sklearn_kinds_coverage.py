@@ -10,7 +10,7 @@ entries pack refuses for another reason, each with the exact message.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def fitted(name: str) -> tuple[Any, Any, str]:
 
 
 NAMES, WITHOUT_PREDICT = kind_names()
-SERVED: set[str] = set()
+TALLY = "sklearn multi-output, clustering and outlier estimators"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -110,8 +110,13 @@ def pack_and_load(estimator: Any, X: Any, out: Path, key: keys.SigningKey, ring:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_served_answers_equal_the_fitted_estimator_on_every_protocol(
-    name: str, signing_key: keys.SigningKey, trusted_keyring: keyring.Keyring, tmp_path: Path
+    name: str,
+    signing_key: keys.SigningKey,
+    trusted_keyring: keyring.Keyring,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
+    record_property("coverage", TALLY)
     estimator, X, task = fitted(name)
     model, records = pack_and_load(estimator, X, tmp_path / "bundle", signing_key, trusted_keyring)
     output = model.metadata.output
@@ -132,7 +137,6 @@ def test_served_answers_equal_the_fitted_estimator_on_every_protocol(
     names, flat, width = encoders.seldon(predictions)
     rows = flat if width is None else [flat[start : start + width] for start in range(0, len(flat), width)]
     same((names, rows), expected.seldon, "Seldon")
-    SERVED.add(name)
 
 
 @pytest.mark.parametrize("name", WITHOUT_PREDICT)
@@ -145,7 +149,10 @@ def test_an_estimator_without_predict_is_refused_saying_so(
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
-def test_the_catalog_entries_pack_refuses_name_why(name: str, signing_key: keys.SigningKey, tmp_path: Path) -> None:
+def test_the_catalog_entries_pack_refuses_name_why(
+    name: str, signing_key: keys.SigningKey, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    record_property("coverage_refused", TALLY)
     assert name in skipped()
     from sklearn.utils import all_estimators
 
@@ -162,14 +169,3 @@ def test_the_catalog_entries_pack_refuses_name_why(name: str, signing_key: keys.
                 out=tmp_path / "b",
                 sample=pd.DataFrame(X[:SAMPLE_ROWS]),
             )
-
-
-def test_coverage_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    """Runs last: the count of kinds served, next to those refused and why."""
-    if set(NAMES) != SERVED:
-        pytest.skip("the coverage summary needs every per-estimator test of this module in the same run")
-    with capsys.disabled():
-        print(
-            f"\nsklearn kinds coverage: served {len(SERVED)}/{len(SERVED) + len(REFUSED)} multi-output (incl. 2-D y), clustering, "
-            f"mixture and outlier estimators with predict; refused: {sorted(REFUSED)}; without predict (not served): {WITHOUT_PREDICT}"
-        )
