@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 import xgboost
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -23,6 +25,7 @@ import sealserve
 from sealserve.bundle import keys
 from sealserve.bundle.keyring import Keyring
 from sealserve.errors import BundleFormatError, NewerFormatError
+from sealserve.packing.boosters import read_skops_with_boosters
 from sealserve.packing.build import sign_folder
 from sealserve.trust.boosters.summary import Malformed
 from sealserve.trust.boosters.ubjson import MAX_DEPTH, read_ubjson
@@ -225,5 +228,28 @@ def test_a_pickled_booster_whose_model_is_malformed_is_refused_before_the_librar
     assert stream.count(length + serialized) == 1  # BINBYTES: its length, then the bytes (bytearray's argument)
     truncated = serialized[:-40]
     (tmp_path / "broken.joblib").write_bytes(stream.replace(length + serialized, struct.pack("<I", len(truncated)) + truncated))
-    with pytest.raises(BundleFormatError, match=r"broken.joblib: a pickled XGBoost Booster is not a well-formed model: .*past the end"):
+    with pytest.raises(BundleFormatError, match=r"broken.joblib: a stored XGBoost Booster is not a well-formed model: .*past the end"):
         load_joblib(tmp_path / "broken.joblib", {"xgboost.core.Booster"})
+
+
+@pytest.mark.parametrize("name", ["xgb-classifier", "lgbm-classifier"])
+def test_a_skops_pipeline_is_read_at_pack_time_with_its_booster_rebuilt_not_given_state(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = pipelines()[name]
+    skops.io.dump(model, tmp_path / "model.skops")
+    for cls in (xgboost.core.Booster, lightgbm.basic.Booster):
+        monkeypatch.setattr(cls, "__setstate__", _forbidden, raising=False)
+    loaded = read_skops_with_boosters(tmp_path / "model.skops", frozenset())
+    X, _ = data()
+    assert np.array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_a_skops_file_whose_booster_is_malformed_is_refused_before_the_library_reads_it(tmp_path: Path) -> None:
+    skops.io.dump(pipelines()["xgb-classifier"], tmp_path / "model.skops")
+    with zipfile.ZipFile(tmp_path / "model.skops") as source, zipfile.ZipFile(tmp_path / "broken.skops", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            target.writestr(item, data[:-40] if data.startswith(b"{L") and b"Config" in data[:40] else data)
+    with pytest.raises(BundleFormatError, match=r"broken.skops: a stored XGBoost Booster is not a well-formed model: .*past the end"):
+        read_skops_with_boosters(tmp_path / "broken.skops", frozenset())

@@ -16,6 +16,7 @@ from sealserve.errors import BundleFormatError
 from sealserve.trust.boosters.files import check_bytes
 from sealserve.trust.boosters.load import check_booster_file, load_booster
 from sealserve.trust.boosters.pipeline import PIPELINE, PLACEHOLDER, STEP_CLASSES
+from sealserve.trust.boosters.rebuild import SPLIT_READ_TYPES, load_skops_rebuilding_boosters
 from sealserve.trust.boosters.served import (
     BOOSTER_CLASSES,
     LGB_BOOSTER,
@@ -27,6 +28,10 @@ from sealserve.trust.boosters.served import (
 )
 from sealserve.trust.boosters.summary import Library
 from sealserve.trust.boosters.xgboost_json import ubjson_as_json
+from sealserve.trust.integrity.walk import check_structures
+from sealserve.trust.policy.catalog import skops_io
+from sealserve.trust.policy.memory import check_skops_file
+from sealserve.trust.policy.trusted_types import refused_types
 
 BOOSTER_SUFFIXES: dict[str, Library] = {".json": "xgboost", ".ubj": "xgboost", ".txt": "lightgbm"}
 
@@ -117,12 +122,32 @@ def split_booster_step(pipeline: Any, folder: Path) -> tuple[Any, BoosterStep]:
     return rest, BoosterStep(step=name, format=model_format, file=model_format.filename, estimator=estimator, n_features=n_features)
 
 
+def read_skops_with_boosters(path: Path, trust: frozenset[str]) -> Any | None:
+    """A .skops model that needs a booster's types (SPLIT_READ_TYPES) beyond the policy and `trust`, read with each
+    Booster rebuilt from its checked model; None when the file needs no booster type, or needs other refused types."""
+    check_skops_file(path)
+    try:
+        untrusted = skops_io().get_untrusted_types(file=path)
+    except Exception:
+        raise BundleFormatError(f"{path.name} is not a readable skops file") from None
+    if not SPLIT_READ_TYPES.intersection(untrusted) or refused_types(untrusted, path, extra_trusted=trust | SPLIT_READ_TYPES):
+        return None
+    try:
+        model = load_skops_rebuilding_boosters(path, list(untrusted))
+    except BundleFormatError:
+        raise
+    except Exception as exc:
+        raise BundleFormatError(f"{path.name} could not be loaded by skops: {type(exc).__name__}") from None
+    check_structures(model)
+    return model
+
+
 def booster_hint(refusal: Exception) -> str:
     """What to trust to read a user's pipeline ending in a booster, when a refusal names a booster library's class."""
     if not any(f"{library}." in str(refusal) for library in ("xgboost", "lightgbm")):
         return ""
     return (
-        ". A pipeline ending in an XGBoost or LightGBM estimator is read with --trust for its classes (XGBoost: the "
-        "estimator and xgboost.core.Booster; LightGBM: the estimator, lightgbm.basic.Booster and collections.defaultdict); "
-        "the bundle keeps the booster in its own format, and servers need no trusted type for it"
+        ". A pickled pipeline ending in an XGBoost or LightGBM estimator is read with --trust for its classes (XGBoost: "
+        "the estimator and xgboost.core.Booster; LightGBM: the estimator, lightgbm.basic.Booster and collections.defaultdict); "
+        "its booster is rebuilt from its checked model, the bundle keeps it in its own format, and servers need no trusted type"
     )

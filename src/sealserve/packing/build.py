@@ -30,7 +30,15 @@ from sealserve.bundle.metadata import (
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
 from sealserve.packing.attempt import DEFAULT_COMPILE_TIMEOUT, attempt_compile
-from sealserve.packing.boosters import BOOSTER_SUFFIXES, booster_hint, booster_step_of, read_booster_file, save_booster, split_booster_step
+from sealserve.packing.boosters import (
+    BOOSTER_SUFFIXES,
+    booster_hint,
+    booster_step_of,
+    read_booster_file,
+    read_skops_with_boosters,
+    save_booster,
+    split_booster_step,
+)
 from sealserve.packing.compile import NOT_REQUESTED
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
@@ -315,6 +323,9 @@ def _resolve_model(model: Any, requested: ModelFormat | str | None, allow_pickle
         parse_onnx(data, path.name)  # refused now rather than by every server: external data, custom operators
         return None, data
     if path.suffix == ".skops":
+        with_boosters = read_skops_with_boosters(path, trust)
+        if with_boosters is not None:
+            return with_boosters, None
         try:
             return load_skops(path, trust), None
         except UnsafeModelError as exc:
