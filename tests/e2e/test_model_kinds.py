@@ -192,7 +192,16 @@ def test_the_batch_route_answers_columns_and_arrow_as_it_answers_records(served:
             "arrow",
         )
     elif case.task == "multi_output":
-        same([{"prediction": {target: answer[target][row] for target in case.targets}} for row in range(len(rows))], native, "arrow")
+        answered: list[dict[str, Any]] = [
+            {"prediction": {target: answer[target][row] for target in case.targets}} for row in range(len(rows))
+        ]
+        for index, (row, item) in enumerate(zip(answered, native, strict=True)):
+            if "probabilities" in item:  # probability_<target>_<class> columns
+                row["probabilities"] = {
+                    target: {label: answer[f"probability_{target}_{label}"][index] for label in chances}
+                    for target, chances in item["probabilities"].items()
+                }
+        same(answered, native, "arrow")
     else:
         assert answer["predict"] == [item["prediction"] for item in native], name
         if "probabilities" in native[0]:
@@ -229,6 +238,24 @@ def test_v2_rest_and_grpc_answer_named_outputs_in_their_shapes(served: Served, n
         array = result.as_numpy(output_name)
         assert list(array.shape) == shape
         same(array.ravel().tolist(), data, f"V2 gRPC {output_name}")
+
+
+@pytest.mark.parametrize("name", ["multi_logistic", "chain"])
+def test_a_multi_output_classifier_answers_each_targets_probabilities_on_request(served: Served, name: str) -> None:
+    case, rows = served.cases[name], served.rows
+    native = expected(case, rows).native
+    requested = [f"predict_proba_{target}" for target in case.targets]
+    body = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": list(rows.shape), "data": rows.ravel().tolist()}]}
+    answer = served.http.post(f"/v2/models/{name}/infer", json=body | {"outputs": [{"name": output} for output in requested]})
+    assert answer.status_code == 200, answer.text
+    tensor = grpcclient.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(np.ascontiguousarray(rows))
+    result = served.grpc.infer(name, [tensor], outputs=[grpcclient.InferRequestedOutput(output) for output in requested])
+    for output, target in zip(answer.json()["outputs"], case.targets, strict=True):
+        chances = [value for item in native for value in item["probabilities"][target].values()]
+        assert (output["name"], output["datatype"], output["shape"]) == (f"predict_proba_{target}", "FP64", [len(rows), 2])
+        same(output["data"], chances, f"V2 REST {output['name']}")
+        same(result.as_numpy(output["name"]).ravel().tolist(), chances, f"V2 gRPC {output['name']}")
 
 
 def test_a_multi_output_model_answers_one_target_on_request_and_refuses_an_unknown_one(served: Served) -> None:

@@ -29,8 +29,12 @@ def expected_answers(estimator: Any, task: str, targets: list[str], rows: Any) -
         values = target_rows(estimator, rows)
         flat = [value for row in values for value in row]
         datatype = "FP64" if all(isinstance(value, float) for value in flat) else "INT64"
+        chances = target_chances(estimator, targets, rows)
+        native = [{"prediction": dict(zip(targets, row, strict=True))} for row in values]
+        for answer, row in zip(native, chances or [], strict=False):
+            answer["probabilities"] = row
         return Expected(
-            [{"prediction": dict(zip(targets, row, strict=True))} for row in values],
+            native,
             values,
             {"predict": (datatype, [count, len(targets)], flat)},
             (targets, values),
@@ -57,6 +61,26 @@ def expected_answers(estimator: Any, task: str, targets: list[str], rows: Any) -
         {"is_outlier": ("BOOL", [count], flags), "score": ("FP64", [count], scores)},
         (["is_outlier", "score"], [[flag, score] for flag, score in zip(flags, scores, strict=True)]),
     )
+
+
+def target_chances(estimator: Any, targets: list[str], rows: Any) -> list[dict[str, dict[str, float]]] | None:
+    """Each classification target's probabilities keyed by class text, from `predict_proba`: one array per target, or
+    each binary target's probability of its second class (a chain, a multilabel model); None for regressors."""
+    if not is_classifier(estimator) or not hasattr(estimator, "predict_proba"):
+        return None
+    classes = getattr(estimator, "classes_", None)
+    keys = [[str(value) for value in np.asarray(target).tolist()] for target in classes] if isinstance(classes, list) else None
+    raw = estimator.predict_proba(rows)
+    if isinstance(raw, list):
+        tables = [np.asarray(array, dtype=np.float64).tolist() for array in raw]
+    else:
+        positive = np.asarray(raw, dtype=np.float64)
+        tables = [np.column_stack([1.0 - positive[:, index], positive[:, index]]).tolist() for index in range(len(targets))]
+    keys = keys or [["0", "1"]] * len(targets)
+    return [
+        {target: dict(zip(keys[index], tables[index][row], strict=True)) for index, target in enumerate(targets)}
+        for row in range(len(rows))
+    ]
 
 
 def target_rows(estimator: Any, rows: Any) -> list[list[Any]]:

@@ -45,7 +45,7 @@ def test_a_booster_bundle_whose_compiled_form_met_only_the_old_tolerance_serves_
 ) -> None:
     """Bundles packed when boosters met the general 1e-5 carry a compiled form float32 rounding keeps apart (~1e-7)."""
     with monkeypatch.context() as older_packer, warnings.catch_warnings():
-        older_packer.setattr(compiler_module, "tolerance_for", lambda model_format, tolerance: tolerance)
+        older_packer.setattr(compiler_module, "tolerance_for", lambda metadata, tolerance: tolerance)
         bundle = pack(BOOSTERS[library](), tmp_path / "bundle", signing_key)
     meta = metadata_of(bundle)
     assert meta.compiled is not None, meta.compiled_skipped

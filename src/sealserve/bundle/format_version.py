@@ -10,7 +10,7 @@ from typing import Any
 
 from sealserve.errors import BundleFormatError, NewerFormatError
 
-FORMAT_MAJOR = 2
+FORMAT_MAJOR = 3
 """The newest major this sealserve reads; it writes the lowest major that expresses a bundle (`OutputSpec.format_major`)."""
 
 MAJOR_FIELD = "schema_version"

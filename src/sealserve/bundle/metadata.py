@@ -152,6 +152,30 @@ class OutputSpec(BaseModel):
         return {item.value: item.label if decoded else item.value for item in self.classes}
 
 
+class BoosterStep(BaseModel):
+    """The XGBoost or LightGBM estimator ending a scikit-learn pipeline, kept in its own data-only file (format 3): the
+    skops file holds the pipeline with "passthrough" in that step, and the loader puts the booster back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: str = Field(min_length=1, description="The pipeline step the booster fills.")
+    format: Literal[ModelFormat.XGBOOST, ModelFormat.LIGHTGBM]
+    file: str
+    estimator: str = Field(description="Qualified class name of the booster estimator.")
+    n_features: int = Field(ge=1, description="How many features the booster receives from the steps before it.")
+
+    @model_validator(mode="after")
+    def _file_is_the_formats(self) -> BoosterStep:
+        if self.file != self.format.filename:
+            raise ValueError(f"a {self.format.value} step is stored as {self.format.filename}, not {self.file}")
+        return self
+
+
+BOOSTER_STEP_MAJOR = 3
+"""A bundle with a booster step needs format 3: a format-2 reader would ignore the field and serve the pipeline without
+its last step."""
+
+
 class ParityRecord(BaseModel):
     """How the compiled model answered the pack sample next to the reference estimator, both fed as the server feeds them.
 
@@ -210,11 +234,17 @@ class BundleMetadata(BaseModel):
     reports: list[str] = Field(default_factory=list)
     compiled: CompiledModel | None = Field(default=None, description="The compiled form served by default; None when there is none.")
     compiled_skipped: str | None = Field(default=None, description="Why the bundle has no compiled form (None when it has one).")
+    booster_step: BoosterStep | None = Field(default=None, exclude_if=lambda step: step is None)
 
     @model_validator(mode="after")
     def _major_expresses_the_output(self) -> BundleMetadata:
         if self.schema_version < self.output.format_major:
             raise ValueError(f"task {self.output.task} needs bundle format {self.output.format_major}, not {self.schema_version}")
+        if self.booster_step is not None:
+            if self.schema_version < BOOSTER_STEP_MAJOR:
+                raise ValueError(f"a pipeline with a booster step needs bundle format {BOOSTER_STEP_MAJOR}, not {self.schema_version}")
+            if self.format is not ModelFormat.SKOPS:
+                raise ValueError(f"a booster step completes a skops pipeline, not a {self.format.value} model")
         return self
 
     @field_validator("name")

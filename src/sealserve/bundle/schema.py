@@ -90,9 +90,13 @@ def output_model(model_name: str, output: OutputSpec) -> type[BaseModel]:
     if output.task == "regression":
         return create_model(title, __config__=config, prediction=(float, ...))
     if output.task == "multi_output":
-        return create_model(
-            title, __config__=config, prediction=(_targets_model(title, output.targets), Field(description="Each target's value."))
-        )
+        targets: dict[str, Any] = {"prediction": (_targets_model(title, output.targets), Field(description="Each target's value."))}
+        if output.probabilities:
+            targets["probabilities"] = (
+                dict[str, dict[str, float]],
+                Field(description="Each target's class probabilities: keyed by target, then by class."),
+            )
+        return create_model(title, __config__=config, **targets)
     if output.task == "outlier_detection":
         return create_model(
             title,

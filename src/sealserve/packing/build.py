@@ -17,6 +17,7 @@ import pandas as pd
 
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.metadata import (
+    BOOSTER_STEP_MAJOR,
     METADATA_FILE,
     BundleMetadata,
     Feature,
@@ -29,7 +30,15 @@ from sealserve.bundle.metadata import (
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
 from sealserve.packing.attempt import DEFAULT_COMPILE_TIMEOUT, attempt_compile
-from sealserve.packing.boosters import BOOSTER_SUFFIXES, read_booster_file, save_booster
+from sealserve.packing.boosters import (
+    BOOSTER_SUFFIXES,
+    booster_hint,
+    booster_step_of,
+    read_booster_file,
+    read_skops_with_boosters,
+    save_booster,
+    split_booster_step,
+)
 from sealserve.packing.compile import NOT_REQUESTED
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
@@ -62,6 +71,7 @@ LIBRARIES = (
     "lightgbm",
 )
 ROUND_TRIP_TOLERANCE = 1e-9
+SPLIT_SERVES_ITSELF = "a pipeline ending in an XGBoost or LightGBM estimator serves its reference model (skl2onnx converts no booster step)"
 
 
 def pack(
@@ -86,8 +96,9 @@ def pack(
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
-    `model` is a fitted estimator or a model file (.skops, .onnx, XGBoost .json, LightGBM .txt, or .joblib/.pkl with
-    `allow_pickle`).
+    `model` is a fitted estimator or a model file (.skops, .onnx, XGBoost .json or .ubj, LightGBM .txt, or .joblib/.pkl
+    with `allow_pickle`). A pipeline ending in an XGBoost or LightGBM estimator is stored split (its steps in skops,
+    the booster in its own format).
     `sample` holds training features; `features` overrides derived specs per column. `format` defaults to
     skops (XGBoost and LightGBM: their own formats). `trust` names extra skops types the model needs. `targets` names
     the columns of a multi-output model's prediction (default target_0, target_1, ...).
@@ -129,7 +140,10 @@ def pack(
     staging = files.private_directory("sealserve-pack-")
     try:
         model_path = staging / model_format.filename
-        required_types = write_model(original, onnx_bytes, model_format, model_path, model_input, shape)
+        stored, step = original, None
+        if model_format is ModelFormat.SKOPS and booster_step_of(original) is not None:
+            stored, step = split_booster_step(original, staging)
+        required_types = write_model(stored, onnx_bytes, model_format, model_path, model_input, shape)
         refused = refused_types(required_types or (), model_path, extra_trusted=trusted)
         if refused:
             raise UnsafeModelError(
@@ -138,7 +152,7 @@ def pack(
             )
         report_names = _copy_reports(reports, staging)
         metadata = BundleMetadata(
-            schema_version=output.format_major,
+            schema_version=max(output.format_major, BOOSTER_STEP_MAJOR if step is not None else 1),
             name=name,
             version=version,
             format=model_format,
@@ -156,6 +170,7 @@ def pack(
             statistics=statistics,
             metrics=dict(metrics or {}),
             reports=report_names,
+            booster_step=step,
         )
         check_round_trip(estimator, model_path, metadata, model_input, trusted, allow_pickle)
         if estimator is not None and model_format is not ModelFormat.ONNX:
@@ -163,6 +178,8 @@ def pack(
             compiled_form = None
             if output.format_major > 1:
                 skipped = f"a {output.task} model serves its reference model (the compiled form covers classification and regression)"
+            elif step is not None and compiled:
+                skipped = SPLIT_SERVES_ITSELF
             elif compiled and model_format is not ModelFormat.JOBLIB:
                 compiled_form, skipped = attempt_compile(original, estimator, metadata, sample, staging, timeout=compile_timeout)
             metadata = metadata.model_copy(update={"compiled": compiled_form, "compiled_skipped": skipped})
@@ -306,18 +323,25 @@ def _resolve_model(model: Any, requested: ModelFormat | str | None, allow_pickle
         parse_onnx(data, path.name)  # refused now rather than by every server: external data, custom operators
         return None, data
     if path.suffix == ".skops":
+        with_boosters = read_skops_with_boosters(path, trust)
+        if with_boosters is not None:
+            return with_boosters, None
         try:
             return load_skops(path, trust), None
         except UnsafeModelError as exc:
-            raise UnsafeModelError(f"{exc}. To accept reviewed types pass --trust TYPE (trust=[...] in Python)") from None
+            hint = booster_hint(exc)
+            raise UnsafeModelError(f"{exc}. To accept reviewed types pass --trust TYPE (trust=[...] in Python){hint}") from None
     if path.suffix in PICKLE_SUFFIXES:
         if not allow_pickle:
             raise UnsafeModelError(f"{path.name} is a pickle; reading it needs allow_pickle (CLI: --allow-pickle)")
-        return load_joblib(path, set(trust)), None
+        try:
+            return load_joblib(path, set(trust)), None
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{exc}{booster_hint(exc)}") from None
     if path.suffix in BOOSTER_SUFFIXES:
         return read_booster_file(path), None
     raise BundleFormatError(
-        f"{path.name}: unknown model file type (expected .skops, .onnx, .json (XGBoost), .txt (LightGBM), or .joblib/.pkl)"
+        f"{path.name}: unknown model file type (expected .skops, .onnx, .json or .ubj (XGBoost), .txt (LightGBM), or .joblib/.pkl)"
     )
 
 

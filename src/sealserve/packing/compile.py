@@ -81,7 +81,7 @@ def compile_model(
     to COMPILED_TOLERANCE, the server's default too (a booster's is never looser than BOOSTER_TOLERANCE). Once
     `cancelled` is set no further conversion starts.
     """
-    tolerance = tolerance_for(metadata.format, COMPILED_TOLERANCE if tolerance is None else tolerance)
+    tolerance = tolerance_for(metadata, COMPILED_TOLERANCE if tolerance is None else tolerance)
     if metadata.format is ModelFormat.ONNX:
         return None, None
     if metadata.input_shape in (InputShape.RECORDS, InputShape.TEXT):

@@ -10,6 +10,7 @@ import numpy as np
 
 from sealserve.bundle.metadata import ModelClass, OutputSpec, Target
 from sealserve.errors import BundleFormatError
+from sealserve.runtime.predict import target_probabilities
 
 RESERVED_TARGET_NAMES = frozenset({"predict"})
 """V2 output names a target cannot take (each target is also a V2 output of its own name)."""
@@ -30,7 +31,8 @@ def output_spec(
     if kind in ("clusterer", "density_estimator"):  # a density estimator that predicts is a mixture: its component
         return _clustering(estimator, model_input)
     if predicted.ndim == 2 and predicted.shape[1] > 1:
-        return _multi_output(estimator, predicted.shape[1], list(targets), classifier=kind == "classifier")
+        spec = _multi_output(estimator, predicted.shape[1], list(targets), classifier=kind == "classifier")
+        return spec.model_copy(update={"probabilities": _answers_target_probabilities(estimator, spec, model_input)})
     if len(targets) > 1:
         raise BundleFormatError(f"{len(targets)} targets are named ({', '.join(targets)}), but the model predicts one value per row")
     classes = getattr(estimator, "classes_", None)
@@ -90,6 +92,17 @@ def _clustering(estimator: Any, model_input: Any) -> OutputSpec:
         return OutputSpec(task="clustering")
     width = int(np.asarray(estimator.predict_proba(model_input[:1])).shape[1])
     return OutputSpec(task="clustering", classes=[ModelClass(value=index, label=str(index)) for index in range(width)], probabilities=True)
+
+
+def _answers_target_probabilities(estimator: Any, spec: OutputSpec, model_input: Any) -> bool:
+    """Whether every target is a class and `predict_proba` gives each target's class probabilities on the sample."""
+    if not spec.targets or any(target.task != "classification" for target in spec.targets) or not has_method(estimator, "predict_proba"):
+        return False
+    try:
+        target_probabilities(estimator.predict_proba(model_input), spec.targets)
+    except Exception:  # a layout other than one column per class of each target: the values alone are answered
+        return False
+    return True
 
 
 def _multi_output(estimator: Any, width: int, names: list[str], *, classifier: bool) -> OutputSpec:

@@ -22,7 +22,7 @@ class Classes:
         self.answer_of = output.answers()
         self.decoded = output.decoded
         self.classification = output.task == "classification"
-        self.with_probabilities = output.task in ("classification", "clustering") and output.probabilities
+        self.with_probabilities = output.task in ("classification", "clustering", "multi_output") and output.probabilities
         self.targets = output.targets
 
 

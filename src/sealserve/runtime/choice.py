@@ -29,9 +29,11 @@ class RuntimeChoice:
     skipped: str | None = None
 
 
-def tolerance_for(model_format: ModelFormat, tolerance: float = COMPILED_TOLERANCE) -> float:
-    """The tolerance a compiled form of this format must meet: never looser than BOOSTER_TOLERANCE for a booster."""
-    return min(tolerance, BOOSTER_TOLERANCE) if model_format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM) else tolerance
+def tolerance_for(metadata: BundleMetadata, tolerance: float = COMPILED_TOLERANCE) -> float:
+    """The tolerance a compiled form of this bundle must meet: never looser than BOOSTER_TOLERANCE for a booster, or for
+    a pipeline ending in one."""
+    booster = metadata.format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM) or metadata.booster_step is not None
+    return min(tolerance, BOOSTER_TOLERANCE) if booster else tolerance
 
 
 def parity_problem(parity: ParityRecord, tolerance: float = COMPILED_TOLERANCE) -> str | None:
@@ -58,7 +60,7 @@ def choose_runtime(metadata: BundleMetadata, setting: RuntimeSetting = "auto", t
     if metadata.compiled is None:
         problem = metadata.compiled_skipped or "the bundle has no compiled model"
     else:
-        found = parity_problem(metadata.compiled.parity, tolerance_for(metadata.format, tolerance))
+        found = parity_problem(metadata.compiled.parity, tolerance_for(metadata, tolerance))
         problem = None if found is None else f"recorded {found}"
     if problem is None:
         return RuntimeChoice(compiled=True)

@@ -140,13 +140,58 @@ def _multi_output(output: OutputSpec) -> Encoders:
         for index, (name, kind) in enumerate(zip(names, datatypes, strict=True))
         if name != "predict"
     ]
+    chances = _target_chances(output) if output.probabilities else None
+
+    def native(predictions: Predictions) -> list[dict[str, Any]]:
+        answers = [{"prediction": dict(zip(names, row, strict=True))} for row in rows(predictions)]
+        if chances is not None and predictions.probabilities is not None:
+            for answer, row in zip(answers, chances.per_row(predictions.probabilities), strict=True):
+                answer["probabilities"] = row
+        return answers
+
     return Encoders(
-        native=lambda predictions: [{"prediction": dict(zip(names, row, strict=True))} for row in rows(predictions)],
+        native=native,
         per_row=rows,
-        outputs=(Output("predict", datatype, width, flat), *per_target),
+        outputs=(Output("predict", datatype, width, flat), *per_target, *(chances.outputs() if chances else ())),
         default_outputs=("predict",),
         seldon=lambda predictions: (list(names), [value for row in rows(predictions) for value in row], width),
     )
+
+
+@dataclass(frozen=True)
+class _TargetChances:
+    """Where each classification target's probability columns sit in a multi-output batch's probabilities."""
+
+    names: list[str]
+    labels: list[list[str]]
+    starts: list[int]
+
+    def per_row(self, probabilities: np.ndarray) -> list[dict[str, dict[str, float]]]:
+        rows = probabilities.tolist()
+        spans = [
+            (name, labels, start, start + len(labels)) for name, labels, start in zip(self.names, self.labels, self.starts, strict=True)
+        ]
+        return [{name: dict(zip(labels, row[start:end], strict=True)) for name, labels, start, end in spans} for row in rows]
+
+    def outputs(self) -> list[Output]:
+        """`predict_proba_<target>` [rows, classes] per target, sent when requested (as a classifier's `predict_proba`)."""
+
+        def columns(start: int, end: int) -> Extract:
+            return lambda predictions: list(np.asarray(predictions.probabilities)[:, start:end].ravel().tolist())
+
+        return [
+            Output(f"{PROBABILITY_OUTPUT}{name}", "FP64", len(labels), columns(start, start + len(labels)))
+            for name, labels, start in zip(self.names, self.labels, self.starts, strict=True)
+        ]
+
+
+PROBABILITY_OUTPUT = "predict_proba_"
+
+
+def _target_chances(output: OutputSpec) -> _TargetChances:
+    labels = [[str(value) for value in target.classes] for target in output.targets]
+    starts = [sum(len(previous) for previous in labels[:index]) for index in range(len(labels))]
+    return _TargetChances([target.name for target in output.targets], labels, starts)
 
 
 def _clustering(output: OutputSpec) -> Encoders:

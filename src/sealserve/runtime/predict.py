@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sealserve.bundle.metadata import BundleMetadata, ModelFormat, OutputSpec
+from sealserve.bundle.metadata import BundleMetadata, ModelFormat, OutputSpec, Target
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,32 @@ def estimator_runtime(estimator: Any, output: OutputSpec) -> Runtime:
         return lambda model_input: Prediction(
             _flat(estimator.predict(model_input)), scores=np.asarray(score(model_input), dtype=np.float64).reshape(-1)
         )
+    if output.probabilities and output.task == "multi_output":
+        targets = output.targets
+        return lambda model_input: Prediction(
+            _flat(estimator.predict(model_input)), target_probabilities(estimator.predict_proba(model_input), targets)
+        )
     if output.probabilities:
         return lambda model_input: Prediction(
             _flat(estimator.predict(model_input)), np.asarray(estimator.predict_proba(model_input), dtype=np.float64)
         )
     return lambda model_input: Prediction(_flat(estimator.predict(model_input)))
+
+
+def target_probabilities(raw: Any, targets: Sequence[Target]) -> np.ndarray:
+    """A multi-output classifier's `predict_proba` as one [rows, classes of every target] array, target after target:
+    from one array per target (MultiOutputClassifier, forests, kNN) or from each binary target's probability of its
+    second class (ClassifierChain, multilabel models). ValueError for any other layout."""
+    widths = [len(target.classes) for target in targets]
+    if isinstance(raw, list):
+        arrays = [np.asarray(array, dtype=np.float64) for array in raw]
+        if len(arrays) == len(widths) and all(a.ndim == 2 and a.shape[1] == w for a, w in zip(arrays, widths, strict=True)):
+            return np.hstack(arrays)
+    else:
+        array = np.asarray(raw, dtype=np.float64)
+        if array.ndim == 2 and array.shape[1] == len(widths) and all(width == 2 for width in widths):
+            return np.stack([1.0 - array, array], axis=2).reshape(len(array), -1)
+    raise ValueError(f"predict_proba does not answer the classes of each of {len(widths)} targets")
 
 
 def onnx_runtime(session: Any) -> Runtime:

@@ -9,6 +9,7 @@ from typing import Any
 from sealserve.bundle.metadata import BundleMetadata, ModelFormat
 from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafeModelError
 from sealserve.trust.boosters.load import check_booster_file, load_booster
+from sealserve.trust.boosters.pipeline import attach_booster_step, audit_booster_step
 from sealserve.trust.integrity.walk import check_structures
 from sealserve.trust.policy.catalog import skops_io
 from sealserve.trust.policy.memory import ArrayBudget, check_skops_file
@@ -27,7 +28,8 @@ def load_model_file(
     """Load a model file that has already been verified; unsafe content is refused, not run.
 
     The policy is the built-in allow-list plus `trusted_types`. With `metadata`, a skops file must need no type its
-    signed metadata does not declare, and XGBoost/LightGBM files must be the model the metadata describes.
+    signed metadata does not declare (a pipeline's booster step, beside it, is put back), and XGBoost/LightGBM files
+    must be the model the metadata describes.
     """
     if model_format is ModelFormat.ONNX:
         return load_onnx(path)
@@ -37,7 +39,8 @@ def load_model_file(
         classes = [item.value for item in metadata.output.classes] if metadata.output.task == "classification" else None
         return load_booster(path, model_format.value, metadata.estimator, classes=classes, n_features=len(metadata.features))
     if model_format is ModelFormat.SKOPS:
-        return load_skops(path, trusted_types, metadata.required_types if metadata is not None else None)
+        model = load_skops(path, trusted_types, metadata.required_types if metadata is not None else None)
+        return attach_booster_step(model, path.parent, metadata) if metadata is not None else model
     if not allow_pickle:
         raise UnsafeModelError(f"{path.name} is pickle-based (joblib); loading it needs allow_pickle: true")
     return load_joblib(path, set(trusted_types))
@@ -47,6 +50,7 @@ def audit_model_file(path: Path, metadata: BundleMetadata, *, trusted_types: Ite
     """Everything loading would check before constructing the reference model, without constructing it."""
     if metadata.format is ModelFormat.SKOPS:
         audit_skops(path, trusted_types, metadata.required_types)
+        audit_booster_step(path.parent, metadata)
     elif metadata.format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM):
         check_booster_file(path, "xgboost" if metadata.format is ModelFormat.XGBOOST else "lightgbm")
     elif metadata.format is ModelFormat.ONNX:
@@ -117,7 +121,7 @@ def load_joblib(path: Path, extra_globals: set[str]) -> Any:
         try:
             model = RestrictedUnpickler(path, stream, policy, ArrayBudget(path, handle if stream is handle else None)).load()
             trailing = stream.read(1)
-        except (UnsafeModelError, BundleTooLargeError):
+        except (UnsafeModelError, BundleTooLargeError, BundleFormatError):  # ours, naming what was refused
             raise
         except Exception as exc:
             raise BundleFormatError(f"{path.name} could not be unpickled: {type(exc).__name__}") from None

@@ -1,7 +1,8 @@
 """A joblib unpickler that resolves, calls and sets state only as the pickle policy allows, before anything runs.
 
 Every opcode that runs code is covered: globals (find_class), calls (REDUCE, NEWOBJ, OBJ, INST, and the classes or
-callables passed to numpy/copyreg helpers), state (BUILD: only reviewed __setstate__), and the container opcodes that
+callables passed to numpy/copyreg helpers), state (BUILD: only reviewed __setstate__; an XGBoost or LightGBM Booster is
+rebuilt from its structurally checked model instead), and the container opcodes that
 call methods on whatever object is on the stack (APPEND, SETITEM, ADDITEMS: only real containers).
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from joblib import numpy_pickle
 
 from sealserve.errors import UnsafeModelError
+from sealserve.trust.boosters.rebuild import rebuild_booster, rebuilds_state
 from sealserve.trust.policy.memory import ArrayBudget
 from sealserve.trust.policy.pickle_rules import CLASS_ARGUMENTS, DATA_ONLY_STATE, PicklePolicy
 from sealserve.trust.policy.trusted_types import PARTIAL, PARTIAL_FUNCTIONS
@@ -147,6 +149,9 @@ class RestrictedUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
         self.check_call(target, args, kwargs)
 
     def load_build(self) -> None:
+        if rebuilds_state(self.stack[-2]):  # an XGBoost or LightGBM Booster: built from its checked model, not its state
+            rebuild_booster(self.stack[-2], self.stack.pop(), self.path.name)
+            return
         self.check_state(self.stack[-2], self.stack[-1])
         PARENT[pickle.BUILD[0]](self)
 

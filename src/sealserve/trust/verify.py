@@ -128,6 +128,8 @@ def verify_staged(
     if metadata.model_file not in signed or metadata.model_file != metadata.format.filename:
         raise BundleFormatError(f"metadata names model file {metadata.model_file!r}, which is not the signed {metadata.format.filename}")
     check_compiled_file(metadata, signed)
+    if metadata.booster_step is not None and metadata.booster_step.file not in signed:
+        raise BundleFormatError(f"metadata names booster step file {metadata.booster_step.file!r}, which is not signed")
     return VerifiedBundle(workdir, metadata, signer, envelope.root_digest(signed), signed)
 
 

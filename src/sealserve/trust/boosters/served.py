@@ -47,8 +47,31 @@ BOOSTER_CLASSES: Mapping[str, Library] = MappingProxyType(
 Rows = Any  # a 2-D float64 numpy array or a pandas DataFrame with the training columns
 
 
+class _Loaded:
+    """A fitted estimator in scikit-learn's sense (fitted, with tags), so a pipeline ending in one predicts."""
+
+    estimator_type = "regressor"
+
+    def fit(self, *_: Any, **__: Any) -> None:
+        raise TypeError("a booster loaded from a bundle serves as it is; fit the original estimator instead")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        classifier = self.estimator_type == "classifier"
+        return Tags(
+            estimator_type=self.estimator_type,
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags() if classifier else None,
+            regressor_tags=None if classifier else RegressorTags(),
+        )
+
+
 @dataclass(frozen=True, eq=False)
-class BoosterRegressor:
+class BoosterRegressor(_Loaded):
     """A raw booster (or a LightGBM regressor) served with scikit-learn's `predict`: one raw output per row."""
 
     booster: Any
@@ -60,13 +83,14 @@ class BoosterRegressor:
 
 
 @dataclass(frozen=True, eq=False)
-class BoosterClassifier:
+class BoosterClassifier(_Loaded):
     """A booster whose output is class probabilities, served with `predict_proba`, `predict` and `classes_`."""
 
     booster: Any
     library: Library
     n_features_in_: int
     classes_: npt.NDArray[Any]
+    estimator_type = "classifier"
 
     def predict_proba(self, X: Rows) -> npt.NDArray[Any]:
         raw = _raw_predict(self.booster, self.library, X)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sealserve.errors import BundleFormatError
 from sealserve.trust.boosters.summary import INT32_MAX, MAX_CLASSES, Malformed, Summary, need
+from sealserve.trust.boosters.ubjson import read_ubjson
 
 # Objectives whose booster.predict is a probability per class (binary: one column for the positive class).
 XGB_PROBA_OBJECTIVES = frozenset({"binary:logistic", "multi:softprob"})
@@ -63,6 +64,20 @@ def check_xgboost_json(raw: bytes, name: str) -> Summary:
         return xgboost_summary(document)
     except Malformed as exc:
         raise BundleFormatError(f"{name} is not a well-formed XGBoost model: {exc}") from None
+
+
+def ubjson_as_json(raw: bytes, name: str) -> bytes:
+    """An XGBoost UBJSON model (`.ubj`) read by sealserve's own bounded reader, checked as its JSON form is, and
+    written as that JSON: XGBoost's loader then reads only what was checked, in the format the bundle keeps."""
+    try:
+        document = read_ubjson(raw)
+    except Malformed as exc:
+        raise BundleFormatError(f"{name} is not XGBoost UBJSON: {exc}") from None
+    try:
+        xgboost_summary(document)
+    except Malformed as exc:
+        raise BundleFormatError(f"{name} is not a well-formed XGBoost model: {exc}") from None
+    return json.dumps(document).encode("utf-8")
 
 
 def xgboost_summary(document: Any) -> Summary:

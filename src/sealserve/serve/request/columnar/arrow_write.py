@@ -2,7 +2,8 @@
 
 One row per input row: `prediction` (what the JSON answer's `prediction` holds) for classifiers and regressors,
 else the model's one-value-per-row V2 outputs (a column per target, `is_outlier` and `score`, a cluster's
-`predict`); with probabilities one float64 column per class or cluster, `probability_<label>`.
+`predict`); with probabilities one float64 column per class or cluster, `probability_<label>` (a multi-output
+classifier: `probability_<target>_<class>`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def answer_table(interface: ModelInterface, outputs: Any, name: str, version: st
     else:
         columns = {output.name: pa.array(output.extract(outputs)) for output in interface.outputs.values() if output.width is None}
     if outputs.probabilities is not None:
-        for index, label in enumerate(outputs.classes.labels):
+        labels = outputs.classes.labels or [f"{t.name}_{value}" for t in outputs.classes.targets for value in t.classes]
+        for index, label in enumerate(labels):
             columns[f"{PROBABILITY}{label}"] = pa.array(np.ascontiguousarray(outputs.probabilities[:, index], dtype=np.float64))
     return pa.table(columns, metadata=metadata)
 
