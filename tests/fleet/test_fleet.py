@@ -17,7 +17,7 @@ from tests.fleet.fleet import POLL, Answer, Load, older_after_newer
 from tests.s3.seaweed import BUCKET
 from tests.support.server import wait_until
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.timeout(600)]
 PROMOTES = 10
 LOAD_CAP = 180  # seconds: no load runs longer, whatever happens; each test ends its own sooner
 

@@ -24,7 +24,8 @@ from tests.image.conftest import Example, Image, readable
 from tests.support.server import free_port, wait_until
 from tests.support.tamper import flip_byte
 
-pytestmark = pytest.mark.image
+# The first run in a session may build the base and the image (15 minutes on a busy two-core machine).
+pytestmark = [pytest.mark.image, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ROOT / "deploy" / "kserve" / "clusterservingruntime.yaml"
 NAME = "diabetes_risk"  # KServe passes the InferenceService's name; the bundle is signed under this one
