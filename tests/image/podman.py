@@ -117,6 +117,7 @@ class Podman:
             self.run("import", "--change", "ENV LANG=C.UTF-8", str(tarball), tag, timeout=600)
         finally:
             tarball.unlink(missing_ok=True)
+        self.forget_older(BASE_REPOSITORY, tag)
         return tag
 
     def image(self, base: str | None = None) -> str:
@@ -128,7 +129,16 @@ class Podman:
         args = ["build", "--network", "host", "-f", str(DOCKERFILE), "--build-arg", f"BASE_IMAGE={base}"]
         args += ["--build-arg", f"REVISION={tag.rsplit(':', 1)[1]}", "-t", tag, str(ROOT)]
         self.run(*args, timeout=1800)
+        self.forget_older(REPOSITORY, tag)
         return tag
+
+    def forget_older(self, repository: str, keep: str) -> None:
+        """Remove the repository's other tags: each image is about 1 GB. Untagged build-stage layers stay, so the next
+        build with the same lock file reuses its dependency layer instead of downloading them again."""
+        listed = self.run("images", "--format", "{{.Repository}}:{{.Tag}}", repository, check=False).stdout.split()
+        older = [name for name in listed if name != keep and name.startswith(f"{repository}:")]
+        if older:
+            self.run("rmi", *older, check=False)
 
 
 def main() -> int:
