@@ -14,7 +14,7 @@ export UV_COMPILE_BYTECODE := 1
 SEALSERVE_HOME ?= .sealserve
 PORT ?= 8000
 
-.PHONY: setup serve test lint typecheck deploy-check clean
+.PHONY: setup serve test lint typecheck deploy-check image clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,7 +35,13 @@ $(CHROMIUM):
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
 
-setup: $(VENV)/.synced $(CHECKOV) $(CHROMIUM)
+# Debian's podman (with runc), mmdebstrap and HAProxy for the image and fleet tests (tests/image, tests/fleet).
+CONTAINER_TOOLS := /usr/bin/podman /usr/bin/runc /usr/bin/mmdebstrap /usr/sbin/haproxy
+$(CONTAINER_TOOLS) &:
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq podman runc mmdebstrap haproxy
+
+setup: $(VENV)/.synced $(CHECKOV) $(CHROMIUM) $(CONTAINER_TOOLS)
 
 serve: $(VENV)/.synced
 	$(VENV)/bin/python examples/diabetes_risk/publish.py --home $(SEALSERVE_HOME)
@@ -48,9 +54,16 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy src
 
-# One test worker per core (xdist); each test file runs on one worker, so module fixtures start once.
-test: lint typecheck $(CHECKOV) $(CHROMIUM)
-	$(VENV)/bin/pytest -n auto --dist loadfile --durations=25
+# One test worker per core (xdist); each test file runs on one worker, so module fixtures start once. The image and
+# fleet suites run after it, on their own, and report their own time: they start containers and replica sets.
+test: lint typecheck $(CHECKOV) $(CHROMIUM) $(CONTAINER_TOOLS)
+	$(VENV)/bin/pytest -n auto --dist loadfile -m "not image and not fleet" --durations=25
+	$(VENV)/bin/pytest -m "image or fleet" --durations=10
+
+# deploy/Dockerfile built with podman on a Debian base made by mmdebstrap (BASE_IMAGE=... to use another base);
+# tagged localhost/sealserve:<hash of its inputs>, rebuilt only when they change.
+image: setup
+	BASE_IMAGE=$(BASE_IMAGE) $(VENV)/bin/python -m tests.image.podman
 
 # kustomize, kubernetes-validate (1.32, strict), KServe's CRD schemas, checkov, hadolint, and the servers the manifests start.
 deploy-check: setup

@@ -6,6 +6,7 @@ Expensive objects are session-scoped and must be treated as read-only; tests tha
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
+from tests.s3.seaweed import BUCKET, Weed
 from tests.support.browser import chromium
 from tests.support.coverage_tally import CoverageTally
 
@@ -109,3 +111,34 @@ def browser() -> Iterator[Browser]:
     """Debian's chromium, one per test module that looks at the pages."""
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
+    server = Weed(tmp_path_factory.mktemp("seaweedfs"))
+    with pytest.MonkeyPatch.context() as patch:
+        # Only the test server's keys: no ~/.aws files, no instance metadata lookups.
+        for name in list(os.environ):
+            if name.startswith("AWS_"):
+                patch.delenv(name)
+        patch.setenv("AWS_CONFIG_FILE", str(server.root / "no-aws-config"))
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(server.root / "no-aws-credentials"))
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name, value in server.env().items():  # the CLI subprocesses and in-process stores use the default chain
+            patch.setenv(name, value)
+        server.start()
+        try:
+            server.client().create_bucket(Bucket=BUCKET)
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def running_weed(weed: Weed) -> Iterator[Weed]:
+    """The session server, guaranteed up before and after the test (tests that stop it get it back)."""
+    if weed.process is None or weed.process.poll() is not None:
+        weed.start()
+    yield weed
+    if weed.process is None or weed.process.poll() is not None:
+        weed.start()

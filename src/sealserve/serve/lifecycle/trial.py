@@ -30,22 +30,9 @@ from sealserve.serve.lifecycle.trial_child import FAILED, MAX_OUTPUT, PASSED, RE
 logger = logging.getLogger("sealserve.trial")
 
 TAIL = 4096  # bytes of the child's stderr kept for the log
-# Imported once by the trial runner, so each trial pays a fork instead of these imports (a missing one is skipped).
-PRELOAD = (
-    "sealserve.serve.lifecycle.trial_child",
-    "numpy",
-    "pandas",
-    "sklearn.compose",
-    "sklearn.ensemble",
-    "sklearn.linear_model",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "sklearn.tree",
-    "skops.io",
-    "onnxruntime",
-    "xgboost",
-    "lightgbm",
-)
+# Imported once by the trial runner, so each trial pays a fork instead of the model libraries' imports (trial_preload.py
+# imports each on its own: one that cannot load does not take the runner down).
+PRELOAD = ("sealserve.serve.lifecycle.trial_child", "sealserve.serve.lifecycle.trial_preload")
 
 
 @dataclass(frozen=True)
@@ -113,6 +100,8 @@ class TrialRunner:
                     child.start()
                 except OSError as exc:
                     raise TrialPredictionError(f"cannot start the trial prediction: {exc.strerror}") from None
+                except (EOFError, ConnectionError):  # the forkserver is gone: the reason is in the log above
+                    raise TrialPredictionError("cannot start the trial prediction: its runner process exited (see the log)") from None
                 self._children.add(child)
             try:
                 child.join(timeout)

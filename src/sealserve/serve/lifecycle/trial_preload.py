@@ -1,0 +1,43 @@
+"""Imported by the trial runner's forkserver only: the model libraries, each on its own.
+
+The forkserver skips a preloaded module that raises ImportError but dies on any other error, and with it every trial:
+LightGBM's wheel without libgomp.so.1 raises OSError, which left a scikit-learn model unready in a slim image. Here a
+library that cannot load costs only the models that need it, and the reason goes to the server's log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+MODULES = (
+    "numpy",
+    "pandas",
+    "sklearn.compose",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.tree",
+    "skops.io",
+    "onnxruntime",
+    "xgboost",
+    "lightgbm",
+)
+
+
+def import_all(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
+    """Import each module; the ones that failed, with why (a missing optional library included)."""
+    failed = {}
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a wheel whose shared library is missing raises OSError; any error must not kill the server
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            print(f"sealserve trial runner: cannot import {name} ({failed[name]}); models that need it fail their trial", file=sys.stderr)
+    return failed
+
+
+FAILED = import_all()

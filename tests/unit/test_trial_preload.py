@@ -1,0 +1,34 @@
+"""The trial runner's preload imports each model library on its own: a wheel whose shared library is missing (LightGBM
+without libgomp, as in a slim image) costs the models that need it, not every trial."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sealserve.serve.lifecycle import trial_preload
+
+
+def test_a_library_that_raises_oserror_on_import_is_reported_and_the_rest_still_imports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "native_without_its_library.py").write_text(
+        "raise OSError('libgomp.so.1: cannot open shared object file: No such file or directory')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    failed = trial_preload.import_all(("native_without_its_library", "json", "no_such_library_here"))
+    assert failed["native_without_its_library"] == "OSError: libgomp.so.1: cannot open shared object file: No such file or directory"
+    assert failed["no_such_library_here"].startswith("ModuleNotFoundError")
+    assert "json" not in failed
+    printed = capsys.readouterr().err
+    assert "cannot import native_without_its_library" in printed
+    assert "no_such_library_here" not in printed  # an optional library that is not installed is no news
+
+
+def test_every_preloaded_library_imports_in_this_environment() -> None:
+    code = "from sealserve.serve.lifecycle import trial_preload; print(trial_preload.FAILED)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "{}", done.stdout + done.stderr
