@@ -139,9 +139,8 @@ class Tracing:
         """The spans of an inference's stages, drawn from their recorded times; encode stays open until the answer is sent."""
         parent = trace.set_span_in_context(stages.parent)
         attributes: dict[str, Any] = {"sealserve.model.name": request.model, "sealserve.protocol": request.protocol.value}
-        last = None
         if stages.decode is not None:
-            last = self._drawn("decode", parent, stages, stages.decode, attributes)
+            self._drawn("decode", parent, stages, stages.decode, attributes)
         if stages.queued is not None and stages.model is not None:
             self._drawn("queue wait", parent, stages, (stages.queued, stages.model[0]), attributes)
         if stages.model is not None:
@@ -151,19 +150,15 @@ class Tracing:
                 model["sealserve.model.version"] = served.version
                 runtime = getattr(served.model, "runtime_name", None)
                 model["sealserve.model.runtime"] = runtime if isinstance(runtime, str) else "python"
-            last = self._drawn("model call", parent, stages, stages.model, model)
-        if error is not None:
+            self._drawn("model call", parent, stages, stages.model, model)
+        if error is not None:  # the stages that finished are drawn; the server span says what failed
             stages.parent.set_attribute("error.type", error.code)
-            if last is not None and stages.model is None:
-                last.set_status(StatusCode.ERROR, error.message)
             return
         encode = self.tracer.start_span("encode", parent, start_time=stages.at(stages.finished), attributes=attributes)
         self._encoding[id(stages.parent)] = encode
 
-    def _drawn(self, name: str, parent: Context, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> Span:
-        span = self.tracer.start_span(name, parent, start_time=stages.at(bounds[0]), attributes=attributes)
-        span.end(end_time=stages.at(bounds[1]))
-        return span
+    def _drawn(self, name: str, parent: Context, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> None:
+        self.tracer.start_span(name, parent, start_time=stages.at(bounds[0]), attributes=attributes).end(end_time=stages.at(bounds[1]))
 
     def encoded(self, server: Span) -> None:
         """The answer is on its way: the request's encode span (if one is open) ends now."""
