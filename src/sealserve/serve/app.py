@@ -169,7 +169,7 @@ def create_app(
     app.state.access_lines = lines
     app.add_middleware(AccessLog, lines=lines)  # it sees every route, the hot ones too
     if tracing is not None:
-        app.add_middleware(TraceRequests, tracing=tracing)  # outermost: its span is current for the access line
+        app.add_middleware(TraceRequests, tracing=tracing, logged=lines is not None)  # outermost: its span is current for the access line
 
     def openapi() -> dict[str, Any]:
         schema = build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])

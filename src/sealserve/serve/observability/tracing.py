@@ -181,8 +181,9 @@ def ids_of(span: Span) -> dict[str, str]:
 class TraceRequests:
     """ASGI middleware, outermost: the server span of every HTTP request, current while the app answers it."""
 
-    def __init__(self, app: ASGIApp, tracing: Tracing) -> None:
-        self.app, self.tracing = app, tracing
+    def __init__(self, app: ASGIApp, tracing: Tracing, logged: bool = True) -> None:
+        """`logged`: access lines are written, so each request's ids go into its scope for them."""
+        self.app, self.tracing, self.logged = app, tracing, logged
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -190,10 +191,16 @@ class TraceRequests:
             return
         tracing, method = self.tracing, scope["method"]
         parent = tracing.extract({CARRIED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in CARRIED})
-        attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")}
-        span = tracing.tracer.start_span(method, parent, kind=SpanKind.SERVER, attributes=attributes)
-        scope.setdefault("state", {})["trace"] = ids_of(span)
+        span = tracing.tracer.start_span(method, parent, kind=SpanKind.SERVER)
+        if self.logged:
+            scope.setdefault("state", {})["trace"] = ids_of(span)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
+        if not span.is_recording():  # not sampled: its context still carries the decision to anything downstream
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+            return
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -208,14 +215,14 @@ class TraceRequests:
         finally:
             otel_context.detach(token)
             tracing.encoded(span)
-            if span.is_recording():
-                route = getattr(scope.get("route"), "path", None)
-                if isinstance(route, str):
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
+            attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")}
+            route = getattr(scope.get("route"), "path", None)
+            if isinstance(route, str):
+                span.update_name(f"{method} {route}")
+                attributes["http.route"] = route
+            span.set_attributes({**attributes, "http.response.status_code": status})
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
             span.end()
 
 
