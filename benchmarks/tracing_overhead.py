@@ -1,11 +1,12 @@
 """What tracing costs a request: requests/s and p99 at 8 connections with tracing off, at 1 % and at 100 % sampling,
 each the median of interleaved rounds.
 
-Usage: .venv/bin/python benchmarks/tracing_overhead.py [--rounds 3] [--seconds 10]
+Usage: .venv/bin/python benchmarks/tracing_overhead.py [--rounds 3] [--seconds 10] [--baseline SRC]
 Needs `wrk` (Debian package). Three real servers (one worker each, the same build and config but for the OTEL_*
 variables) serve the same bundle on the native endpoint; the traced ones export over OTLP/HTTP to a separate process
-answering every export at once (benchmarks/events_overhead.py's sink). Bounded: about rounds × 3 × (seconds + a few)
-seconds after start-up.
+answering every export at once (benchmarks/events_overhead.py's sink). `--baseline SRC` adds a fourth server importing
+sealserve from another tree's `src` (a build without tracing), for what "off" costs against it. Bounded: about
+rounds × servers × (seconds + a few) seconds after start-up.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--baseline", type=Path, help="another tree's src folder, served with nothing traced")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -53,6 +55,8 @@ def main() -> None:
             "1 %": {**traced, "OTEL_TRACES_SAMPLER_ARG": "0.01"},
             "100 %": {**traced, "OTEL_TRACES_SAMPLER_ARG": "1"},
         }
+        if args.baseline is not None:
+            variables = {"baseline": {"PYTHONPATH": str(args.baseline.resolve())}, **variables}
         config = workspace.config(home / "service.yaml", {"name": "demo"})
         servers = {name: stack.enter_context(serve(config, home, env=env)) for name, env in variables.items()}
         script = load.lua_script(home / "post.lua", orjson.dumps(RECORD))
