@@ -175,7 +175,9 @@ class Tracing(Strict):
     endpoint: str | None = Field(default=None, description="OTLP collector, e.g. http://collector:4318 (OTEL_EXPORTER_OTLP_ENDPOINT).")
     protocol: Literal["http/protobuf", "grpc"] = Field(default="http/protobuf", description="OTEL_EXPORTER_OTLP_PROTOCOL.")
     service_name: str = Field(default="sealserve", min_length=1, description="OTEL_SERVICE_NAME.")
-    sampler: str = Field(default="parentbased_always_on", description="OTEL_TRACES_SAMPLER.")
+    sampler: Literal[
+        "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"
+    ] = Field(default="parentbased_always_on", description="OTEL_TRACES_SAMPLER.")
     sampler_arg: float | None = Field(default=None, ge=0, le=1, description="OTEL_TRACES_SAMPLER_ARG: the ratio of the ratio samplers.")
     resource_attributes: dict[str, str] = Field(default_factory=dict, description="Added to every span (OTEL_RESOURCE_ATTRIBUTES).")
 
