@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from sealserve.serve.observability.events import InferenceEvents
 from sealserve.serve.observability.failure_rate import FailureWindow
 from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.observability.prediction_log import PredictionLogs
+from sealserve.serve.observability.tracing import RpcSpans, TraceRequests, Tracing, trace_settings
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
 from sealserve.serve.request.drain import STATE_KEY, Drain
 from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
@@ -44,12 +45,22 @@ NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fal
 
 
 def create_app(
-    config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False, workers_dir: Path | None = None
+    config: ServiceConfig,
+    registry: ModelRegistry | None = None,
+    *,
+    load_before_serving: bool = False,
+    workers_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """Build the app. Models load in the background so probes can report progress, or, with several
     worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded).
-    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together."""
+    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together.
+    `environ` (the process's by default) holds the OTEL_* variables that configure tracing."""
     models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
+    settings = trace_settings(config.observability.tracing, os.environ if environ is None else environ)
+    tracing = Tracing(settings) if settings is not None else None  # off: no provider, no exporter thread, no spans
+    if tracing is not None:
+        models.tracer = tracing.tracer
     sync = WorkerSync(workers_dir, models) if workers_dir is not None else None
     actions = AdminActions(models, sync)
     observability = config.observability
@@ -75,10 +86,10 @@ def create_app(
     authenticator = Authenticator.from_config(config.auth) if config.auth.enabled else None
     if authenticator is not None:
         hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
-    dataplane = DataPlane(models, config.limits, config.batching, hooks)
+    dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing)
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
-    protocols = StandardProtocols(models, dataplane, config, gate, lines, actions)
+    protocols = StandardProtocols(models, dataplane, config, gate, lines, actions, RpcSpans(tracing) if tracing is not None else None)
     drain = Drain(models, lambda: protocols.grpc_answered)
     drain.on_stop_accepting.append(protocols.stop_accepting)
 
@@ -108,6 +119,8 @@ def create_app(
         await dataplane.close()
         await asyncio.to_thread(prediction_logs.close)
         await asyncio.to_thread(events.close)
+        if tracing is not None:
+            await asyncio.to_thread(tracing.close)  # the spans of the last requests, the drain's included
 
     app = FastAPI(
         title=config.service_title,
@@ -124,6 +137,7 @@ def create_app(
     app.state.drain = drain
     app.state.drift = drift
     app.state.metrics = metrics
+    app.state.tracing = tracing
     install_error_handlers(app)
     hot: list[HotRoute] = []
     app.include_router(native.build_router(models, config.limits, dataplane, hot, drift_status(drift)))
@@ -153,7 +167,9 @@ def create_app(
     if authenticator is not None:
         add_auth_middleware(app, policy, authenticator, pages_for_browsers(render_for_path, login=login is not None))
     app.state.access_lines = lines
-    app.add_middleware(AccessLog, lines=lines)  # outermost: it sees every route, the hot ones too
+    app.add_middleware(AccessLog, lines=lines)  # it sees every route, the hot ones too
+    if tracing is not None:
+        app.add_middleware(TraceRequests, tracing=tracing, logged=lines is not None)  # outermost: its span is current for the access line
 
     def openapi() -> dict[str, Any]:
         schema = build_openapi(app, [ModelDescription.of_model(served.name, served.model) for served in models.served])

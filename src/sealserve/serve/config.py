@@ -169,6 +169,19 @@ class Drift(Strict):
         return self
 
 
+class Tracing(Strict):
+    """OpenTelemetry traces over OTLP, on only with an endpoint; the standard OTEL_* variables override each key."""
+
+    endpoint: str | None = Field(default=None, description="OTLP collector, e.g. http://collector:4318 (OTEL_EXPORTER_OTLP_ENDPOINT).")
+    protocol: Literal["http/protobuf", "grpc"] = Field(default="http/protobuf", description="OTEL_EXPORTER_OTLP_PROTOCOL.")
+    service_name: str = Field(default="sealserve", min_length=1, description="OTEL_SERVICE_NAME.")
+    sampler: Literal[
+        "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"
+    ] = Field(default="parentbased_always_on", description="OTEL_TRACES_SAMPLER.")
+    sampler_arg: float | None = Field(default=None, ge=0, le=1, description="OTEL_TRACES_SAMPLER_ARG: the ratio of the ratio samplers.")
+    resource_attributes: dict[str, str] = Field(default_factory=dict, description="Added to every span (OTEL_RESOURCE_ATTRIBUTES).")
+
+
 class Observability(Strict):
     """Metrics, logs and drift; all on by default (each costs a few microseconds per request, measured in performance.md)."""
 
@@ -176,6 +189,7 @@ class Observability(Strict):
     access_log: bool = Field(default=True, description="One log line per request (JSON unless log_format says text).")
     log_format: Literal["json", "text"] = "json"
     drift: Drift = Drift()
+    tracing: Tracing = Tracing()
 
 
 SCOPE_PATTERN = r"^(read|admin|predict(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"

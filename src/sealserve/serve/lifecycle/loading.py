@@ -7,10 +7,12 @@ import importlib
 import logging
 import shutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import Tracer
 from packaging.version import Version
 
 from sealserve import errors
@@ -35,6 +37,11 @@ from sealserve.trust.rollback import check_rollback
 from sealserve.trust.verify import VerifiedBundle, verify_staged
 
 logger = logging.getLogger("sealserve.loading")
+
+
+def stage(tracer: Tracer | None, name: str, **attributes: str) -> AbstractContextManager[object]:
+    """A span for one step of a model load, under the load's span, when tracing is on (registry.py starts that one)."""
+    return tracer.start_as_current_span(name, attributes=attributes) if tracer is not None else nullcontext()
 
 
 def credentials_of(source: BundleSource) -> Credentials | None:
@@ -62,30 +69,33 @@ def serve_verified(
     *,
     origin: str = "store",
     keep: Callable[[VerifiedBundle], None] | None = None,
+    tracer: Tracer | None = None,
 ) -> ServedModel:
     """Deserialize a verified bundle (allow-listed loaders only), then keep it in the cache or discard its folder."""
     runtime, trusted, allow_pickle = source.runtime, source.trusted_types, source.allow_pickle
     try:
         trial = None  # a child process loads and predicts first (trial.py): a crash there costs this model, not the server
         if source.trial_prediction:
-            trial = trials.run(
+            with stage(tracer, "trial"):
+                trial = trials.run(
+                    verified.path,
+                    runtime=runtime,
+                    trusted_types=trusted,
+                    allow_pickle=allow_pickle,
+                    timeout=source.trial_timeout,
+                    memory=source.trial_memory_mb << 20,
+                )
+        if trial is not None and trial.refused is not None:  # the child's loader refused it: nothing is deserialized here
+            raise refusal_of(trial.refused)
+        with stage(tracer, "load", **{"sealserve.model.format": verified.metadata.format}):
+            model = build_model(
                 verified.path,
+                verified.metadata,
                 runtime=runtime,
                 trusted_types=trusted,
                 allow_pickle=allow_pickle,
-                timeout=source.trial_timeout,
-                memory=source.trial_memory_mb << 20,
+                audited=trial is not None,  # the child audited the reference file; a compiled form then needs no skops here
             )
-        if trial is not None and trial.refused is not None:  # the child's loader refused it: nothing is deserialized here
-            raise refusal_of(trial.refused)
-        model = build_model(
-            verified.path,
-            verified.metadata,
-            runtime=runtime,
-            trusted_types=trusted,
-            allow_pickle=allow_pickle,
-            audited=trial is not None,  # the child audited the reference file; a compiled form then needs no skops here
-        )
         if trial is not None:
             log = logger.warning if trial.raised else logger.info  # a raising call is an error answer in the server, not a crash
             log("model %s %s: trial prediction passed (%s)", source.name, verified.metadata.version, trial.summary)
@@ -164,6 +174,7 @@ def fetch_bundle(
     store: Store | None = None,
     cache: BundleCache | None = None,
     attempt: Callable[[str], None] | None = None,
+    tracer: Tracer | None = None,
 ) -> Fetched:
     """Resolve, refuse rollbacks, then verify a copy from the cache (when it holds that version) or the store.
 
@@ -183,7 +194,8 @@ def fetch_bundle(
             attempt(entry.version)
         check_rollback(source.name, ref, entry.version, highest)
         logger.warning("model %s: store unreachable, serving cached %s after re-verifying it", source.name, entry.version)
-        return Fetched(cache.restore(entry, keyring, limits), "cache", exc)
+        with stage(tracer, "verify", **{"sealserve.origin": "cache"}):
+            return Fetched(cache.restore(entry, keyring, limits), "cache", exc)
     if attempt is not None:
         attempt(version)
     check_rollback(source.name, ref, version, highest)
@@ -191,14 +203,17 @@ def fetch_bundle(
         entry = cache.entry(source.name, version)
         if entry is not None:
             try:
-                return Fetched(cache.restore(entry, keyring, limits), "cache")
+                with stage(tracer, "verify", **{"sealserve.origin": "cache"}):
+                    return Fetched(cache.restore(entry, keyring, limits), "cache")
             except (VerificationError, BundleFormatError, OSError) as exc:
                 logger.warning("model %s: cached %s failed re-verification (%s); fetching it from the store", source.name, version, exc)
                 cache.drop(entry)
     workdir = cache.workdir() if cache is not None else files.private_directory("sealserve-model-")
     try:
-        digests = store.fetch(source.name, version, workdir)
-        return Fetched(verify_staged(workdir, digests, keyring, name=source.name, version=version), "store")
+        with stage(tracer, "fetch", **{"sealserve.model.version": version}):
+            digests = store.fetch(source.name, version, workdir)
+        with stage(tracer, "verify", **{"sealserve.origin": "store"}):
+            return Fetched(verify_staged(workdir, digests, keyring, name=source.name, version=version), "store")
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

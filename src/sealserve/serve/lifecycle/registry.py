@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from packaging.version import Version
 
 from sealserve.bundle import files
@@ -17,7 +19,7 @@ from sealserve.bundle.metadata import check_version
 from sealserve.errors import ConfigError, NotFoundError, SealserveError, StoreError
 from sealserve.serve.config import BundleSource, ClassSource
 from sealserve.serve.errors import ModelNotReadyError, UnknownModelError, shown
-from sealserve.serve.lifecycle.loading import credentials_of, fetch_bundle, load_source, serve_verified
+from sealserve.serve.lifecycle.loading import credentials_of, fetch_bundle, load_source, serve_verified, stage
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.store import Store, open_store
@@ -90,6 +92,7 @@ class ModelRegistry:
     on_load: list[Callable[[ServedModel], None]] = field(default_factory=list)
     on_outcome: list[Callable[[LoadOutcome], None]] = field(default_factory=list)  # after every attempt: metrics, logs
     trials: TrialRunner = field(default_factory=TrialRunner)
+    tracer: Tracer | None = None  # the app's, when tracing is on: a span per load, fetch, verify, trial and load steps under it
     stopping: bool = field(default=False, init=False)  # set when the server drains: every readiness answer turns "not ready"
 
     def __post_init__(self) -> None:
@@ -131,9 +134,11 @@ class ModelRegistry:
             failure: Exception | None = None
             served: ServedModel | None = None
             try:
-                served = self._load(state, attempt)
-                for hook in self.on_load:  # a hook that fails fails the load: the previous version keeps serving
-                    hook(served)
+                with stage(self.tracer, "model load", **{"sealserve.model.name": state.key}):
+                    served = self._load(state, attempt)
+                    for hook in self.on_load:  # a hook that fails fails the load: the previous version keeps serving
+                        hook(served)
+                    trace.get_current_span().set_attributes({"sealserve.model.version": served.version, "sealserve.origin": served.origin})
             except NotFoundError as exc:  # the store answered: the version or alias is not there
                 failure = exc
                 self._storage_ok(state)
@@ -295,13 +300,21 @@ class ModelRegistry:
         if isinstance(source, ClassSource):
             return load_source(source, self.limits, self.trials)
         fetched = fetch_bundle(
-            source, self.limits, self._highest, ref=state.ref, store=self.store_for(state), cache=self.cache, attempt=attempt.append
+            source,
+            self.limits,
+            self._highest,
+            ref=state.ref,
+            store=self.store_for(state),
+            cache=self.cache,
+            attempt=attempt.append,
+            tracer=self.tracer,
         )
         if fetched.storage_error is not None:
             self._storage_failed(state, fetched.storage_error)
         else:
             self._storage_ok(state)
-        return serve_verified(source, fetched.verified, self.trials, origin=fetched.origin, keep=self.cache.keep if self.cache else None)
+        keep = self.cache.keep if self.cache else None
+        return serve_verified(source, fetched.verified, self.trials, origin=fetched.origin, keep=keep, tracer=self.tracer)
 
     def _remember(self, state: ModelState, served: ServedModel) -> None:
         assert self.cache is not None

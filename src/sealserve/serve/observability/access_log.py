@@ -30,7 +30,7 @@ ACCESS_LOGGER = "sealserve.access"
 MAX_LOGGED_PATH = 256
 FLUSH_SECONDS = 0.5
 LogFormat = Literal["json", "text"]
-TEXT_FIELDS = ("latency_ms", "model", "version", "subject", "request_id")
+TEXT_FIELDS = ("latency_ms", "model", "version", "subject", "request_id", "trace_id", "span_id")
 
 
 class AccessLines:
@@ -117,7 +117,7 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
     client = scope.get("client")
     path = scope["path"]
     user = scope.get("user")
-    return {
+    fields = {
         "request_id": request_id,
         "method": scope["method"],
         "path": path[:MAX_LOGGED_PATH],
@@ -129,6 +129,8 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "client": client[0] if client else None,
         "subject": user.identity if isinstance(user, Principal) else None,
     }
+    trace = scope["state"].get("trace")  # trace_id and span_id, when tracing is on (tracing.py)
+    return fields if trace is None else fields | trace
 
 
 def _protocol_name(path: str) -> str | None:

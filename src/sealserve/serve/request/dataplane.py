@@ -74,6 +74,39 @@ class Inference:
     seconds: float
 
 
+@dataclass
+class Stages:
+    """When one traced inference's stages began and ended (perf_counter seconds), for its spans (observability/tracing.py).
+
+    Only requests whose trace is sampled carry one; `parent` is the request's server span.
+    """
+
+    parent: Any
+    epoch_ns: int  # time.time_ns() at `clock`: span times are epoch nanoseconds
+    clock: float
+    served: ServedModel | None = None
+    decode: tuple[float, float] | None = None
+    queued: float | None = None
+    model: tuple[float, float] | None = None
+    rows: int = 0  # this request's
+    batch_rows: int = 0  # the model call's (several requests' with batching)
+    finished: float = 0.0
+
+    def at(self, clock: float) -> int:
+        return self.epoch_ns + int((clock - self.clock) * 1e9)
+
+    def ran(self, started: float, ended: float, rows: int) -> None:
+        self.model, self.batch_rows = (started, ended), rows
+
+
+class StageTracer(typing.Protocol):
+    """Spans for the stages of an inference: `begin` answers None unless the current request's trace is sampled."""
+
+    def begin(self) -> Stages | None: ...
+
+    def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None: ...
+
+
 class Exchange(typing.Protocol):
     """One answered inference's request and response bodies as JSON, rendered only when a hook asks (off the request path)."""
 
@@ -125,6 +158,7 @@ class ModelRunner:
     def __init__(self, served: ServedModel, batching: Batching, hooks: Sequence[InferenceHook] = ()) -> None:
         self.served, self.model, self.hooks = served, served.model, hooks
         self.interface = ModelInterface(self.model)
+        self.traced: dict[int, Stages] = {}  # a queued part's stages, by the part's id, while its caller waits
         self.inline = isinstance(self.model, BundleModel) and self.model.runtime_name in INLINE_RUNTIMES
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{served.name}")
         self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
@@ -138,7 +172,7 @@ class ModelRunner:
             observe=self._batched if hooks else None,
         )
 
-    def run_blocking(self, batch: Batch) -> Outputs:
+    def run_blocking(self, batch: Batch, stages: Stages | None = None) -> Outputs:
         model = self.model
         started = time.perf_counter()
         if isinstance(model, BundleModel):
@@ -146,19 +180,28 @@ class ModelRunner:
         else:
             assert not isinstance(batch, Columns)
             outputs = list(model.predict_batch(batch))
-        seconds = time.perf_counter() - started
+        ended = time.perf_counter()
         for hook in self.hooks:
-            hook.model_ran(self.served, len(batch), seconds)
+            hook.model_ran(self.served, len(batch), ended - started)
+        if stages is not None:
+            stages.ran(started, ended, len(batch))
         return outputs
 
     def _batched(self, rows: int, waits: list[float]) -> None:
         for hook in self.hooks:
             hook.batched(self.served, rows, waits)
 
-    async def run(self, batch: Batch) -> Outputs:
+    async def run(self, batch: Batch, stages: Stages | None = None) -> Outputs:
         if self.inline:
-            return self.run_blocking(batch)
-        return await self.batcher.submit(batch)
+            return self.run_blocking(batch, stages)
+        if stages is None:
+            return await self.batcher.submit(batch)
+        stages.queued = time.perf_counter()
+        self.traced[id(batch)] = stages
+        try:
+            return await self.batcher.submit(batch)
+        finally:
+            self.traced.pop(id(batch), None)
 
     async def close(self) -> None:
         await self.batcher.close()
@@ -166,13 +209,21 @@ class ModelRunner:
 
     def _run_parts(self, parts: list[Batch]) -> list[Outputs]:
         """One model call for several callers' batches; each caller gets back exactly its own rows."""
+        traced = self.traced
         if len(parts) == 1:
-            return [self.run_blocking(parts[0])]
+            return [self.run_blocking(parts[0], traced.get(id(parts[0])) if traced else None)]
         columns = [part for part in parts if isinstance(part, Columns)]
         records = [part for part in parts if not isinstance(part, Columns)]
         if columns and records:  # the two forms hold different values (codes, labels): one call each
-            return [self.run_blocking(part) for part in parts]
+            return [self.run_blocking(part, traced.get(id(part)) if traced else None) for part in parts]
+        started = time.perf_counter()
         outputs = self.run_blocking(Columns.concat(columns) if columns else [record for part in records for record in part])
+        if traced:
+            ended, rows = time.perf_counter(), sum(len(part) for part in parts)
+            for part in parts:
+                stages = traced.get(id(part))
+                if stages is not None:
+                    stages.ran(started, ended, rows)
         results, start = [], 0
         for part in parts:
             results.append(outputs[start : start + len(part)])
@@ -187,8 +238,15 @@ def _undecodable(interface: ModelInterface) -> Batch:
 class DataPlane:
     """Inference for one app: the registry attaches a runner to each model as it loads (a load hook)."""
 
-    def __init__(self, registry: ModelRegistry, limits: RequestLimits, batching: Batching, hooks: Iterable[InferenceHook] = ()) -> None:
-        self.registry, self.limits, self.batching = registry, limits, batching
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: RequestLimits,
+        batching: Batching,
+        hooks: Iterable[InferenceHook] = (),
+        tracer: StageTracer | None = None,
+    ) -> None:
+        self.registry, self.limits, self.batching, self.tracer = registry, limits, batching, tracer
         self.hooks = list(hooks)
         self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
         self._answering = [hook for hook in self.hooks if type(hook).answered is not InferenceHook.answered]
@@ -222,22 +280,24 @@ class DataPlane:
 
     async def infer(self, request: InferenceRequest) -> Inference:
         started = time.perf_counter()
+        stages = self.tracer.begin() if self.tracer is not None else None
         try:
-            served, runner, batch = self._prepare(request)
-            outputs = await runner.run(batch)
+            served, runner, batch = self._prepare(request, stages)
+            outputs = await runner.run(batch, stages)
         except Exception as exc:
-            raise self._failed(request, exc) from None
-        return self._finish(request, served, runner, batch, outputs, started)
+            raise self._failed(request, exc, stages) from None
+        return self._finish(request, served, runner, batch, outputs, started, stages)
 
     def infer_blocking(self, request: InferenceRequest) -> Inference:
         """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""
         started = time.perf_counter()
+        stages = self.tracer.begin() if self.tracer is not None else None
         try:
-            served, runner, batch = self._prepare(request)
-            outputs = runner.run_blocking(batch)
+            served, runner, batch = self._prepare(request, stages)
+            outputs = runner.run_blocking(batch, stages)
         except Exception as exc:
-            raise self._failed(request, exc) from None
-        return self._finish(request, served, runner, batch, outputs, started)
+            raise self._failed(request, exc, stages) from None
+        return self._finish(request, served, runner, batch, outputs, started, stages)
 
     def answered(self, request: InferenceRequest, result: Inference, exchange: Exchange) -> None:
         """An adapter's answer was encoded: the hooks that record exchanges see it (call only when `answering`)."""
@@ -252,13 +312,17 @@ class DataPlane:
             error.observed = True
             self._after(InferenceRequest(model, protocol, _undecodable, started=started), None, error)
 
-    def _failed(self, request: InferenceRequest, exc: Exception) -> ServingError:
+    def _failed(self, request: InferenceRequest, exc: Exception, stages: Stages | None) -> ServingError:
         error = serving_error_of(exc)
         error.observed = True
         self._after(request, None, error)
+        if stages is not None:
+            assert self.tracer is not None
+            stages.finished = time.perf_counter()
+            self.tracer.end(request, stages, error)
         return error
 
-    def _prepare(self, request: InferenceRequest) -> tuple[ServedModel, ModelRunner, Batch]:
+    def _prepare(self, request: InferenceRequest, stages: Stages | None = None) -> tuple[ServedModel, ModelRunner, Batch]:
         for hook in self._admitting:
             hook.admit(request)
         served = self.resolve(request.model, request.version)
@@ -267,17 +331,32 @@ class DataPlane:
         if request.rows is not None:
             self.check_rows(request.rows)
         runner = self.runner(served)
+        if stages is not None:
+            stages.served, decoding = served, time.perf_counter()
         batch = request.decode(runner.interface)
         self.check_rows(len(batch))
-        if isinstance(batch, Columns) or request.validated:
-            return served, runner, batch
-        return served, runner, runner.interface.validate(batch, request.item)
+        if not (isinstance(batch, Columns) or request.validated):
+            batch = runner.interface.validate(batch, request.item)
+        if stages is not None:
+            stages.decode, stages.rows = (decoding, time.perf_counter()), len(batch)
+        return served, runner, batch
 
     def _finish(
-        self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, batch: Batch, outputs: Outputs, started: float
+        self,
+        request: InferenceRequest,
+        served: ServedModel,
+        runner: ModelRunner,
+        batch: Batch,
+        outputs: Outputs,
+        started: float,
+        stages: Stages | None,
     ) -> Inference:
         result = Inference(served, runner.interface, batch, outputs, time.perf_counter() - started)
         self._after(request, result, None)
+        if stages is not None:
+            assert self.tracer is not None
+            stages.finished = time.perf_counter()
+            self.tracer.end(request, stages, None)
         return result
 
     def _after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:

@@ -65,6 +65,7 @@ class HotRoutes:
             for route in self.routes:
                 match, child = route.matches(scope)
                 if match is Match.FULL:  # the endpoint answers every failure itself (HotRoute), so no wrapping is needed
+                    scope["route"] = route  # as Starlette's router does: the route template (a trace's http.route)
                     scope.update(child)
                     response = await route.endpoint(Request(scope, receive, send))
                     await response(scope, receive, send)

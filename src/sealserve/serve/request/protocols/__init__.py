@@ -15,7 +15,7 @@ from sealserve.serve.request.dataplane import DataPlane
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.protocols import kserve_v1, seldon, v2_rest
 from sealserve.serve.request.protocols import v2_tensors as tensors
-from sealserve.serve.request.protocols.v2_grpc import GrpcServer, InferenceService, LineSink, RpcGate
+from sealserve.serve.request.protocols.v2_grpc import GrpcServer, InferenceService, LineSink, RpcGate, RpcTracing
 
 __all__ = ["StandardProtocols"]
 
@@ -31,6 +31,7 @@ class StandardProtocols:
         gate: RpcGate | None = None,
         lines: LineSink | None = None,
         actions: AdminActions | None = None,
+        tracing: RpcTracing | None = None,
     ) -> None:
         settings = config.protocols
         self.registry, self.dataplane, self.limits = registry, dataplane, config.limits
@@ -39,7 +40,7 @@ class StandardProtocols:
         self.server = tensors.ServerInfo("sealserve", _version(), extensions)
         self.grpc: GrpcServer | None = None
         if settings.grpc_port is not None:
-            service = InferenceService(registry, dataplane, config.limits, self.server, gate, lines)
+            service = InferenceService(registry, dataplane, config.limits, self.server, gate, lines, tracing)
             self.grpc = GrpcServer(service, settings.grpc_host, settings.grpc_port, settings.grpc_workers, config.limits, config.server.tls)
 
     def routers(self, hot: list[HotRoute]) -> list[APIRouter]:

@@ -76,6 +76,16 @@ class LineSink(typing.Protocol):
     def write(self, fields: dict[str, Any]) -> None: ...
 
 
+class RpcTracing(typing.Protocol):
+    """The server span of each call (the observability layer's RpcSpans): current while the RPC runs."""
+
+    def start(self, rpc: str, metadata: Any) -> Any: ...
+
+    def ids(self, started: Any) -> dict[str, str]: ...
+
+    def end(self, started: Any, code: grpc.StatusCode) -> None: ...
+
+
 @dataclass(frozen=True)
 class Call:
     """What `guarded` learned about a call before its RPC runs: who makes it, and its request id."""
@@ -98,8 +108,10 @@ class InferenceService:
         server: tensors.ServerInfo,
         gate: RpcGate | None = None,
         lines: LineSink | None = None,
+        tracing: RpcTracing | None = None,
     ) -> None:
         self.registry, self.dataplane, self.limits, self.server, self.gate, self.lines = registry, dataplane, limits, server, gate, lines
+        self.tracing = tracing
         self.request_ids = RequestIds()
         self.answered = 0  # calls answered, any status: the drain reports how many finished during it
         self._answered_lock = threading.Lock()
@@ -222,6 +234,7 @@ def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[byte
     def handler(raw: bytes, context: grpc.ServicerContext) -> Any:
         started = time.perf_counter()
         metadata = context.invocation_metadata()
+        traced = service.tracing.start(rpc, metadata) if service.tracing is not None else None
         sent = next((value for key, value in metadata if key == "x-request-id"), None)
         request_id = service.request_ids(sent.encode("latin-1") if isinstance(sent, str) else sent)
         context.send_initial_metadata((("x-request-id", request_id),))  # echoed, as the REST protocols echo X-Request-ID
@@ -241,9 +254,10 @@ def guarded(service: InferenceService, rpc: str, message: Any) -> Callable[[byte
         else:
             code = grpc.StatusCode.OK
         if service.lines is not None:
-            service.lines.write(
-                access_fields(rpc, code, time.perf_counter() - started, request_id, context.peer(), principal, request, response)
-            )
+            fields = access_fields(rpc, code, time.perf_counter() - started, request_id, context.peer(), principal, request, response)
+            service.lines.write(fields if traced is None else fields | service.tracing.ids(traced))  # type: ignore[union-attr]
+        if traced is not None:
+            service.tracing.end(traced, code)  # type: ignore[union-attr]
         service.count_answer()
         if code is not grpc.StatusCode.OK:
             context.abort(code, failure.message)

@@ -1,0 +1,266 @@
+"""OpenTelemetry traces over OTLP (docs/observability.md#tracing): one TracerProvider per app, never the global one.
+
+On only when an endpoint is configured (the config file's `observability.tracing`, overridden by the standard OTEL_*
+variables). A request's server span starts at the transport (`TraceRequests` for HTTP, `RpcSpans` for gRPC) from
+the W3C `traceparent`/`tracestate` it carries; the data plane reports each sampled inference's stages (`end`), drawn
+as decode, queue wait, model call and encode spans. Off, none of this is built: no span objects, no exporter thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sealserve.errors import ConfigError
+from sealserve.serve.config import Tracing as TracingConfig
+from sealserve.serve.errors import ServingError
+from sealserve.serve.request.dataplane import InferenceRequest, Stages
+from sealserve.serve.request.protocols.v2_grpc import SERVICE
+
+if TYPE_CHECKING:  # the SDK is imported only once tracing is on (it adds ~0.2 s to every start-up)
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+PROTOCOLS = ("http/protobuf", "grpc")
+CARRIED = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
+EMPTY = Context()
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """Where spans go and which are kept, resolved from the config file and the environment."""
+
+    endpoint: str  # the full traces URL for http/protobuf, the collector's address for grpc
+    protocol: str
+    sampler: Sampler
+    resource: dict[str, str] = field(default_factory=dict)
+
+
+def trace_settings(config: TracingConfig, environ: Mapping[str, str]) -> TraceSettings | None:
+    """None (tracing off) without an endpoint, with OTEL_SDK_DISABLED=true or with OTEL_TRACES_EXPORTER=none."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or environ.get("OTEL_TRACES_EXPORTER", "").strip() == "none":
+        return None
+    protocol = (environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or config.protocol).strip()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"OTLP protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    if not endpoint:
+        base = (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or config.endpoint or "").strip()
+        if not base:
+            return None
+        endpoint = f"{base.rstrip('/')}/v1/traces" if protocol == "http/protobuf" else base
+    name = environ.get("OTEL_TRACES_SAMPLER", "").strip() or config.sampler
+    arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        ratio = float(arg) if arg else config.sampler_arg
+    except ValueError:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG must be a number between 0 and 1, not {arg!r}") from None
+    given = _attributes(environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
+    resource = {"service.name": config.service_name, **config.resource_attributes, **given}
+    if environ.get("OTEL_SERVICE_NAME", "").strip():
+        resource["service.name"] = environ["OTEL_SERVICE_NAME"].strip()
+    return TraceSettings(endpoint, protocol, sampler_of(name, ratio), resource)
+
+
+def sampler_of(name: str, ratio: float | None) -> Sampler:
+    """The OTEL_TRACES_SAMPLER values of the specification; the ratio samplers keep everything without an argument."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    if ratio is not None and not 0 <= ratio <= 1:
+        raise ConfigError(f"the sampler's ratio must lie between 0 and 1, not {ratio}")
+    by_ratio = TraceIdRatioBased(1.0 if ratio is None else ratio)
+    samplers: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": by_ratio,
+        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_off": ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": ParentBased(by_ratio),
+    }
+    if name not in samplers:
+        raise ConfigError(f"unknown trace sampler {name!r}; one of {', '.join(samplers)}")
+    return samplers[name]
+
+
+def _attributes(text: str) -> dict[str, str]:
+    """OTEL_RESOURCE_ATTRIBUTES: `key=value` pairs separated by commas, percent-encoded."""
+    pairs = (item.partition("=") for item in text.split(",") if "=" in item)
+    return {urllib.parse.unquote(key.strip()): urllib.parse.unquote(value.strip()) for key, _, value in pairs if key.strip()}
+
+
+def exporter_of(settings: TraceSettings) -> SpanExporter:
+    """The OTLP exporter; headers, timeouts, compression and certificates come from the OTEL_EXPORTER_OTLP_* variables."""
+    if settings.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=settings.endpoint, insecure=settings.endpoint.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter(endpoint=settings.endpoint)
+
+
+class Tracing:
+    """One app's (one worker's) provider, exporter thread and request spans; `close` flushes what is queued."""
+
+    def __init__(self, settings: TraceSettings, exporter: SpanExporter | None = None) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        resource = Resource.create({**settings.resource, "process.pid": str(os.getpid())})
+        self.provider = TracerProvider(sampler=settings.sampler, resource=resource)
+        self.provider.add_span_processor(BatchSpanProcessor(exporter if exporter is not None else exporter_of(settings)))
+        self.tracer = self.provider.get_tracer("sealserve", _version())
+        self.propagator = TraceContextTextMapPropagator()
+        self._encoding: dict[int, Span] = {}  # a server span's open encode span, by the server span's id
+
+    def extract(self, carrier: dict[str, str]) -> Context:
+        return self.propagator.extract(carrier) if carrier else EMPTY
+
+    def begin(self) -> Stages | None:
+        """The stages of the current request's inference, when its trace is sampled."""
+        span = trace.get_current_span()
+        return Stages(span, time.time_ns(), time.perf_counter()) if span.is_recording() else None
+
+    def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None:
+        """The spans of an inference's stages, drawn from their recorded times; encode stays open until the answer is sent."""
+        parent = trace.set_span_in_context(stages.parent)
+        attributes: dict[str, Any] = {"sealserve.model.name": request.model, "sealserve.protocol": request.protocol.value}
+        if stages.decode is not None:
+            self._drawn("decode", parent, stages, stages.decode, attributes)
+        if stages.queued is not None and stages.model is not None:
+            self._drawn("queue wait", parent, stages, (stages.queued, stages.model[0]), attributes)
+        if stages.model is not None:
+            served = stages.served
+            model = {**attributes, "sealserve.model.rows": stages.rows, "sealserve.model.batch_rows": stages.batch_rows}
+            if served is not None:
+                model["sealserve.model.version"] = served.version
+                runtime = getattr(served.model, "runtime_name", None)
+                model["sealserve.model.runtime"] = runtime if isinstance(runtime, str) else "python"
+            self._drawn("model call", parent, stages, stages.model, model)
+        if error is not None:  # the stages that finished are drawn; the server span says what failed
+            stages.parent.set_attribute("error.type", error.code)
+            return
+        encode = self.tracer.start_span("encode", parent, start_time=stages.at(stages.finished), attributes=attributes)
+        self._encoding[id(stages.parent)] = encode
+
+    def _drawn(self, name: str, parent: Context, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> None:
+        self.tracer.start_span(name, parent, start_time=stages.at(bounds[0]), attributes=attributes).end(end_time=stages.at(bounds[1]))
+
+    def encoded(self, server: Span) -> None:
+        """The answer is on its way: the request's encode span (if one is open) ends now."""
+        encode = self._encoding.pop(id(server), None)
+        if encode is not None:
+            encode.end()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Export what is queued (within `timeout` seconds) and stop the exporter thread."""
+        self.provider.force_flush(int(timeout * 1000))
+        self.provider.shutdown()
+
+
+def ids_of(span: Span) -> dict[str, str]:
+    """The access line's `trace_id` and `span_id`."""
+    context = span.get_span_context()
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+
+
+class TraceRequests:
+    """ASGI middleware, outermost: the server span of every HTTP request, current while the app answers it."""
+
+    def __init__(self, app: ASGIApp, tracing: Tracing, logged: bool = True) -> None:
+        """`logged`: access lines are written, so each request's ids go into its scope for them."""
+        self.app, self.tracing, self.logged = app, tracing, logged
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tracing, method = self.tracing, scope["method"]
+        parent = tracing.extract({CARRIED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in CARRIED})
+        span = tracing.tracer.start_span(method, parent, kind=SpanKind.SERVER)
+        if self.logged:
+            scope.setdefault("state", {})["trace"] = ids_of(span)
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        if not span.is_recording():  # not sampled: its context still carries the decision to anything downstream
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+            return
+        status = 500
+
+        async def send_traced(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                tracing.encoded(span)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_traced)
+        finally:
+            otel_context.detach(token)
+            tracing.encoded(span)
+            attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")}
+            route = getattr(scope.get("route"), "path", None)
+            if isinstance(route, str):
+                span.update_name(f"{method} {route}")
+                attributes["http.route"] = route
+            span.set_attributes({**attributes, "http.response.status_code": status})
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+            span.end()
+
+
+@dataclass(frozen=True)
+class RpcSpan:
+    span: Span
+    token: object
+
+
+class RpcSpans:
+    """The server span of each gRPC call (the gRPC service's `tracing`), from the call's metadata."""
+
+    def __init__(self, tracing: Tracing) -> None:
+        self.tracing = tracing
+
+    def start(self, rpc: str, metadata: Iterable[tuple[str, Any]]) -> RpcSpan:
+        carrier = {key: value for key, value in metadata if key in ("traceparent", "tracestate") and isinstance(value, str)}
+        parent = self.tracing.extract(carrier)
+        attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": rpc}
+        span = self.tracing.tracer.start_span(f"{SERVICE}/{rpc}", parent, kind=SpanKind.SERVER, attributes=attributes)
+        return RpcSpan(span, otel_context.attach(trace.set_span_in_context(span, parent)))
+
+    def ids(self, started: RpcSpan) -> dict[str, str]:
+        return ids_of(started.span)
+
+    def end(self, started: RpcSpan, code: grpc.StatusCode) -> None:
+        span = started.span
+        otel_context.detach(started.token)  # type: ignore[arg-type]
+        self.tracing.encoded(span)
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code is not grpc.StatusCode.OK:
+                span.set_status(StatusCode.ERROR, code.name)
+        span.end()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("sealserve")
+    except metadata.PackageNotFoundError:
+        return "0"
