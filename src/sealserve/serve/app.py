@@ -22,6 +22,7 @@ from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.reload import Reloader
+from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines, AccessLog
 from sealserve.serve.observability.cloud_events import EventOrigin
 from sealserve.serve.observability.drift import DriftMonitor, drift_router, drift_status
@@ -44,12 +45,20 @@ NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fal
 
 
 def create_app(
-    config: ServiceConfig, registry: ModelRegistry | None = None, *, load_before_serving: bool = False, workers_dir: Path | None = None
+    config: ServiceConfig,
+    registry: ModelRegistry | None = None,
+    *,
+    load_before_serving: bool = False,
+    workers_dir: Path | None = None,
+    trials: TrialRunner | None = None,
 ) -> FastAPI:
     """Build the app. Models load in the background so probes can report progress, or, with several
     worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded).
-    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together."""
-    models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
+    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together;
+    `trials`: a trial runner already started (`sealserve serve` starts it before importing this module)."""
+    if registry is None:
+        registry = ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir, trials=trials or TrialRunner())
+    models = registry
     sync = WorkerSync(workers_dir, models) if workers_dir is not None else None
     actions = AdminActions(models, sync)
     observability = config.observability

@@ -20,29 +20,26 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealserve.errors import TrialPredictionError
-from sealserve.runtime.choice import RuntimeSetting
-from sealserve.serve.lifecycle import trial_child
-from sealserve.serve.lifecycle.trial_child import FAILED, MAX_OUTPUT, PASSED, REFUSED
+
+if TYPE_CHECKING:  # trial_child (imported when a trial runs) imports the runtime: the runner starts before this process does
+    from sealserve.runtime.choice import RuntimeSetting
 
 logger = logging.getLogger("sealserve.trial")
 
 TAIL = 4096  # bytes of the child's stderr kept for the log
 # Imported once by the trial runner, so each trial pays a fork instead of these imports (a missing one is skipped).
+# skops.io is most of it: the reference file's audit needs it, and importing it runs scikit-learn's `all_estimators`,
+# which imports every scikit-learn module (scipy.stats and pandas with them), so no scikit-learn package is listed.
 PRELOAD = (
     "sealserve.serve.lifecycle.trial_child",
     "numpy",
-    "pandas",
-    "sklearn.compose",
-    "sklearn.ensemble",
-    "sklearn.linear_model",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "sklearn.tree",
-    "skops.io",
     "onnxruntime",
+    "skops.io",
     "xgboost",
     "lightgbm",
 )
@@ -87,8 +84,9 @@ class TrialRunner:
             _kill(child)
 
     def warm(self) -> None:
-        """Start the trial runner now, off the caller's thread: its imports overlap with fetching and verifying."""
-        threading.Thread(target=self.start, name="sealserve-trial-runner", daemon=True).start()
+        """Start the trial runner's process now without waiting for its imports, which run beside this process's own
+        (the server's imports, fetching and verifying); the first trial waits for them. Again once running: nothing."""
+        forkserver.ensure_running()
 
     def run(
         self,
@@ -101,6 +99,8 @@ class TrialRunner:
         memory: int,
     ) -> TrialResult:
         """Run one trial on a verified folder; raise TrialPredictionError when it crashes, fails or times out."""
+        from sealserve.serve.lifecycle import trial_child
+
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="sealserve-trial-") as scratch:
             out, err = Path(scratch, "out"), Path(scratch, "err")
@@ -130,6 +130,8 @@ class TrialRunner:
 
 
 def _result(folder: Path, status: int, out: Path, err: Path, seconds: float) -> TrialResult:
+    from sealserve.serve.lifecycle.trial_child import FAILED, PASSED, REFUSED
+
     if status < 0:
         _log_tail(folder, err)
         raise TrialPredictionError(f"the model crashed in its trial prediction ({_signal_name(-status)})")
@@ -172,6 +174,8 @@ def _tail(path: Path) -> str:
 
 
 def _log_tail(folder: Path, err: Path) -> None:
+    from sealserve.serve.lifecycle.trial_child import MAX_OUTPUT
+
     with err.open("rb") as stream:  # at most MAX_OUTPUT bytes (the child's RLIMIT_FSIZE)
         lines = stream.read(MAX_OUTPUT).decode(errors="replace").strip().splitlines()
     tail = "\n".join(line for line in lines if not line.startswith("Extension modules:"))[-TAIL:]
