@@ -35,9 +35,11 @@ TAIL = 4096  # bytes of the child's stderr kept for the log
 # Imported once by the trial runner, so each trial pays a fork instead of these imports (a missing one is skipped).
 # skops.io is most of it: the reference file's audit needs it, and importing it runs scikit-learn's `all_estimators`,
 # which imports every scikit-learn module (scipy.stats and pandas with them), so no scikit-learn package is listed.
+# onnx is the ONNX policy's parser (trust/policy/onnx_graph.py), run before onnxruntime gets a compiled file.
 PRELOAD = (
     "sealserve.serve.lifecycle.trial_child",
     "numpy",
+    "onnx",
     "onnxruntime",
     "skops.io",
     "xgboost",
