@@ -92,7 +92,8 @@ def main() -> None:
                         str(port),
                     ]
                     log = work / f"server-{models}-{trial}.log"
-                    with supervisor.serve(Launch(argv, "/api/health/ready"), log, port, 0) as running:
+                    launch = Launch(argv, "/api/health/ready", {"PYTHONPATH": str(ROOT / "src"), "SEALSERVE_DRAIN_SECONDS": "0"})
+                    with supervisor.serve(launch, log, port, 0) as running:
                         seconds[(models, trial)].append(running.cold_start)
         finally:
             supervisor.stop_all()

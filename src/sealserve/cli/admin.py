@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from sealserve.cli.admin_client import call_admin
 from sealserve.cli.output import err, out, run
 
 admin_app = typer.Typer(
@@ -37,6 +36,13 @@ def admin_unpin(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> Non
     """Follow the configured ref again."""
     state = run(lambda: call_admin("DELETE", url, f"/api/admin/models/{name}/pin", credential=os.environ.get(TOKEN_ENV)))
     _print_admin_state(state)
+
+
+def call_admin(method: str, url: str, path: str, body: dict[str, Any] | None = None, *, credential: str | None) -> dict[str, Any]:
+    """The admin client on first use: its HTTP stack (urllib.request) is not imported by `sealserve serve`."""
+    from sealserve.cli.admin_client import call_admin as call
+
+    return call(method, url, path, body, credential=credential)
 
 
 def _print_admin_state(state: dict[str, Any]) -> None:

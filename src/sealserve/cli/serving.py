@@ -6,11 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sealserve.cli.output import out, run
+
+if TYPE_CHECKING:
+    from sealserve.serve.config import ServiceConfig
+    from sealserve.serve.lifecycle.trial import TrialRunner
 
 
 def serve(
@@ -52,11 +56,6 @@ def serve(
     tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key for --tls-cert (server.tls.keyfile).")] = None,
 ) -> None:
     """Serve the models in a YAML config, or one bundle folder; settings: YAML ← SEALSERVE_* environment ← flags."""
-    from sealserve.serve.app import create_app
-    from sealserve.serve.auth import Authenticator
-    from sealserve.serve.launch import serve_one, serve_workers
-    from sealserve.serve.observability.access_log import configure_logging
-    from sealserve.serve.observability.events import check_sinks
     from sealserve.serve.settings import Overrides, load_settings
 
     flags = Overrides(
@@ -71,6 +70,13 @@ def serve(
         tls_key=tls_key,
     )
     settings = run(lambda: load_settings(config, os.environ, flags))
+    trials = start_trials(settings.config)  # before the server's own imports: the runner's run beside them
+    from sealserve.serve.app import create_app
+    from sealserve.serve.auth import Authenticator
+    from sealserve.serve.launch import serve_one, serve_workers
+    from sealserve.serve.observability.access_log import configure_logging
+    from sealserve.serve.observability.events import check_sinks
+
     configure_logging(settings.config.observability.log_format)
     server = settings.config.server
     if settings.given.grpc_port is not None and server.workers > 1:
@@ -79,9 +85,21 @@ def serve(
         run(lambda: Authenticator.from_config(settings.config.auth))
     run(lambda: check_sinks(settings.config.models))  # inference events' token and CA files, likewise
     if server.workers == 1:
-        serve_one(run(lambda: create_app(settings.config)), settings.config)
+        serve_one(run(lambda: create_app(settings.config, trials=trials)), settings.config)
         return
     serve_workers(config, flags, settings.config)
+
+
+def start_trials(config: ServiceConfig) -> TrialRunner | None:
+    """One server process whose models run a trial: its trial runner, started now (each of several workers starts its own)."""
+    from sealserve.serve.config import BundleSource
+    from sealserve.serve.lifecycle.trial import TrialRunner
+
+    if config.server.workers > 1 or not any(isinstance(model, BundleSource) and model.trial_prediction for model in config.models):
+        return None
+    trials = TrialRunner()
+    trials.warm()
+    return trials
 
 
 def openapi(config: Path, output: Annotated[Path | None, typer.Option("--output")] = None) -> None:

@@ -72,6 +72,9 @@ def _regression(output: OutputSpec) -> Encoders:
     )
 
 
+FEW_ROWS = 16  # up to this many rows, answers are looked up row by row
+
+
 def _classification(output: OutputSpec) -> Encoders:
     """The class is its label when the bundle declares readable labels, else the class value keeping its JSON type;
     V2 `predict` keeps the class values (as KServe's sklearn server), `label` the labels."""
@@ -83,7 +86,10 @@ def _classification(output: OutputSpec) -> Encoders:
     declared: dict[Any, Any] = {value: str(value) if datatype == "BYTES" else value for value in values}
 
     def answers(predictions: Predictions) -> list[Any]:
-        """Each distinct class looked up once (np.unique), then spread over the rows: a 10,000-row batch has a few classes."""
+        """Each distinct class looked up once (np.unique), then spread over the rows: a 10,000-row batch has a few classes.
+        A few rows are looked up one by one: np.unique's sort costs a single-record request more than the lookups."""
+        if predictions.values.size <= FEW_ROWS:
+            return [answer_of.get(value, fallback(value)) for value in predictions.values.ravel().tolist()]
         try:
             distinct, rows = np.unique(predictions.values, return_inverse=True)
         except TypeError:  # class values of no one order

@@ -22,6 +22,7 @@ from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.reload import Reloader
+from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines, AccessLog
 from sealserve.serve.observability.cloud_events import EventOrigin
 from sealserve.serve.observability.drift import DriftMonitor, drift_router, drift_status
@@ -51,12 +52,16 @@ def create_app(
     load_before_serving: bool = False,
     workers_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    trials: TrialRunner | None = None,
 ) -> FastAPI:
     """Build the app. Models load in the background so probes can report progress, or, with several
     worker processes sharing one socket, before the worker accepts connections (no worker answers unloaded).
-    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together.
-    `environ` (the process's by default) holds the OTEL_* variables that configure tracing."""
-    models = registry if registry is not None else ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir)
+    `workers_dir` is the folder through which the workers of `serve --workers N` apply admin actions together;
+    `environ` (the process's by default) holds the OTEL_* variables that configure tracing; `trials`: a trial runner
+    already started (`sealserve serve` starts it before importing this module)."""
+    if registry is None:
+        registry = ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir, trials=trials or TrialRunner())
+    models = registry
     settings = trace_settings(config.observability.tracing, os.environ if environ is None else environ)
     tracing = Tracing(settings) if settings is not None else None  # off: no provider, no exporter thread, no spans
     if tracing is not None:

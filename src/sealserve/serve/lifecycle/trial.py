@@ -20,12 +20,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import forkserver
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sealserve.errors import TrialPredictionError
-from sealserve.runtime.choice import RuntimeSetting
-from sealserve.serve.lifecycle import trial_child
-from sealserve.serve.lifecycle.trial_child import FAILED, MAX_OUTPUT, PASSED, REFUSED
+
+if TYPE_CHECKING:  # trial_child (imported when a trial runs) imports the runtime: the runner starts before this process does
+    from sealserve.runtime.choice import RuntimeSetting
 
 logger = logging.getLogger("sealserve.trial")
 
@@ -74,8 +76,9 @@ class TrialRunner:
             _kill(child)
 
     def warm(self) -> None:
-        """Start the trial runner now, off the caller's thread: its imports overlap with fetching and verifying."""
-        threading.Thread(target=self.start, name="sealserve-trial-runner", daemon=True).start()
+        """Start the trial runner's process now without waiting for its imports, which run beside this process's own
+        (the server's imports, fetching and verifying); the first trial waits for them. Again once running: nothing."""
+        forkserver.ensure_running()
 
     def run(
         self,
@@ -88,6 +91,8 @@ class TrialRunner:
         memory: int,
     ) -> TrialResult:
         """Run one trial on a verified folder; raise TrialPredictionError when it crashes, fails or times out."""
+        from sealserve.serve.lifecycle import trial_child
+
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="sealserve-trial-") as scratch:
             out, err = Path(scratch, "out"), Path(scratch, "err")
@@ -119,6 +124,8 @@ class TrialRunner:
 
 
 def _result(folder: Path, status: int, out: Path, err: Path, seconds: float) -> TrialResult:
+    from sealserve.serve.lifecycle.trial_child import FAILED, PASSED, REFUSED
+
     if status < 0:
         _log_tail(folder, err)
         raise TrialPredictionError(f"the model crashed in its trial prediction ({_signal_name(-status)})")
@@ -161,6 +168,8 @@ def _tail(path: Path) -> str:
 
 
 def _log_tail(folder: Path, err: Path) -> None:
+    from sealserve.serve.lifecycle.trial_child import MAX_OUTPUT
+
     with err.open("rb") as stream:  # at most MAX_OUTPUT bytes (the child's RLIMIT_FSIZE)
         lines = stream.read(MAX_OUTPUT).decode(errors="replace").strip().splitlines()
     tail = "\n".join(line for line in lines if not line.startswith("Extension modules:"))[-TAIL:]
