@@ -22,6 +22,7 @@ MODULES = (
     "lightgbm",
 )
 
+
 def import_all(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
     """Import each module; the ones that failed, with why (a missing optional library included)."""
     failed = {}
