@@ -28,9 +28,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import sealserve
-from tests.support.bundles import Workspace
+from tests.support.bundles import Workspace, serve_bundles
 from tests.support.kinds import same
-from tests.support.server import SEALSERVE, free_port, serve
+from tests.support.server import SEALSERVE
 
 VERSION = "1.0.0"
 FEATURES = ["a", "b", "c"]
@@ -93,22 +93,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     sample = pd.DataFrame(X, columns=FEATURES)
     sample.to_csv(root / "train.csv", index=False)
     models = cases(root)
-    for name, case in models.items():
-        if case.cli:
-            bundle = pack_from_cli(root, name, case.cli)
-        else:
-            bundle = sealserve.pack(case.model, name=name, version=VERSION, private_key=space.key, out=root / name, sample=sample)
-        space.store.push(bundle)
-        space.store.promote(name, VERSION, "production")
-    grpc_port = free_port()
-    config = space.config(root / "service.yaml", *({"name": name} for name in models))
-    with serve(config, root, extra_args=("--grpc-port", str(grpc_port))) as server, server.client() as http:
-        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        try:
-            yield Served(http, grpc, np.vstack([X[:6], [[4.0, -4.0, 4.0]], np.zeros((1, 3))]), models, root)
-        finally:
-            grpc.close()
-        assert "Traceback" not in server.log(), server.log()
+    bundles = {
+        name: pack_from_cli(root, name, case.cli)
+        if case.cli
+        else sealserve.pack(case.model, name=name, version=VERSION, private_key=space.key, out=root / name, sample=sample)
+        for name, case in models.items()
+    }
+    with serve_bundles(space, bundles, root) as (http, grpc):
+        yield Served(http, grpc, np.vstack([X[:6], [[4.0, -4.0, 4.0]], np.zeros((1, 3))]), models, root)
 
 
 NAMES = ["xgb-pipe-skops", "lgbm-pipe-joblib", "xgb-ubj", "xgb-reg-pipe", "lgbm-reg-pipe"]

@@ -15,8 +15,7 @@ import tritonclient.grpc as grpcclient
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 
 import sealserve
-from tests.support.bundles import Workspace
-from tests.support.server import free_port, serve
+from tests.support.bundles import Workspace, serve_bundles
 
 VERSION = "1.0.0"
 FEATURES = ["width", "height"]
@@ -60,20 +59,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("labels")
     space = Workspace.create(root)
     models = {f"{kind}_{estimator}": fit(kind, estimator) for kind in KINDS for estimator in ESTIMATORS}
-    for name, model in models.items():
-        sample = pd.DataFrame(model.rows, columns=FEATURES)
-        bundle = sealserve.pack(model.estimator, name=name, version=VERSION, private_key=space.key, out=root / name, sample=sample)
-        space.store.push(bundle)
-        space.store.promote(name, VERSION, "production")
-    grpc_port = free_port()
-    config = space.config(root / "service.yaml", *({"name": name} for name in models))
-    with serve(config, root, extra_args=("--grpc-port", str(grpc_port))) as server, server.client() as http:
-        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        try:
-            yield Served(http, grpc, models)
-        finally:
-            grpc.close()
-        assert "Traceback" not in server.log(), server.log()
+    bundles = {
+        name: sealserve.pack(
+            model.estimator,
+            name=name,
+            version=VERSION,
+            private_key=space.key,
+            out=root / name,
+            sample=pd.DataFrame(model.rows, columns=FEATURES),
+        )
+        for name, model in models.items()
+    }
+    with serve_bundles(space, bundles, root) as (http, grpc):
+        yield Served(http, grpc, models)
 
 
 NAMES = [f"{kind}_{estimator}" for kind in KINDS for estimator in ESTIMATORS]

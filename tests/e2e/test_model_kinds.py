@@ -31,9 +31,9 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.svm import OneClassSVM
 
 import sealserve
-from tests.support.bundles import Workspace
+from tests.support.bundles import Workspace, serve_bundles
 from tests.support.kinds import Expected, expected_answers, same
-from tests.support.server import SEALSERVE, free_port, serve
+from tests.support.server import SEALSERVE
 
 VERSION = "1.0.0"
 FEATURES = ["a", "b", "c"]
@@ -106,24 +106,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     X, _, _ = training()
     sample = pd.DataFrame(X, columns=FEATURES)
     models = cases()
-    for name, case in models.items():
-        if case.cli:
-            bundle = pack_from_cli(root, name, case, X)
-        else:
-            bundle = sealserve.pack(
-                case.estimator, name=name, version=VERSION, private_key=space.key, out=root / name, sample=sample, targets=case.targets
-            )
-        space.store.push(bundle)
-        space.store.promote(name, VERSION, "production")
-    grpc_port = free_port()
-    config = space.config(root / "service.yaml", *({"name": name} for name in models))
-    with serve(config, root, extra_args=("--grpc-port", str(grpc_port))) as server, server.client() as http:
-        grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
-        try:
-            yield Served(http, grpc, np.vstack([X[:6], [[9.0, -9.0, 9.0]], np.zeros((1, 3))]), models)
-        finally:
-            grpc.close()
-        assert "Traceback" not in server.log(), server.log()
+    bundles = {
+        name: pack_from_cli(root, name, case, X)
+        if case.cli
+        else sealserve.pack(
+            case.estimator, name=name, version=VERSION, private_key=space.key, out=root / name, sample=sample, targets=case.targets
+        )
+        for name, case in models.items()
+    }
+    with serve_bundles(space, bundles, root) as (http, grpc):
+        yield Served(http, grpc, np.vstack([X[:6], [[9.0, -9.0, 9.0]], np.zeros((1, 3))]), models)
 
 
 def expected(case: Case, rows: np.ndarray) -> Expected:

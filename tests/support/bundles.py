@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
@@ -13,6 +16,10 @@ from sklearn.linear_model import LogisticRegression
 import sealserve
 from sealserve.bundle import keyring, keys
 from sealserve.store import LocalStore
+from tests.support.server import free_port, serve
+
+if TYPE_CHECKING:  # tritonclient is imported by the tests that serve over gRPC only
+    from tritonclient.grpc import InferenceServerClient
 
 COLORS = {"RED": 0.0, "GREEN": 1.0, "BLUE": 2.0}
 FEATURE_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -92,3 +99,23 @@ class Workspace:
         ]
         path.write_text(yaml.safe_dump({"service_title": "Test Service", **service, "models": entries}))
         return path
+
+
+@contextmanager
+def serve_bundles(space: Workspace, bundles: dict[str, Path], log_dir: Path) -> Iterator[tuple[httpx.Client, InferenceServerClient]]:
+    """Push each bundle as `production`, serve them all with a gRPC port, and yield an HTTP and a gRPC client; the
+    server must log no traceback meanwhile."""
+    from tritonclient.grpc import InferenceServerClient
+
+    for bundle in bundles.values():
+        pushed = space.store.push(bundle)
+        space.store.promote(pushed.name, pushed.version, "production")
+    grpc_port = free_port()
+    config = space.config(log_dir / "service.yaml", *({"name": name} for name in bundles))
+    with serve(config, log_dir, extra_args=("--grpc-port", str(grpc_port))) as server, server.client() as http:
+        grpc = InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        try:
+            yield http, grpc
+        finally:
+            grpc.close()
+        assert "Traceback" not in server.log(), server.log()
