@@ -202,6 +202,20 @@ class CompiledModel(BaseModel):
     parity: ParityRecord
 
 
+class ExplanationRecord(BaseModel):
+    """What explanations need beyond the model (docs/explanations.md): the means of the columns a linear last step
+    takes (after one-hot and scaling), and the optional background sample's file. Additive: a reader without it ignores it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column_means: list[float] | None = Field(default=None, description="Means over the pack sample of the last step's input columns.")
+    background: str | None = Field(default=None, description="Signed file of client-shaped records (`pack --background N`).")
+    background_rows: int = Field(default=0, ge=0)
+
+
+BACKGROUND_FILE = "explain/background.json"
+
+
 class BundleMetadata(BaseModel):
     """The content of sealserve.json."""
 
@@ -235,6 +249,7 @@ class BundleMetadata(BaseModel):
     compiled: CompiledModel | None = Field(default=None, description="The compiled form served by default; None when there is none.")
     compiled_skipped: str | None = Field(default=None, description="Why the bundle has no compiled form (None when it has one).")
     booster_step: BoosterStep | None = Field(default=None, exclude_if=lambda step: step is None)
+    explanation: ExplanationRecord | None = Field(default=None, exclude_if=lambda record: record is None)
 
     @model_validator(mode="after")
     def _major_expresses_the_output(self) -> BundleMetadata:

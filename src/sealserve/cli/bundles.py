@@ -46,6 +46,10 @@ def pack(
     compile_timeout: Annotated[
         float, typer.Option("--compile-timeout", help="Seconds the compile attempt may take before it is abandoned.", min=0.001)
     ] = 10.0,
+    background: Annotated[
+        int,
+        typer.Option("--background", help="Store N rows of --sample, signed, for model-agnostic explanations (training data).", min=0),
+    ] = 0,
 ) -> None:
     """Build and sign a bundle from a model file."""
     from sealserve.packing.build import pack as pack_bundle
@@ -73,6 +77,7 @@ def pack(
             trust=trust or (),
             compiled=not no_compile,
             compile_timeout=compile_timeout,
+            background=background,
         )
 
     result = run(action)

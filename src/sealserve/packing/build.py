@@ -40,6 +40,7 @@ from sealserve.packing.boosters import (
     split_booster_step,
 )
 from sealserve.packing.compile import NOT_REQUESTED
+from sealserve.packing.explanation import explanation_record
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
 from sealserve.packing.outputs import output_spec
@@ -93,6 +94,7 @@ def pack(
     trust: Iterable[str] = (),
     compiled: bool = True,
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
+    background: int = 0,
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
@@ -106,6 +108,7 @@ def pack(
     With `compiled` (the default) the bundle also carries the model compiled to ONNX (model.onnx) when it converts
     and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`). A compile
     running longer than `compile_timeout` seconds is abandoned; what native libraries print meanwhile is captured.
+    `background` rows of the sample are stored for model-agnostic explanations (training data: off by default).
     """
     if not compile_timeout > 0:
         raise BundleFormatError(f"compile_timeout must be a positive number of seconds, not {compile_timeout}")
@@ -151,6 +154,7 @@ def pack(
                 "to accept them pass --trust TYPE (trust=[...] in Python) and list them in the model's trusted_types in service.yaml"
             )
         report_names = _copy_reports(reports, staging)
+        explanation = explanation_record(estimator, model_input, sample, feature_specs, background, staging)
         metadata = BundleMetadata(
             schema_version=max(output.format_major, BOOSTER_STEP_MAJOR if step is not None else 1),
             name=name,
@@ -171,6 +175,7 @@ def pack(
             metrics=dict(metrics or {}),
             reports=report_names,
             booster_step=step,
+            explanation=explanation,
         )
         check_round_trip(estimator, model_path, metadata, model_input, trusted, allow_pickle)
         if estimator is not None and model_format is not ModelFormat.ONNX:

@@ -10,6 +10,7 @@ from pathlib import Path
 from sealserve.bundle.metadata import BundleMetadata
 from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.choice import RuntimeSetting, choose_runtime
+from sealserve.runtime.explain.reference import ExplanationSource
 from sealserve.trust.verify import load_verified, load_verified_compiled
 
 
@@ -32,4 +33,5 @@ def build_model(
         estimator = load_verified_compiled(folder, metadata, trusted_types=trusted_types, audited=audited)
     else:
         estimator = load_verified(folder, metadata, trusted_types=trusted_types, allow_pickle=allow_pickle)
-    return BundleModel(metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped)
+    explanation = ExplanationSource.read(folder, metadata, trusted_types, keep_reference=choice.compiled)
+    return BundleModel(metadata, estimator, compiled=choice.compiled, compiled_skipped=choice.skipped, explanation=explanation)

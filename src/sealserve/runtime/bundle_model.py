@@ -15,6 +15,7 @@ from sealserve.runtime.answer_check import check_answers
 from sealserve.runtime.answers import Classes, Predictions
 from sealserve.runtime.columns import Columns
 from sealserve.runtime.encoders import encoders_for
+from sealserve.runtime.explain.reference import ExplanationSource
 from sealserve.runtime.inputs import InputAdapter
 from sealserve.runtime.predict import Prediction, Runtime, estimator_runtime, onnx_runtime, runtime_name
 
@@ -26,10 +27,19 @@ class BundleModel(MLModel):
 
     `estimator` is what serves: the reference model, or with `compiled` the bundle's compiled form (an ONNX Runtime
     session, fed column arrays). `compiled_skipped` says why the reference serves when the bundle is not ONNX.
+    `explanation`: what explanations need from the bundle folder (the reference model's files when the compiled form serves).
     """
 
-    def __init__(self, metadata: BundleMetadata, estimator: Any, *, compiled: bool = False, compiled_skipped: str | None = None) -> None:
-        self.metadata = metadata
+    def __init__(
+        self,
+        metadata: BundleMetadata,
+        estimator: Any,
+        *,
+        compiled: bool = False,
+        compiled_skipped: str | None = None,
+        explanation: ExplanationSource | None = None,
+    ) -> None:
+        self.metadata, self.estimator, self.explanation = metadata, estimator, explanation
         self._input_schema = input_model(metadata.name, metadata.features)
         self._output_schema = output_model(metadata.name, metadata.output)
         onnx = compiled or metadata.format is ModelFormat.ONNX

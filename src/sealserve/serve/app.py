@@ -33,9 +33,12 @@ from sealserve.serve.observability.prediction_log import PredictionLogs
 from sealserve.serve.observability.tracing import RpcSpans, TraceRequests, Tracing, trace_settings
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
 from sealserve.serve.request.drain import STATE_KEY, Drain
+from sealserve.serve.request.explain.plane import Explanations
+from sealserve.serve.request.explain.routes import explanation_routes
 from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
 from sealserve.serve.request.protocols import StandardProtocols, admin, health, native
 from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
+from sealserve.serve.request.protocols.native import without_endpoints
 from sealserve.serve.web.docs_page import docs_routes
 from sealserve.serve.web.login_page import LoginPages, pages_for_browsers
 from sealserve.serve.web.openapi import ModelDescription, build_openapi
@@ -90,8 +93,11 @@ def create_app(
         hooks.append(events)
     authenticator = Authenticator.from_config(config.auth) if config.auth.enabled else None
     if authenticator is not None:
-        hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
+        hooks.insert(
+            0, ModelAccess(explain_scope=config.explain.scope == "explain")
+        )  # first: a refused caller costs no other hook anything
     dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing)
+    explanations = Explanations(dataplane, config.explain)
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
     protocols = StandardProtocols(models, dataplane, config, gate, lines, actions, RpcSpans(tracing) if tracing is not None else None)
@@ -138,6 +144,7 @@ def create_app(
     )
     app.state.registry = models
     app.state.dataplane = dataplane
+    app.state.explanations = explanations
     app.state.protocols = protocols
     app.state.drain = drain
     app.state.drift = drift
@@ -159,6 +166,7 @@ def create_app(
         app.include_router(login_router(login))
     for router in protocols.routers(hot):
         app.include_router(router)
+    hot.extend(explanation_routes(explanations, config.limits, without_endpoints(models.states)))
     if metrics is not None:
         app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
@@ -168,7 +176,7 @@ def create_app(
     if login is not None:
         app.router.routes.extend(LoginPages(login, pages.templates).routes())
     app.add_middleware(HotRoutes, routes=hot)
-    policy = AccessPolicy(hot, config.auth.public)
+    policy = AccessPolicy(hot, config.auth.public, explain_scope=config.explain.scope == "explain")
     if authenticator is not None:
         add_auth_middleware(app, policy, authenticator, pages_for_browsers(render_for_path, login=login is not None))
     app.state.access_lines = lines

@@ -192,7 +192,7 @@ class Observability(Strict):
     tracing: Tracing = Tracing()
 
 
-SCOPE_PATTERN = r"^(read|admin|predict(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
+SCOPE_PATTERN = r"^(read|admin|(predict|explain)(:[A-Za-z0-9][A-Za-z0-9._-]{0,127})?)$"
 Scope = Annotated[str, Field(pattern=SCOPE_PATTERN)]
 HS256_MIN_SECRET = 32  # bytes: RFC 7518 3.2 asks for a key at least as long as the hash output
 
@@ -307,6 +307,16 @@ class Shutdown(Strict):
     )
 
 
+class Explain(Strict):
+    """Per-prediction explanations (docs/explanations.md)."""
+
+    max_evaluations: int = Field(default=20_000, gt=0, le=10_000_000, description="Model evaluations a model-agnostic request may make.")
+    load: Literal["lazy", "eager"] = Field(
+        default="lazy", description="eager: build each explainer (and reference model) as the model loads."
+    )
+    scope: Literal["predict", "explain"] = Field(default="predict", description="The scope explanations need (explain or explain:<model>).")
+
+
 class ServiceConfig(Strict):
     service_title: str = "sealserve"
     description: str = ""
@@ -320,6 +330,7 @@ class ServiceConfig(Strict):
     protocols: Protocols = Protocols()
     observability: Observability = Observability()
     shutdown: Shutdown = Shutdown()
+    explain: Explain = Explain()
     models: list[ModelSource] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -26,7 +26,7 @@ from sealserve.serve.auth.session import LOGIN_PATH, LOGOUT_PATH, session_creden
 from sealserve.serve.errors import ServingError
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import is_admin, is_probe
-from sealserve.serve.request.principal import ADMIN, PREDICT, READ, Principal
+from sealserve.serve.request.principal import ADMIN, EXPLAIN, PREDICT, READ, Principal
 
 RenderForPath = Callable[[str, ServingError], Response]
 OPEN = ""
@@ -61,8 +61,9 @@ class CredentialsBackend(AuthenticationBackend):
 class AccessPolicy:
     """What each request needs, from its path (and, for inference routes, its method): the one table of it."""
 
-    def __init__(self, inference: Sequence[HotRoute], public: Sequence[str]) -> None:
-        self.inference = tuple(inference)
+    def __init__(self, inference: Sequence[HotRoute], public: Sequence[str], *, explain_scope: bool = False) -> None:
+        """`explain_scope`: explanation routes need `explain` (or `explain:<model>`) rather than a predict scope."""
+        self.inference, self.explain_scope = tuple(inference), explain_scope
         self.suffixes = tuple({route.path.rsplit("}", 1)[-1] for route in inference})  # a cheap test before matching routes
         self.public = frozenset(path for name in public for path in PUBLIC_PATHS[name])
         self._known: dict[tuple[str, str], tuple[str, HotRoute | None]] = {}
@@ -85,7 +86,7 @@ class AccessPolicy:
         if scope["method"] == "POST" and path.endswith(self.suffixes):
             for route in self.inference:
                 if route.matches(scope)[0] is Match.FULL:
-                    return PREDICT, route
+                    return (EXPLAIN if route.explains and self.explain_scope else PREDICT), route
         return READ, None
 
 
@@ -108,8 +109,8 @@ class ScopeGate:
         failure: ServingError | None = None
         if not isinstance(principal, Principal):
             failure = MissingCredentials()
-        elif needed == PREDICT and not principal.may_predict_some_model():
-            failure = Forbidden(principal, PREDICT, "predictions")
+        elif needed in (PREDICT, EXPLAIN) and not principal.may_predict_some_model(needed):
+            failure = Forbidden(principal, needed, "predictions" if needed == PREDICT else "explanations")
         elif needed in (READ, ADMIN) and not principal.may(needed):
             failure = Forbidden(principal, needed, scope["path"][:100])
         if failure is None:

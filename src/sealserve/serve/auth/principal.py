@@ -7,7 +7,7 @@ import re
 from sealserve.serve.config import SCOPE_PATTERN
 from sealserve.serve.errors import ServingError, shown
 from sealserve.serve.request.dataplane import InferenceHook, InferenceRequest
-from sealserve.serve.request.principal import PREDICT, Principal
+from sealserve.serve.request.principal import EXPLAIN, PREDICT, Principal
 
 REALM = 'Bearer realm="sealserve"'
 SCOPE = re.compile(SCOPE_PATTERN)
@@ -40,11 +40,17 @@ class Forbidden(ServingError):
 
 class ModelAccess(InferenceHook):
     """Data plane hook: a prediction needs `predict` or `predict:<model>`, checked before the model is even resolved
-    (so a caller cannot learn which models exist). No principal means the transport skipped authentication: refused."""
+    (so a caller cannot learn which models exist). No principal means the transport skipped authentication: refused.
+    With `explain_scope`, an explanation needs `explain` or `explain:<model>` instead."""
+
+    def __init__(self, explain_scope: bool = False) -> None:
+        self.explain_scope = explain_scope
 
     def admit(self, request: InferenceRequest) -> None:
         principal = request.principal
         if not isinstance(principal, Principal):
             raise MissingCredentials()
-        if not principal.may_predict(request.model):
-            raise Forbidden(principal, f"{PREDICT}:{request.model}", f"predictions from model {shown(request.model)}")
+        action = EXPLAIN if self.explain_scope and request.purpose == EXPLAIN else PREDICT
+        if not principal.may_predict(request.model, action):
+            what = "predictions" if action == PREDICT else "explanations"
+            raise Forbidden(principal, f"{action}:{request.model}", f"{what} from model {shown(request.model)}")

@@ -185,7 +185,7 @@ class DriftMonitor(InferenceHook):
             served.attachments[WINDOW] = DriftWindow(served, self.settings)
 
     def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
-        if result is not None:
+        if result is not None and request.purpose == "predict":  # an explanation's rows were, or will be, predicted too
             window = result.served.attachments.get(WINDOW)
             if isinstance(window, DriftWindow):
                 window.add(result.inputs)

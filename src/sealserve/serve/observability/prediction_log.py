@@ -113,7 +113,7 @@ class PredictionLogs(InferenceHook):
         }
 
     def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
-        if result is not None:
+        if result is not None and request.purpose == "predict":  # the log records predictions, not explanations
             log = self.logs.get(result.served.name)
             if log is not None:
                 log.offer(request, result)

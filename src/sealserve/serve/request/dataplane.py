@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +60,7 @@ class InferenceRequest:
     validated: bool = False
     request_id: str | None = None
     principal: BaseUser | None = None  # who is asking, when auth is on (auth/principal.py)
+    purpose: str = "predict"  # or "explain": an explanation (serve/request/explaining.py), not a prediction
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -287,6 +288,17 @@ class DataPlane:
         except Exception as exc:
             raise self._failed(request, exc, stages) from None
         return self._finish(request, served, runner, batch, outputs, started, stages)
+
+    async def infer_with(self, request: InferenceRequest, work: Callable[[ServedModel, Batch], Awaitable[Outputs]]) -> Inference:
+        """`infer` with other work on the validated batch in place of the model call (explanations): the same hooks,
+        limits and validation, its outputs what `work` answers."""
+        started = time.perf_counter()
+        try:
+            served, runner, batch = self._prepare(request)
+            outputs = await work(served, batch)
+        except Exception as exc:
+            raise self._failed(request, exc, None) from None
+        return self._finish(request, served, runner, batch, outputs, started, None)
 
     def infer_blocking(self, request: InferenceRequest) -> Inference:
         """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""

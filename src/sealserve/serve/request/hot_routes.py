@@ -27,8 +27,10 @@ class HotRoute(Route):
     """An inference route: it knows its protocol, how that protocol renders an error, and whom to tell of a refusal
     (middleware in front of it, such as authentication, answers in the same shape and is counted the same way)."""
 
-    def __init__(self, path: str, endpoint: Endpoint, protocol: Protocol, render: Render, refused: Refused) -> None:
-        self.protocol, self.render, self.refused = protocol, render, refused
+    def __init__(
+        self, path: str, endpoint: Endpoint, protocol: Protocol, render: Render, refused: Refused, *, explains: bool = False
+    ) -> None:
+        self.protocol, self.render, self.refused, self.explains = protocol, render, refused, explains
 
         async def guarded(request: Request) -> Response:
             started = time.perf_counter()
@@ -41,10 +43,12 @@ class HotRoute(Route):
         super().__init__(path, guarded, methods=["POST"], include_in_schema=False)
 
 
-def hot_route(path: str, endpoint: Endpoint, render: Render, dataplane: DataPlane, protocol: Protocol) -> HotRoute:
+def hot_route(
+    path: str, endpoint: Endpoint, render: Render, dataplane: DataPlane, protocol: Protocol, *, explains: bool = False
+) -> HotRoute:
     """A POST route whose failures are answered in its protocol's error shape (there is no exception handler here);
-    the data plane's hooks see each failure it has not seen itself."""
-    return HotRoute(path, endpoint, protocol, render, refusals(dataplane, protocol))
+    the data plane's hooks see each failure it has not seen itself. `explains`: an explanation route (its scope)."""
+    return HotRoute(path, endpoint, protocol, render, refusals(dataplane, protocol), explains=explains)
 
 
 def refusals(dataplane: DataPlane, protocol: Protocol) -> Refused:

@@ -25,6 +25,9 @@ V2_REPOSITORY = "/v2/repository"
 SELDON_SINGLE = "/api/v1.0"
 SELDON_DEPLOYMENT = "/seldon"
 SELDON_HEALTH = ("/health/ping", "/health/status")
+# Explanations: under their protocol's prefix (so the table below names their protocol), told apart by their ending
+NATIVE_EXPLANATION, NATIVE_EXPLANATIONS, KSERVE_V1_EXPLAIN = "/explanation", "/explanations", ":explain"
+EXPLANATION_ENDINGS = (NATIVE_EXPLANATION, NATIVE_EXPLANATIONS, KSERVE_V1_EXPLAIN)
 
 # First match wins; a path under none of these prefixes is the native API's (or a page's).
 PROTOCOL_PREFIXES: tuple[tuple[str, Protocol], ...] = (
@@ -53,6 +56,11 @@ def protocol_of_path(path: str) -> Protocol | None:
 
 def is_probe(path: str) -> bool:
     return path in PROBE_PATHS or PROBE_PATTERN.match(path) is not None
+
+
+def is_explanation(path: str) -> bool:
+    """An explanation request (native or KServe V1): a POST to one of these is an explanation, not a prediction."""
+    return path.startswith((NATIVE_MODELS + "/", KSERVE_V1_MODELS + "/")) and path.endswith(EXPLANATION_ENDINGS)
 
 
 def is_admin(path: str) -> bool:

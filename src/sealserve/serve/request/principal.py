@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from sealserve.serve.errors import ServingError
 
-READ, ADMIN, PREDICT = "read", "admin", "predict"
+READ, ADMIN, PREDICT, EXPLAIN = "read", "admin", "predict", "explain"
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,11 +37,12 @@ class Principal(BaseUser):
     def may(self, scope: str) -> bool:
         return scope in self.scopes
 
-    def may_predict(self, model: str) -> bool:
-        return PREDICT in self.scopes or f"{PREDICT}:{model}" in self.scopes
+    def may_predict(self, model: str, action: str = PREDICT) -> bool:
+        """`action`: predict, or explain when explanations need their own scope (`explain.scope`)."""
+        return action in self.scopes or f"{action}:{model}" in self.scopes
 
-    def may_predict_some_model(self) -> bool:
-        return any(scope == PREDICT or scope.startswith(f"{PREDICT}:") for scope in self.scopes)
+    def may_predict_some_model(self, action: str = PREDICT) -> bool:
+        return any(scope == action or scope.startswith(f"{action}:") for scope in self.scopes)
 
 
 def principal_of(request: Request) -> Principal | None:

@@ -117,10 +117,10 @@ def class_values(classes: Sequence[Any] | None, n_classes: int) -> npt.NDArray[A
 
 def needs_frame(model: Any) -> bool:
     """True when the model has categorical features, so only a DataFrame with pandas `category` columns can feed it."""
-    booster = _booster_of(model)
+    booster = booster_of(model)
     if booster is None:
         return False
-    if _library_of_booster(booster) == "xgboost":
+    if library_of_booster(booster) == "xgboost":
         return "c" in (booster.feature_types or [])
     return bool(booster.pandas_categorical)
 
@@ -130,7 +130,7 @@ def as_served(model: Any, classes: Sequence[Any] | None = None) -> Any:
     name = qualified_name(model)
     if name not in (XGB_BOOSTER, LGB_BOOSTER):
         return model
-    library = _library_of_booster(model)
+    library = library_of_booster(model)
     summary = _summary_of_booster(model)
     if summary.is_classifier:
         return BoosterClassifier(model, library, summary.n_features, class_values(classes, summary.n_classes))
@@ -147,14 +147,14 @@ def served_as_classifier(model: Any) -> bool:
 
 def _summary_of_booster(booster: Any) -> Summary:
     try:
-        if _library_of_booster(booster) == "xgboost":
+        if library_of_booster(booster) == "xgboost":
             return xgboost_summary(json.loads(bytes(booster.save_raw("json"))))
         return lightgbm_summary(booster.model_to_string().encode("utf-8"))
     except Malformed as exc:
         raise BundleFormatError(f"sealserve cannot read this booster: {exc}") from None
 
 
-def _booster_of(model: Any) -> Any:
+def booster_of(model: Any) -> Any:
     if isinstance(model, BoosterRegressor | BoosterClassifier):
         return model.booster
     name = qualified_name(model)
@@ -167,7 +167,7 @@ def _booster_of(model: Any) -> Any:
     return None
 
 
-def _library_of_booster(booster: Any) -> Library:
+def library_of_booster(booster: Any) -> Library:
     return "xgboost" if qualified_name(booster) == XGB_BOOSTER else "lightgbm"
 
 
