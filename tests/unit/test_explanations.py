@@ -23,8 +23,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import sealserve
 from sealserve.bundle import keyring
 from sealserve.bundle.keyring import Keyring
-from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.build import build_model
+from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.explain.agnostic import plan
 from sealserve.runtime.explain.answer import BadChoice, Choice, render
 from sealserve.runtime.explain.explainer import BudgetTooSmall, Explained, Explainer, NoExplanation
@@ -50,7 +50,9 @@ def frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def columns() -> ColumnTransformer:
-    return ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "job"]), ("num", StandardScaler(), ["age", "hours"])])
+    return ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "job"]), ("num", StandardScaler(), ["age", "hours"])]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +140,8 @@ def test_contributions_equal_shaps_values(case: tuple[str, Any, BundleModel, Exp
     matrix = transformed(split, data)
     if name in ("logistic_regression", "ridge"):
         record = served.metadata.explanation
-        assert record is not None and record.column_means is not None
+        assert record is not None
+        assert record.column_means is not None
         means = np.asarray(record.column_means)
         values = shap.LinearExplainer(split.final, (means, np.eye(len(means)))).shap_values(matrix)
     else:
@@ -160,7 +163,8 @@ def test_the_answer_states_what_it_explains(case: tuple[str, Any, BundleModel, E
     assert answer["output"] == {"ridge": "value", "random_forest": "probability"}.get(name, "log_odds")
     assert set(answer["contributions"]) == set(NAMES)
     assert answer["value"] == pytest.approx(answer["base_value"] + sum(answer["contributions"].values()), abs=1e-9)
-    assert len(answer["top"]) == 2 and answer["top"][0]["feature"] in NAMES
+    assert len(answer["top"]) == 2
+    assert answer["top"][0]["feature"] in NAMES
     first = frame()[0].iloc[0]
     assert all(reason["value"] == first[reason["feature"]] for reason in answer["top"])
     if classification:
@@ -189,7 +193,8 @@ def test_multi_class_answers_per_class(space: tuple[Path, Any]) -> None:
     label = pd.cut(score, 3, labels=["low", "mid", "high"]).astype(str)
     model = make_pipeline(columns(), HistGradientBoostingClassifier(max_iter=20, random_state=0)).fit(data, label)
     explained = Explainer(loaded(space, model, "three-classes"), 1000).explain(data.head(5).to_dict("records"))
-    assert explained.output == "margin" and explained.contributions.shape == (5, 3, 4)
+    assert explained.output == "margin"
+    assert explained.contributions.shape == (5, 3, 4)
     np.testing.assert_allclose(explained.base + explained.contributions.sum(axis=2), model.decision_function(data.head(5)), atol=1e-6)
     predicted = render(explained, NAMES, True, Choice())
     assert [answer["explains"] for answer in predicted] == list(model.predict(data.head(5)))
@@ -212,11 +217,14 @@ def test_the_model_agnostic_method_stays_within_its_budget(space: tuple[Path, An
     label = (score > score.median()).astype(int)
     model = make_pipeline(columns(), KNeighborsClassifier(5)).fit(data, label)
     served = loaded(space, model, "knn", background=40)
-    assert served.metadata.explanation is not None and served.metadata.explanation.background_rows == 40
+    assert served.metadata.explanation is not None
+    assert served.metadata.explanation.background_rows == 40
     explainer = Explainer(served, max_evaluations=600)
     explained = explainer.explain(data.head(3).to_dict("records"))
-    assert explained.method == "permutation" and explained.output == "probability"
-    assert explained.evaluations is not None and 0 < explained.evaluations <= 600
+    assert explained.method == "permutation"
+    assert explained.output == "probability"
+    assert explained.evaluations is not None
+    assert 0 < explained.evaluations <= 600
     np.testing.assert_allclose(explained.base + explained.contributions.sum(axis=2), model.predict_proba(data.head(3)), atol=1e-9)
     with pytest.raises(BudgetTooSmall, match="at least 50 model evaluations"):
         Explainer(served, max_evaluations=49).explain(data.head(10).to_dict("records"))
@@ -239,5 +247,6 @@ def test_clustering_has_no_method_without_a_background(space: tuple[Path, Any]) 
 def test_a_plan_uses_every_background_row_before_more_orders() -> None:
     assert plan(rows=1, features=4, background=10, max_evaluations=200) == plan(1, 4, 10, 200)
     chosen = plan(rows=1, features=4, background=10, max_evaluations=200)
-    assert (chosen.background, chosen.orders) == (10, 4) and chosen.evaluations(4) == 200
+    assert (chosen.background, chosen.orders) == (10, 4)
+    assert chosen.evaluations(4) == 200
     assert plan(rows=2, features=4, background=10, max_evaluations=30).background == 3

@@ -29,21 +29,20 @@ class Choice:
 def render(explained: Explained, names: Sequence[str], classification: bool, choice: Choice) -> list[dict[str, Any]]:
     if choice.target is not None and not classification:
         raise BadChoice("?class= applies to classification models; this model's explanation covers every output")
-    single_logit = classification and len(explained.outputs) == 1 and explained.output in ("log_odds", "margin")
-    labels = list(explained.outputs)
+    contributions, base, labels = explained.contributions, explained.base, list(explained.outputs)
+    if classification and len(labels) == 1 and explained.output in ("log_odds", "margin"):  # the other class: its negation
+        contributions, base = np.concatenate([-contributions, contributions], axis=1), np.concatenate([-base, base], axis=1)
+        labels = [explained.classes[0] if explained.classes else None, labels[0]]
+    totals = base + contributions.sum(axis=2)
+    chosen = _chosen(labels, totals, choice.target if classification else ALL)
+    values, bases, sums = contributions.tolist(), base.tolist(), totals.tolist()
+    head: dict[str, Any] = {"method": explained.method, "output": explained.output}
+    if explained.evaluations is not None:
+        head["evaluations"] = explained.evaluations // len(contributions)
     rows = []
-    for row in range(len(explained.contributions)):
-        contributions, base = explained.contributions[row], explained.base[row]
-        outputs: list[tuple[Any, np.ndarray, float]] = [(labels[i], contributions[i], float(base[i])) for i in range(len(labels))]
-        if single_logit:
-            negative = (explained.classes[0] if explained.classes else None, -contributions[0], -float(base[0]))
-            outputs = [negative, outputs[0]]
-        if classification:
-            outputs = _chosen(outputs, choice.target)
-        parts = [_part(label, values, base_value, names, explained.values[row], choice.top) for label, values, base_value in outputs]
-        answer: dict[str, Any] = {"method": explained.method, "output": explained.output}
-        if explained.evaluations is not None:
-            answer["evaluations"] = explained.evaluations // len(explained.contributions)
+    for row, indices in enumerate(chosen):
+        parts = [_part(labels[i], values[row][i], bases[row][i], sums[row][i], names, explained.values[row], choice.top) for i in indices]
+        answer = dict(head)
         if len(parts) == 1:
             answer.update(parts[0])
         else:
@@ -52,25 +51,23 @@ def render(explained: Explained, names: Sequence[str], classification: bool, cho
     return rows
 
 
-def _chosen(outputs: list[tuple[Any, np.ndarray, float]], target: str | None) -> list[tuple[Any, np.ndarray, float]]:
+def _chosen(labels: list[Any], totals: np.ndarray, target: str | None) -> list[list[int]]:
+    """Per row, the outputs answered: every one, the largest (the predicted class), or the one named."""
     if target == ALL:
-        return outputs
+        return [list(range(len(labels)))] * len(totals)
     if target is None:
-        return [max(outputs, key=lambda output: output[2] + float(output[1].sum()))]
-    for output in outputs:
-        if str(output[0]) == target:
-            return [output]
-    raise BadChoice(f"class {target!r} is not one of the model's classes: {', '.join(str(output[0]) for output in outputs)}")
+        return [[int(index)] for index in np.argmax(totals, axis=1)]
+    for index, label in enumerate(labels):
+        if str(label) == target:
+            return [[index]] * len(totals)
+    raise BadChoice(f"class {target!r} is not one of the model's classes: {', '.join(str(label) for label in labels)}")
 
 
-def _part(label: Any, values: np.ndarray, base: float, names: Sequence[str], client: Sequence[Any], top: int | None) -> dict[str, Any]:
-    part: dict[str, Any] = {
-        "explains": label,
-        "base_value": base,
-        "value": base + float(values.sum()),
-        "contributions": {name: float(value) for name, value in zip(names, values, strict=True)},
-    }
+def _part(
+    label: Any, values: list[float], base: float, total: float, names: Sequence[str], client: Sequence[Any], top: int | None
+) -> dict[str, Any]:
+    part: dict[str, Any] = {"explains": label, "base_value": base, "value": total, "contributions": dict(zip(names, values, strict=True))}
     if top is not None:
-        order = np.argsort(-np.abs(values), kind="stable")[:top]
-        part["top"] = [{"feature": names[i], "value": client[i], "contribution": float(values[i])} for i in order]
+        order = sorted(range(len(values)), key=lambda i: -abs(values[i]))[:top]
+        part["top"] = [{"feature": names[i], "value": client[i], "contribution": values[i]} for i in order]
     return part
