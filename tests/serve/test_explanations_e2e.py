@@ -135,6 +135,11 @@ def test_a_compiled_model_is_explained_by_its_reference_loaded_on_demand(served:
     assert answer["value"] == pytest.approx(-float(model.decision_function(pd.DataFrame([record(3)]))[0]), abs=1e-6)
     wait_until(lambda: "model risk 1.0.0: explainer ready" in served.server.log(), timeout=10)
     assert "reference model loaded in" in served.server.log()
+    with served.server.client() as client:
+        explanation = client.get("/api/models/risk", headers={"X-API-Key": KEYS["full"][0]}).json()["explanation"]
+    assert explanation["method"] == "exact"
+    assert explanation["reference_load_seconds"] > 0
+    assert explanation["kept_bytes"] > 1000  # the reference model's verified skops file, kept since the model loaded
 
 
 def test_a_batch_of_explanations_in_each_shape_the_prediction_route_takes(served: Served) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -25,15 +24,6 @@ logger = logging.getLogger("sealserve.explain")
 EXPLAINER, REFUSAL = "explainer", "explainer_refusal"
 NO_METHOD = "no_explanation_method"
 INLINE_ROWS = 4  # an exact explanation of this many rows runs on the event loop (benchmarks/explanations.py)
-
-
-@dataclass(frozen=True)
-class ExplainerStatus:
-    """What a model's explanations cost so far, for its detail: the method, and the reference model's load."""
-
-    method: str
-    reference_seconds: float | None
-    kept_bytes: int
 
 
 class Explanations:
@@ -93,15 +83,6 @@ class Explanations:
         )
         return None
 
-    def status(self, served: ServedModel) -> ExplainerStatus | None:
-        """None until the model's first explanation built its explainer."""
-        explainer = served.attachments.get(EXPLAINER)
-        if not isinstance(explainer, Explainer):
-            return None
-        source = explainer.model.explanation
-        method = "exact" if explainer.exact is not None else "permutation"
-        return ExplainerStatus(method, source.load_seconds if source is not None else None, source.kept_bytes if source is not None else 0)
-
     async def explain(self, request: InferenceRequest, choice: Choice) -> Inference:
         async def work(served: ServedModel, batch: Batch) -> list[Any]:
             explainer = served.attachments.get(EXPLAINER)
@@ -129,3 +110,21 @@ def choice_of(request: Request) -> Choice:
     if top is not None and not (top.isdigit() and 0 < int(top) <= 10_000):
         raise ProtocolError(400, f"top must be a positive whole number of reasons, not {top[:20]!r}")
     return Choice(int(top) if top is not None else None, query.get("class"))
+
+
+def explanation_detail(served: ServedModel) -> dict[str, Any] | None:
+    """A bundle model's explanations on its detail: the method once built (or why there is none), the reference model's
+    load time when the compiled form serves, and the bytes kept for explanations since the model loaded."""
+    model = served.model
+    if not isinstance(model, BundleModel):
+        return None
+    source = model.explanation
+    detail: dict[str, Any] = {"kept_bytes": source.kept_bytes if source is not None else 0}
+    explainer, refusal = served.attachments.get(EXPLAINER), served.attachments.get(REFUSAL)
+    if isinstance(explainer, Explainer):
+        detail["method"] = "exact" if explainer.exact is not None else "permutation"
+        if source is not None and source.load_seconds is not None:
+            detail["reference_load_seconds"] = round(source.load_seconds, 3)
+    elif refusal is not None:
+        detail["refused"] = refusal
+    return detail

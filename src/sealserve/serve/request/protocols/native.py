@@ -21,6 +21,7 @@ from sealserve.serve.request.columnar.arrow_read import ARROW_STREAM, parse_arro
 from sealserve.serve.request.columnar.arrow_write import ColumnsExchange, accepts_arrow, answer_table, ipc_stream
 from sealserve.serve.request.columnar.json_shapes import parse_batch
 from sealserve.serve.request.dataplane import Batch, DataPlane, Exchange, Inference, InferenceRequest, JsonBodies
+from sealserve.serve.request.explain.plane import explanation_detail
 from sealserve.serve.request.hot_routes import HotRoute, hot_route
 from sealserve.serve.request.http_body import read_json_body
 from sealserve.serve.request.interface import ModelInterface
@@ -113,6 +114,7 @@ def build_router(
             if state.served.metadata is not None:
                 detail["metadata"] = state.served.metadata.model_dump(mode="json", exclude={"input_schema", "output_schema"})
             detail["drift"] = drift_status(state.served)
+            detail["explanation"] = explanation_detail(state.served)
         return json_response(detail)
 
     async def infer(
