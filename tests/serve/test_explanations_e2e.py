@@ -224,3 +224,16 @@ def test_explanations_are_counted_and_logged_like_predictions(served: Served) ->
         metrics = client.get("/metrics", headers={"X-API-Key": KEYS["full"][0]}).text
     assert 'sealserve_requests_total{model="income",protocol="native",status_class="2xx",version="1.0.0"}' in metrics
     wait_until(lambda: "/api/models/income/explanation" in served.server.log(), timeout=10)
+
+
+def test_the_model_page_shows_global_importance_from_recent_rows(served: Served) -> None:
+    records = [record(index) for index in range(10)]
+    assert post(served, "/api/models/income/predictions", records).status_code == 200  # the drift window's rows
+    assert post(served, "/api/models/bare/predictions", records).status_code == 200
+    with served.server.client() as client:
+        page = client.get("/ui/models/income", headers={"X-API-Key": KEYS["full"][0]}).text
+        bare = client.get("/ui/models/bare", headers={"X-API-Key": KEYS["full"][0]}).text
+    assert "Global importance" in page
+    assert "Mean |contribution| (log-odds, tree shap)" in page
+    assert all(f"<title>{name}</title>" in page for name in FEATURES)
+    assert "Global importance" not in bare  # no exact method: the page runs no model-agnostic explanation

@@ -40,6 +40,7 @@ from sealserve.serve.request.protocols import StandardProtocols, admin, health, 
 from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
 from sealserve.serve.request.protocols.native import without_endpoints
 from sealserve.serve.web.docs_page import docs_routes
+from sealserve.serve.web.importance import GlobalImportance
 from sealserve.serve.web.login_page import LoginPages, pages_for_browsers
 from sealserve.serve.web.openapi import ModelDescription, build_openapi
 from sealserve.serve.web.ui import WebPages
@@ -171,7 +172,7 @@ def create_app(
         app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
-    pages = WebPages(models, drift, metrics_hook, failures)
+    pages = WebPages(models, drift, metrics_hook, failures, GlobalImportance(explanations, drift))
     app.router.routes.extend(pages.routes())
     if login is not None:
         app.router.routes.extend(LoginPages(login, pages.templates).routes())

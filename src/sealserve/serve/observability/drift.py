@@ -148,6 +148,21 @@ class DriftWindow:
             while self._batches and self._rows - len(self._batches[0]) >= self.settings.window:
                 self._rows -= len(self._batches.popleft())
 
+    def recent_records(self, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` rows at most, as records of the values clients sent (the page's global importance)."""
+        with self._lock:
+            batches, rows = [], 0
+            for batch in reversed(self._batches):
+                if rows >= limit:
+                    break
+                batches.append(batch)
+                rows += len(batch)
+        names = [feature.name for feature in self.features]
+        records: list[dict[str, Any]] = []
+        for batch in reversed(batches):
+            records.extend(dict(zip(names, row, strict=True)) for row in zip(*self.model.client_columns(batch), strict=True))
+        return records[-limit:]
+
     def report(self) -> DriftReport:
         with self._lock:
             batches = list(self._batches)
@@ -189,6 +204,10 @@ class DriftMonitor(InferenceHook):
             window = result.served.attachments.get(WINDOW)
             if isinstance(window, DriftWindow):
                 window.add(result.inputs)
+
+    def recent_records(self, served: ServedModel, limit: int) -> list[dict[str, Any]]:
+        window = served.attachments.get(WINDOW)
+        return window.recent_records(limit) if isinstance(window, DriftWindow) else []
 
     def report(self, served: ServedModel) -> DriftReport | None:
         window = served.attachments.get(WINDOW)
