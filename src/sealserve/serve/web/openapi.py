@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sealserve.bundle.metadata import BundleMetadata
 from sealserve.bundle.schema import input_model, output_model
 from sealserve.model import MLModel
+from sealserve.runtime.bundle_model import BundleModel
 from sealserve.serve.request.protocols.native import without_endpoints
 from sealserve.serve.web.openapi_schemas import REF, ROUTES, SCALAR, SCHEMAS, native_batch_operation, native_inference_operation
 
@@ -35,10 +36,12 @@ class ModelDescription:
     description: str
     input_schema: type[BaseModel]
     output_schema: type[BaseModel]
+    explained: bool = True  # a bundle model: it has explanation routes (a class model's would always answer 422)
 
     @classmethod
     def of_model(cls, name: str, model: MLModel) -> ModelDescription:
-        return cls(name, model.display_name, model.description, model.input_schema, model.output_schema)
+        explained = isinstance(model, BundleModel)
+        return cls(name, model.display_name, model.description, model.input_schema, model.output_schema, explained)
 
     @classmethod
     def of_metadata(cls, metadata: BundleMetadata) -> ModelDescription:
@@ -79,6 +82,22 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
         document["paths"][f"{base}/prediction"] = {"post": _operation(model, "prediction", input_ref, single)}
         document["paths"][f"{base}/predictions"] = {
             "post": _operation(model, "predictions", batch_request(schemas, input_ref, rows), batch)
+        }
+        explained = {
+            "type": "object",
+            "required": ["model_name", "model_version", "explanation"],
+            "properties": provenance | {"explanation": EXPLANATION},
+        }
+        explained_many = {
+            "type": "object",
+            "required": ["model_name", "model_version", "explanations"],
+            "properties": provenance | {"explanations": {"type": "array", "items": EXPLANATION}},
+        }
+        if not model.explained:
+            continue
+        document["paths"][f"{base}/explanation"] = {"post": _operation(model, "explanation", input_ref, explained)}
+        document["paths"][f"{base}/explanations"] = {
+            "post": _operation(model, "explanations", batch_request(schemas, input_ref, rows), explained_many)
         }
     used = json.dumps(document["paths"])
     for name in FASTAPI_VALIDATION:
@@ -145,13 +164,56 @@ def batch_request(schemas: dict[str, Any], input_ref: dict[str, str], rows: int 
     }
 
 
+SUMMARIES = {
+    "prediction": "one prediction",
+    "predictions": "a batch of predictions",
+    "explanation": "why: one record's explanation",
+    "explanations": "why: a batch of explanations",
+}
+EXPLAIN_QUERY: list[dict[str, Any]] = [
+    {
+        "name": "top",
+        "in": "query",
+        "required": False,
+        "description": "List the k largest reasons.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    {
+        "name": "class",
+        "in": "query",
+        "required": False,
+        "description": "A class label, or `all` (default: the predicted class); classifiers only.",
+        "schema": {"type": "string"},
+    },
+]
+EXPLANATION = {
+    "type": "object",
+    "description": "docs/explanations.md: the method, the output explained, and per client feature its contribution",
+    "required": ["method", "output"],
+    "properties": {
+        "method": {"enum": ["tree_shap", "linear", "permutation"]},
+        "output": {"enum": ["log_odds", "margin", "probability", "value", "score"]},
+        "explains": {},
+        "base_value": {"type": "number"},
+        "value": {"type": "number"},
+        "contributions": {"type": "object", "additionalProperties": {"type": "number"}},
+        "top": {"type": "array", "items": {"type": "object"}},
+        "explanations": {"type": "array", "items": {"type": "object"}},
+        "evaluations": {"type": "integer"},
+    },
+}
+
+
 def _operation(model: ModelDescription, kind: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     contract = native_batch_operation(request, response) if kind == "predictions" else native_inference_operation(request, response)
-    return {
+    operation: dict[str, Any] = {
         "tags": ["models"],
-        "summary": f"{model.display_name}: {'one prediction' if kind == 'prediction' else 'a batch of predictions'}",
+        "summary": f"{model.display_name}: {SUMMARIES[kind]}",
         "description": model.description,
         "operationId": f"{model.name}_{kind}",
         "requestBody": contract.request_body(),
         "responses": contract.responses(),
     }
+    if kind.startswith("explanation"):
+        operation["parameters"] = EXPLAIN_QUERY
+    return operation
