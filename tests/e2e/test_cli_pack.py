@@ -103,3 +103,27 @@ def test_every_mistake_is_one_error_line_and_exit_status_1(census: Path, extra: 
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (census / "refused.zip").exists()
+
+
+def test_background_rows_are_packed_signed_and_explain_an_onnx_bundle(census: Path) -> None:
+    import orjson
+
+    from sealserve.runtime.build import build_model
+    from sealserve.runtime.explain.explainer import Explainer
+
+    result = pack(census, "background.zip", "--sample", "train.csv", "--target", "income", "--format", "onnx", "--background", "12")
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(census / "background.zip") as archive:
+        rows = orjson.loads(archive.read("explain/background.json"))
+    assert len(rows) == 12
+    assert {row["workclass"] for row in rows} <= {"Private", "State-gov", "Self-emp"}  # as clients send them
+    verified = verify_bundle(census / "background.zip", Keyring.load(census / "keyring.json"))  # the file is signed
+    try:
+        model = build_model(verified.path, verified.metadata, runtime="auto", trusted_types=(), allow_pickle=False)
+    finally:
+        verified.discard()
+    frame = pd.read_csv(census / "train.csv").drop(columns=["income"])
+    explained = Explainer(model, max_evaluations=500).explain(frame.head(2).to_dict("records"))
+    assert explained.method == "permutation"
+    probabilities = model.predict_records(frame.head(2).to_dict("records")).probabilities
+    np.testing.assert_allclose(explained.base + explained.contributions.sum(axis=2), probabilities, atol=1e-6)

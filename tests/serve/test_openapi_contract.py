@@ -51,7 +51,11 @@ def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]
 
 
 def per_model(path: str) -> bool:
-    return path.startswith("/api/models/") and path.endswith(("/prediction", "/predictions", "/explanation", "/explanations")) and "{" not in path
+    return (
+        path.startswith("/api/models/")
+        and path.endswith(("/prediction", "/predictions", "/explanation", "/explanations"))
+        and "{" not in path
+    )
 
 
 def test_every_fixed_route_is_described_and_every_description_is_a_route(document: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import pytest
 import shap
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, IsolationForest, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -23,6 +23,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import sealserve
 from sealserve.bundle import keyring
 from sealserve.bundle.keyring import Keyring
+from sealserve.errors import BundleFormatError
 from sealserve.runtime.build import build_model
 from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.explain.agnostic import plan
@@ -62,11 +63,12 @@ def space(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return root, key
 
 
-def loaded(space: tuple[Path, Any], model: Any, name: str, **options: Any) -> BundleModel:
-    """Pack, verify and load as the server does (the compiled form serves when the model converts)."""
+def loaded(space: tuple[Path, Any], model: Any, name: str, sample: pd.DataFrame | None = None, **options: Any) -> BundleModel:
+    """Pack (with the training frame as sample by default), verify and load as the server does (the compiled form
+    serves when the model converts)."""
     root, key = space
-    data, _ = frame()
-    out = sealserve.pack(model, name=name, version="1.0.0", private_key=key, out=root / f"{name}.zip", sample=data, **options)
+    sample = frame()[0] if sample is None else sample
+    out = sealserve.pack(model, name=name, version="1.0.0", private_key=key, out=root / f"{name}.zip", sample=sample, **options)
     verified = verify_bundle(out, Keyring.load(root / "keyring.json"))
     try:
         return build_model(verified.path, verified.metadata, runtime="auto", trusted_types=(), allow_pickle=False)
@@ -250,3 +252,41 @@ def test_a_plan_uses_every_background_row_before_more_orders() -> None:
     assert (chosen.background, chosen.orders) == (10, 4)
     assert chosen.evaluations(4) == 200
     assert plan(rows=2, features=4, background=10, max_evaluations=30).background == 3
+
+
+def test_a_background_needs_a_sample_and_a_bounded_size(space: tuple[Path, Any]) -> None:
+    root, key = space
+    data, score = frame()
+    model = LogisticRegression().fit(data[["age", "hours"]].to_numpy(), score > score.median())
+    with pytest.raises(BundleFormatError, match="--background N draws its rows from the training sample"):
+        sealserve.pack(model, name="no-sample", version="1.0.0", private_key=key, out=root / "no-sample.zip", background=5)
+    with pytest.raises(BundleFormatError, match="--background takes 1 to 1000 rows, not 5000"):
+        sealserve.pack(
+            model, name="huge", version="1.0.0", private_key=key, out=root / "huge.zip", sample=data[["age", "hours"]], background=5000
+        )
+
+
+def test_an_outlier_detector_is_explained_by_its_score_with_a_background(space: tuple[Path, Any]) -> None:
+    data, _ = frame()
+    model = make_pipeline(columns(), IsolationForest(n_estimators=20, random_state=0)).fit(data)
+    with pytest.raises(NoExplanation, match="no explanation method for this task"):
+        Explainer(loaded(space, model, "outliers-bare"), 1000)
+    explained = Explainer(loaded(space, model, "outliers", background=15), 1000).explain(data.head(2).to_dict("records"))
+    assert (explained.method, explained.output) == ("permutation", "score")
+    np.testing.assert_allclose(
+        explained.base[:, 0] + explained.contributions.sum(axis=2)[:, 0], model.score_samples(data.head(2)), atol=1e-9
+    )
+
+
+def test_a_bare_multi_class_booster_is_explained_in_margins(space: tuple[Path, Any]) -> None:
+    from xgboost import XGBClassifier
+
+    data, score = frame()
+    numeric = data[["age", "hours"]]
+    label = pd.cut(score, 3, labels=False).astype(int)
+    model = XGBClassifier(n_estimators=20, max_depth=3).fit(numeric.to_numpy(), label)
+    served = loaded(space, model, "xgb-three", sample=numeric)
+    explained = Explainer(served, 1000).explain(numeric.head(4).to_dict("records"))
+    assert (explained.method, explained.output, explained.contributions.shape) == ("tree_shap", "margin", (4, 3, 2))
+    margins = model.predict(numeric.head(4).to_numpy(), output_margin=True)
+    np.testing.assert_allclose(explained.base + explained.contributions.sum(axis=2), margins, rtol=1e-6, atol=1e-6)
