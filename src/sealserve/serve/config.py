@@ -61,10 +61,8 @@ class BundleSource(Strict):
     name: str
     store_url: str
     ref: str = "production"
-    keyring: Path | None = Field(default=None, description="Trusted keys (every key may sign this model); or trust_policy.")
-    trust_policy: Path | None = Field(
-        default=None, description="trust.yaml: which keys, certificates and Sigstore identities may sign which model names."
-    )
+    keyring: Path | None = Field(default=None, description="Trusted keys: any of them may sign this model (or trust_policy).")
+    trust_policy: Path | None = Field(default=None, description="trust.yaml: who (keys, certificates, Sigstore) may sign which models.")
     trusted_types: tuple[str, ...] = ()
     allow_pickle: bool = False
     store_credentials: StoreCredentials | None = None
@@ -85,10 +83,8 @@ class BundleSource(Strict):
 
     @model_validator(mode="after")
     def _one_trust_source(self) -> BundleSource:
-        if self.keyring is not None and self.trust_policy is not None:
-            raise ValueError(f"model {self.name!r} sets both keyring and trust_policy: the trust policy names its keyring")
-        if self.keyring is None and self.trust_policy is None:
-            raise ValueError(f"model {self.name!r} needs a keyring or a trust_policy")
+        if (self.keyring is None) == (self.trust_policy is None):
+            raise ValueError(f"model {self.name!r} needs a keyring or a trust_policy, not both (a trust policy names its keyring)")
         return self
 
 
@@ -340,14 +336,10 @@ class ServiceConfig(Strict):
         """A top-level trust_policy applies to each bundle model without its own; one that sets keyring is a config error."""
         if not isinstance(data, dict) or not data.get("trust_policy") or not isinstance(data.get("models"), list):
             return data
-        models = []
-        for model in data["models"]:
-            if isinstance(model, dict) and "class_path" not in model and "trust_policy" not in model:
-                if "keyring" in model:
-                    raise ValueError(f"model {model.get('name')!r} sets keyring, and the top-level trust_policy applies to it: remove one")
-                model = {**model, "trust_policy": data["trust_policy"]}
-            models.append(model)
-        return {**data, "models": models}
+        bundles = [m for m in data["models"] if isinstance(m, dict) and "class_path" not in m and "trust_policy" not in m]
+        for model in (m for m in bundles if "keyring" in m):
+            raise ValueError(f"model {model.get('name')!r} sets keyring, and the top-level trust_policy applies to it: remove one")
+        return {**data, "models": [{**m, "trust_policy": data["trust_policy"]} if m in bundles else m for m in data["models"]]}
 
     @model_validator(mode="before")
     @classmethod

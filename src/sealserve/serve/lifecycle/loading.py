@@ -117,6 +117,7 @@ def serve_verified(
         verified.digest,
         verified.metadata,
         origin,
+        provenance=verified.provenance.describe(),
         reports=reports,
     )
 
