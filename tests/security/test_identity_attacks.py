@@ -18,6 +18,7 @@ from sealserve.bundle import keys
 from sealserve.errors import (
     BadSignatureError,
     RevokedSignerError,
+    SignatureFormatError,
     SignerNotGrantedError,
     TransparencyLogError,
     UntrustedCertificateError,
@@ -239,3 +240,11 @@ def test_revoked_signers_are_refused(world: World, tmp_path: Path, packed_bundle
         verify(folder, world.policy)  # the live control: the same signature is accepted while not revoked
         revoking = world.policy_with(f'revoked: ["{entry}"]\n', f"revoking-{number}.yaml")
         assert f"is revoked by the trust policy ('{entry}')" in refused(folder, revoking, RevokedSignerError)
+
+
+def test_a_chain_of_too_many_certificates_is_refused_unread(world: World, bundle_copy: Path) -> None:
+    """Chain building costs a signature check per candidate: the pool is bounded before any is tried."""
+    sign_by_certificate(bundle_copy, world.leaf(), (world.intermediate,) * 8)
+    assert refused(bundle_copy, world.policy, SignatureFormatError) == "model.sig carries 9 certificates; at most 8 are read"
+    sign_by_certificate(bundle_copy, world.leaf(), (world.intermediate,) * 7)
+    assert verify(bundle_copy, world.policy).signer.method == "certificate"

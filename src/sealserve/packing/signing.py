@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from sealserve.bundle import envelope, files, keys
 from sealserve.bundle.metadata import METADATA_FILE
 from sealserve.errors import BundleFormatError, KeyringError
+from sealserve.trust.verify import read_identity
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,6 @@ def resign(bundle: Path, credential: Credential) -> str:
 
     The signer vouches for the files as they are: nothing of the old signature is checked or kept.
     """
-    from sealserve.trust.verify import read_identity
-
     staging = files.private_directory("sealserve-sign-")
     try:
         if bundle.is_dir():

@@ -34,6 +34,8 @@ def load_anchor_certificates(paths: list[Path], anchor: str) -> tuple[x509.Certi
 
 
 def read_chain(parsed: envelope.Envelope) -> list[x509.Certificate]:
+    if len(parsed.certificates) > MAX_CHAIN:
+        raise SignatureFormatError(f"model.sig carries {len(parsed.certificates)} certificates; at most {MAX_CHAIN} are read")
     try:
         return [x509.load_der_x509_certificate(der) for der in parsed.certificates]
     except ValueError:

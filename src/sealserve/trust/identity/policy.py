@@ -170,7 +170,8 @@ class PolicyFile(Strict):
 
 
 def _hexlike(value: str) -> str:
-    return value.lower().removeprefix("sha256:").removeprefix("0x").replace(":", "")
+    """Serials and fingerprints as written by openssl, browsers or Python: any case, colons, prefixes, leading zeros."""
+    return value.lower().removeprefix("sha256:").removeprefix("0x").replace(":", "").lstrip("0")
 
 
 @dataclass(frozen=True)
