@@ -16,6 +16,7 @@ from sealserve.bundle.keyring import Keyring
 from sealserve.cli.main import app
 from sealserve.errors import ConfigError, TrustPolicyError
 from sealserve.serve.config import BundleSource, parse_config
+from sealserve.serve.settings import Overrides, load_settings
 from sealserve.trust.identity.policy import TrustPolicy
 from sealserve.trust.verify import verify_bundle
 from tests.security.identity_fixtures import RELEASE, World, build_world
@@ -167,3 +168,14 @@ def test_a_certificate_for_another_key_is_refused_at_signing(world: World, bundl
     result = sealserve("sign", bundle_copy, "--private-key", other_key, "--certificate", certificate)
     assert result.exit_code == 1
     assert f"{certificate} does not certify the private key's public key" in result.stderr
+
+
+def test_a_model_dir_served_under_a_top_level_trust_policy_needs_no_keyring(tmp_path: Path) -> None:
+    config = tmp_path / "service.yaml"
+    config.write_text("trust_policy: /etc/sealserve/trust.yaml\n")
+    settings = load_settings(config, {}, Overrides(model_dir=str(tmp_path / "bundle"), model_name="risk"))
+    (model,) = settings.config.models
+    assert isinstance(model, BundleSource)
+    assert (model.name, model.trust_policy, model.keyring) == ("risk", Path("/etc/sealserve/trust.yaml"), None)
+    with pytest.raises(ConfigError, match="model 'risk' sets keyring, and the top-level trust_policy applies to it"):
+        load_settings(config, {}, Overrides(model_dir=str(tmp_path / "bundle"), model_name="risk", keyring="/k.json"))
