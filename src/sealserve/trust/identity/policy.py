@@ -30,7 +30,6 @@ from sealserve.errors import (
 from sealserve.trust.identity.certificate import CertificateVerifier, load_anchor_certificates
 from sealserve.trust.identity.keyring_verifier import KeyringVerifier
 from sealserve.trust.identity.signer import Signer, Verifier
-from sealserve.trust.identity.transparency import SigstoreVerifier, load_trusted_root
 
 MAX_POLICY_BYTES = 1 << 20
 
@@ -199,6 +198,8 @@ class TrustPolicy:
                 raise TrustPolicyError(f"trust policy {path}: {exc}") from None
         for name, anchor in spec.anchors.items():
             if anchor.trusted_root is not None:
+                from sealserve.trust.identity.transparency import SigstoreVerifier, load_trusted_root  # sigstore: 0.6 s to import
+
                 verifiers.append(SigstoreVerifier(name, load_trusted_root(base / anchor.trusted_root, name)))
             else:
                 verifiers.append(CertificateVerifier(name, load_anchor_certificates([base / item for item in anchor.certificates], name)))
