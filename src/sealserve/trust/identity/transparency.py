@@ -47,6 +47,25 @@ def short(exc: Exception) -> str:
     return text.split(": expected ")[0][:300]
 
 
+def explain(bundle: Bundle, message: str) -> str:
+    """sigstore-python reports a chain it cannot build at the log's time in one way; say which of the two causes it was.
+
+    Only the wording depends on the (not yet trusted) integrated time: the bundle is refused either way.
+    """
+    if not message.startswith("failed to build timestamp certificate chain"):
+        return message
+    leaf = bundle.signing_certificate
+    integrated = bundle.log_entry._inner.integrated_time
+    when = datetime.fromtimestamp(int(integrated), tz=UTC) if integrated else None
+    if when is not None and not leaf.not_valid_before_utc <= when <= leaf.not_valid_after_utc:
+        return (
+            f"the signing certificate was valid from {leaf.not_valid_before_utc.isoformat()} to {leaf.not_valid_after_utc.isoformat()}, "
+            f"but the log integrated the entry at {when.isoformat()}"
+        )
+    issuer = leaf.issuer.rfc4514_string()
+    return f"the signing certificate (issued by {issuer!r}) does not chain to a certificate authority of the trusted root"
+
+
 @dataclass(frozen=True)
 class SigstoreVerifier:
     """One Sigstore instance, public-good or private, pinned by its trusted root."""
@@ -71,7 +90,7 @@ class SigstoreVerifier:
             message = short(exc)
             if "signature" in message.lower() and "dsse" in message.lower():
                 raise BadSignatureError(f"signature does not verify with the Sigstore certificate: {message}") from None
-            raise TransparencyLogError(f"Sigstore verification against anchor {self.anchor!r} failed: {message}") from None
+            raise TransparencyLogError(f"Sigstore verification against anchor {self.anchor!r} failed: {explain(bundle, message)}") from None
         if payload_type != envelope.PAYLOAD_TYPE or payload != parsed.payload:
             raise SignatureFormatError("the Sigstore verifier and model.sig's parser disagree on the signed payload")
         leaf = bundle.signing_certificate
