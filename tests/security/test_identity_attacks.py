@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from model_signing import signing as model_signing
+from model_signing import verifying as model_verifying
+from OpenSSL import crypto
 
 from sealserve.bundle import keys
 from sealserve.errors import (
@@ -254,3 +256,16 @@ def test_a_chain_of_too_many_certificates_is_refused_unread(world: World, bundle
     assert refused(bundle_copy, world.policy, SignatureFormatError) == "model.sig carries 9 certificates; at most 8 are read"
     sign_by_certificate(bundle_copy, world.leaf(), (world.intermediate,) * 7)
     assert verify(bundle_copy, world.policy).signer.method == "certificate"
+
+
+def test_model_signing_verifies_a_sealserve_certificate_signature(world: World, bundle_copy: Path) -> None:
+    """The other direction of interop: the OpenSSF library accepts what `sealserve sign --certificate` writes,
+    and refuses it against a root it was not issued under."""
+    sign_by_certificate(bundle_copy, world.leaf(), (world.intermediate,))
+    model_verifying.Config().use_certificate_verifier(certificate_chain=[world.root / "corp-root.pem"]).verify(
+        bundle_copy, bundle_copy / "model.sig"
+    )
+    stranger = world.root / "stranger-root.pem"
+    stranger.write_bytes(make_ca("Stranger Root").pem())
+    with pytest.raises(crypto.X509StoreContextError, match="unable to get local issuer certificate"):
+        model_verifying.Config().use_certificate_verifier(certificate_chain=[stranger]).verify(bundle_copy, bundle_copy / "model.sig")
