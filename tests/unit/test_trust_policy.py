@@ -17,9 +17,10 @@ from sealserve.cli.main import app
 from sealserve.errors import ConfigError, TrustPolicyError
 from sealserve.serve.config import BundleSource, parse_config
 from sealserve.serve.settings import Overrides, load_settings
+from sealserve.store import LocalStore
 from sealserve.trust.identity.policy import TrustPolicy
 from sealserve.trust.verify import verify_bundle
-from tests.security.identity_fixtures import RELEASE, World, build_world
+from tests.security.identity_fixtures import RELEASE, World, build_world, sign_by_certificate
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,10 @@ def test_a_model_dir_served_under_a_top_level_trust_policy_needs_no_keyring(tmp_
     assert (model.name, model.trust_policy, model.keyring) == ("risk", Path("/etc/sealserve/trust.yaml"), None)
     with pytest.raises(ConfigError, match="model 'risk' sets keyring, and the top-level trust_policy applies to it"):
         load_settings(config, {}, Overrides(model_dir=str(tmp_path / "bundle"), model_name="risk", keyring="/k.json"))
+
+
+def test_a_store_listing_names_a_certificate_signer(world: World, bundle_copy: Path, tmp_path: Path) -> None:
+    """Informational until verified, like a kid: the leaf's first SAN."""
+    store = LocalStore(tmp_path / "store")
+    store.push(sign_by_certificate(bundle_copy, world.leaf(), (world.intermediate,)))
+    assert [info.signer for info in store.versions("risk")] == [f"certificate:{RELEASE}"]
