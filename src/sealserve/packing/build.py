@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sealserve.bundle import envelope, files, keys
+from sealserve.bundle import files, keys
 from sealserve.bundle.metadata import (
     BOOSTER_STEP_MAJOR,
     METADATA_FILE,
@@ -29,6 +29,7 @@ from sealserve.bundle.metadata import (
 )
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.packing import signing
 from sealserve.packing.attempt import DEFAULT_COMPILE_TIMEOUT, attempt_compile
 from sealserve.packing.boosters import (
     BOOSTER_SUFFIXES,
@@ -44,6 +45,7 @@ from sealserve.packing.explanation import explanation_record
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
 from sealserve.packing.outputs import output_spec
+from sealserve.packing.signing import Credential, load_credential
 from sealserve.runtime.answer_check import check_answers
 from sealserve.runtime.answers import Classes, Predictions
 from sealserve.runtime.choice import PICKLE_SERVES_ITSELF
@@ -95,6 +97,8 @@ def pack(
     compiled: bool = True,
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     background: int = 0,
+    certificate: Path | None = None,
+    chain: Sequence[Path] = (),
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
@@ -109,6 +113,7 @@ def pack(
     and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`). A compile
     running longer than `compile_timeout` seconds is abandoned; what native libraries print meanwhile is captured.
     `background` rows of the sample are stored for model-agnostic explanations (training data: off by default).
+    With `certificate` (PEM, the private key's) and `chain`, the signature carries the certificate chain instead of a key id.
     """
     if not compile_timeout > 0:
         raise BundleFormatError(f"compile_timeout must be a positive number of seconds, not {compile_timeout}")
@@ -123,7 +128,7 @@ def pack(
     estimator = as_served(original) if booster_library(original) is not None else original
     if model_format is ModelFormat.JOBLIB and not allow_pickle:
         raise UnsafeModelError("the joblib format is pickle-based; pass allow_pickle=True to use it")
-    signing_key = private_key if isinstance(private_key, keys.SigningKey) else keys.read_private_key(Path(private_key))
+    signing_key = load_credential(private_key, certificate, chain)
     shape = detect_input_shape(estimator) if estimator is not None else InputShape.ROWS
     overrides = {k: dict(v) for k, v in (features or {}).items()}
     try:
@@ -299,11 +304,9 @@ def qualified_name(model: Any) -> str:
     return f"{type(model).__module__}.{type(model).__qualname__}"
 
 
-def sign_folder(folder: Path, key: keys.SigningKey, *, subject: str) -> None:
+def sign_folder(folder: Path, key: keys.SigningKey | Credential, *, subject: str) -> None:
     """(Re)write model.sig over every other file in `folder`."""
-    (folder / files.SIGNATURE_FILE).unlink(missing_ok=True)
-    digests = files.digest_files(files.list_files(folder))
-    (folder / files.SIGNATURE_FILE).write_bytes(envelope.sign(subject, digests, key))
+    signing.sign_folder(folder, key if isinstance(key, Credential) else Credential(key), subject=subject)
 
 
 @functools.cache

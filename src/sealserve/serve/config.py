@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, ValidationError, model_validator
 
 from sealserve.errors import ConfigError
+from sealserve.runtime.explain.settings import Explain
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -61,7 +62,8 @@ class BundleSource(Strict):
     name: str
     store_url: str
     ref: str = "production"
-    keyring: Path
+    keyring: Path | None = Field(default=None, description="Trusted keys: any of them may sign this model (or trust_policy).")
+    trust_policy: Path | None = Field(default=None, description="trust.yaml: who (keys, certificates, Sigstore) may sign which models.")
     trusted_types: tuple[str, ...] = ()
     allow_pickle: bool = False
     store_credentials: StoreCredentials | None = None
@@ -80,14 +82,19 @@ class BundleSource(Strict):
         default=4096, ge=256, description="Memory the trial prediction's child may allocate (RLIMIT_DATA); past it the trial fails."
     )
 
+    @model_validator(mode="after")
+    def _one_trust_source(self) -> BundleSource:
+        if (self.keyring is None) == (self.trust_policy is None):
+            raise ValueError(f"model {self.name!r} needs a keyring or a trust_policy, not both (a trust policy names its keyring)")
+        return self
+
 
 class ClassSource(Strict):
     """A model implemented by a Python class (an MLModel subclass), constructed with `configuration`.
 
     `qualified_name` and `create_endpoint` are rest_model_service's keys, so its YAML runs unchanged: the name,
     when given, must be the constructed model's `qualified_name`; `create_endpoint: false` loads the model but
-    gives it no native prediction endpoints (404, and no paths in the OpenAPI document).
-    """
+    gives it no native prediction endpoints (404, and no paths in the OpenAPI document)."""
 
     class_path: str
     qualified_name: str | None = Field(default=None, min_length=1)
@@ -299,22 +306,10 @@ class Shutdown(Strict):
     """A graceful stop on SIGTERM or SIGINT (docs/deploy.md): readiness off at once, new connections accepted for
     `drain_seconds` (while load balancers notice), then in-flight work finished and logs flushed within `timeout`."""
 
-    drain_seconds: float = Field(
-        default=5.0, ge=0, le=300, description="Seconds readiness reports 503 while new connections are still accepted."
-    )
+    drain_seconds: float = Field(default=5.0, ge=0, le=300, description="Seconds readiness reports 503 while new connections are accepted.")
     timeout: float = Field(
         default=30.0, gt=0, le=3600, description="Seconds after the drain for requests in flight and flushes; then the rest is cancelled."
     )
-
-
-class Explain(Strict):
-    """Per-prediction explanations (docs/explanations.md)."""
-
-    max_evaluations: int = Field(default=20_000, gt=0, le=10_000_000, description="Model evaluations a model-agnostic request may make.")
-    load: Literal["lazy", "eager"] = Field(
-        default="lazy", description="eager: build each explainer (and reference model) as the model loads."
-    )
-    scope: Literal["predict", "explain"] = Field(default="predict", description="The scope explanations need (explain or explain:<model>).")
 
 
 class ServiceConfig(Strict):
@@ -331,7 +326,19 @@ class ServiceConfig(Strict):
     observability: Observability = Observability()
     shutdown: Shutdown = Shutdown()
     explain: Explain = Explain()
+    trust_policy: Path | None = Field(default=None, description="trust.yaml for every bundle model that names neither keyring nor its own.")
     models: list[ModelSource] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_reaches_models(cls, data: Any) -> Any:
+        """A top-level trust_policy applies to each bundle model without its own; one that sets keyring is a config error."""
+        if not isinstance(data, dict) or not data.get("trust_policy") or not isinstance(data.get("models"), list):
+            return data
+        bundles = [m for m in data["models"] if isinstance(m, dict) and "class_path" not in m and "trust_policy" not in m]
+        for model in (m for m in bundles if "keyring" in m):
+            raise ValueError(f"model {model.get('name')!r} sets keyring, and the top-level trust_policy applies to it: remove one")
+        return {**data, "models": [{**m, "trust_policy": data["trust_policy"]} if m in bundles else m for m in data["models"]]}
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.explain.answer import BadChoice, Choice, render
 from sealserve.runtime.explain.explainer import BudgetTooSmall, Explainer, NoExplanation
-from sealserve.serve.config import Explain
+from sealserve.runtime.explain.settings import Explain
 from sealserve.serve.errors import ProtocolError, ServingError
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest
