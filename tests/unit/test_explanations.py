@@ -29,7 +29,7 @@ from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.explain.agnostic import plan
 from sealserve.runtime.explain.answer import BadChoice, Choice, render
 from sealserve.runtime.explain.explainer import BudgetTooSmall, Explained, Explainer, NoExplanation
-from sealserve.runtime.explain.sources import client_sources, split_model, to_client, transformed
+from sealserve.runtime.explain.sources import client_sources, split_model, to_client, transformed, transformed_chunks
 from sealserve.trust.verify import verify_bundle
 
 NAMES = ["age", "city", "job", "hours"]
@@ -290,3 +290,23 @@ def test_a_bare_multi_class_booster_is_explained_in_margins(space: tuple[Path, A
     assert (explained.method, explained.output, explained.contributions.shape) == ("tree_shap", "margin", (4, 3, 2))
     margins = model.predict(numeric.head(4).to_numpy(), output_margin=True)
     np.testing.assert_allclose(explained.base + explained.contributions.sum(axis=2), margins, rtol=1e-6, atol=1e-6)
+
+
+def test_a_text_model_is_explained_in_bounded_dense_chunks(space: tuple[Path, Any]) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    words = ["good", "bad", "fine", "awful", "great", "poor", "nice", "grim"]
+    rng = np.random.default_rng(0)
+    texts = pd.DataFrame({"review": [" ".join(rng.choice(words, 5)) for _ in range(120)]})
+    label = texts["review"].str.count("good|great|nice|fine") > 2
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts["review"], label)
+    served = loaded(space, model, "reviews", sample=texts)
+    explained = Explainer(served, 1000).explain(texts.head(6).to_dict("records"))
+    assert explained.contributions.shape == (6, 1, 1)  # every vocabulary column sums back to the one text feature
+    np.testing.assert_allclose(
+        explained.base + explained.contributions.sum(axis=2), model.decision_function(texts["review"].head(6))[:, None], atol=1e-6
+    )
+    split = split_model(model)
+    chunks = list(transformed_chunks(split, texts["review"].head(6).tolist(), max_cells=3 * len(words)))
+    assert [len(chunk) for chunk in chunks] == [3, 3]
+    np.testing.assert_array_equal(np.concatenate(chunks), transformed(split, texts["review"].head(6).tolist()))

@@ -14,7 +14,7 @@ from sealserve.runtime.bundle_model import BundleModel
 from sealserve.runtime.columns import Columns
 from sealserve.runtime.explain.agnostic import BudgetTooSmall, Plan, permutation_shap, plan
 from sealserve.runtime.explain.exact import Method, Unsupported, exact_method
-from sealserve.runtime.explain.sources import Sources, client_sources, split_model, to_client, transformed
+from sealserve.runtime.explain.sources import Sources, client_sources, split_model, to_client, transformed_chunks
 from sealserve.runtime.inputs import InputAdapter
 from sealserve.runtime.predict import Prediction, Runtime, estimator_runtime
 
@@ -81,10 +81,11 @@ class Explainer:
         values = [list(row) for row in zip(*self.model.client_columns(batch), strict=True)]
         if self.exact is not None:
             model_input = self.adapter.from_columns(batch.arrays) if isinstance(batch, Columns) else self.adapter.from_records(batch)
-            attribution = self.exact(transformed(self.split, model_input))
-            contributions = to_client(attribution.contributions, self.sources, len(self.names))
-            names = self.outputs_exact if len(self.outputs_exact) == attribution.base.shape[1] else list(range(attribution.base.shape[1]))
-            return Explained(contributions, attribution.base, attribution.output, attribution.method, names, values, classes=self.classes)
+            parts = [self.exact(chunk) for chunk in transformed_chunks(self.split, model_input)]
+            contributions = np.concatenate([to_client(part.contributions, self.sources, len(self.names)) for part in parts])
+            base, first = np.concatenate([part.base for part in parts]), parts[0]
+            names = self.outputs_exact if len(self.outputs_exact) == base.shape[1] else list(range(base.shape[1]))
+            return Explained(contributions, base, first.output, first.method, names, values, classes=self.classes)
         return self._agnostic(values)
 
     def _agnostic(self, values: list[list[Any]]) -> Explained:

@@ -6,12 +6,13 @@ column lists, one-hot widths, polynomial powers), never from column-name strings
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+MAX_CELLS = 4_000_000  # dense values per chunk of an explained batch (32 MB of float64)
 Sources = list[frozenset[int]]  # per transformed column: the client features (positions) it is computed from
 
 ELEMENTWISE = frozenset(
@@ -58,12 +59,20 @@ def split_model(model: Any) -> Split:
 
 def transformed(split: Split, model_input: Any) -> np.ndarray:
     """The final estimator's input as a dense float matrix."""
+    return np.concatenate(list(transformed_chunks(split, model_input)))
+
+
+def transformed_chunks(split: Split, model_input: Any, max_cells: int = MAX_CELLS) -> Iterator[np.ndarray]:
+    """The final estimator's input in dense row chunks of at most `max_cells` values: a text model's sparse vocabulary
+    columns are made dense a few rows at a time, never for a whole batch."""
     data = model_input if split.preprocess is None else split.preprocess.transform(model_input)
-    if hasattr(data, "toarray"):
-        data = data.toarray()
     if hasattr(data, "to_numpy"):
         data = data.to_numpy()
-    return np.asarray(data, dtype=np.float64)
+    rows, columns = data.shape
+    step = max(1, max_cells // max(1, columns))
+    for start in range(0, rows, step):
+        chunk = data[start : start + step]
+        yield np.asarray(chunk.toarray() if hasattr(chunk, "toarray") else chunk, dtype=np.float64)
 
 
 def sources_of(step: Any, inputs: Sources, names: Sequence[str]) -> Sources:
