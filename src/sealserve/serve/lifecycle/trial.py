@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # trial_child (imported when a trial runs) imports the runtim
 logger = logging.getLogger("sealserve.trial")
 
 TAIL = 4096  # bytes of the child's stderr kept for the log
-# Imported once by the trial runner, so each trial pays a fork instead of the model libraries' imports (trial_preload.py
-# imports each on its own: one that cannot load does not take the runner down).
+# Imported once by the trial runner, so each trial pays a fork instead of the ONNX libraries' imports (trial_preload.py
+# imports each on its own: one that cannot load does not take the runner down); a model served by scikit-learn, XGBoost
+# or LightGBM imports its library in its own child.
 PRELOAD = ("sealserve.serve.lifecycle.trial_child", "sealserve.serve.lifecycle.trial_preload")
 
 
