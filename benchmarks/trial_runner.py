@@ -22,16 +22,17 @@ PROBE = """
 import importlib, json, time
 from sealserve.serve.lifecycle.trial import TrialRunner
 
-started = time.perf_counter()
-runner = TrialRunner()
-runner.start()
-ready = time.perf_counter() - started
-started = time.perf_counter()
-child = runner._context.Process(target=importlib.import_module, args=("skops.io",))
-child.start()
-child.join()
-assert child.exitcode == 0
-print(json.dumps({"ready": ready, "child_skops": time.perf_counter() - started}))
+if __name__ == "__main__":
+    started = time.perf_counter()
+    runner = TrialRunner()
+    runner.start()
+    ready = time.perf_counter() - started
+    started = time.perf_counter()
+    child = runner._context.Process(target=importlib.import_module, args=("skops.io",))
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    print(json.dumps({"ready": ready, "child_skops": time.perf_counter() - started}))
 """
 
 
