@@ -1,11 +1,12 @@
 """Benchmark: cold start to ready, with one model and with ten, trial prediction on and off.
 
-    .venv/bin/python benchmarks/cold_start.py [--rounds 3]
+    .venv/bin/python benchmarks/cold_start.py [--rounds 3] [--runtime reference] [--src OTHER_TREE/src]
 
 Trains the diabetes example once (examples/diabetes_risk/train.py --fast), packs it as ten bundles (diabetes_0 …
 diabetes_9) into a local store, then starts `sealserve serve` on a free 127.0.0.1 port for each configuration in
 interleaved rounds and times process start to the first 200 from /api/health/ready. Prints the medians, and the ten
-models' cost of the trial as a ratio to the same server without it.
+models' cost of the trial as a ratio to the same server without it. `--runtime reference` serves the skops file
+instead of the compiled ONNX form (`auto`); `--src` starts another tree's sealserve (a before/after comparison).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ def publish(work: Path) -> tuple[str, Path]:
     return str(work / "store"), ring
 
 
-def config(work: Path, store: str, ring: Path, models: int, trial: bool) -> Path:
+def config(work: Path, store: str, ring: Path, models: int, trial: bool, runtime: str = "auto") -> Path:
     entries = [
         {"name": f"diabetes_{index}", "store_url": store, "ref": "production", "keyring": str(ring), "trial_prediction": trial}
+        | {"runtime": runtime}
         for index in range(models)
     ]
     path = work / f"service-{models}-{'trial' if trial else 'no-trial'}.yaml"
@@ -71,39 +73,38 @@ def config(work: Path, store: str, ring: Path, models: int, trial: bool) -> Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--runtime", choices=("auto", "reference"), default="auto", help="reference: serve the skops file")
+    parser.add_argument("--src", type=Path, action="append", help="a sealserve tree the servers run (repeat to compare; default: this one)")
     args = parser.parse_args()
-    cases = [(models, trial) for models in (1, MODELS) for trial in (True, False)]
-    seconds: dict[tuple[int, bool], list[float]] = {case: [] for case in cases}
+    trees: list[Path] = args.src or [ROOT / "src"]
+    cases = [(tree, models, trial) for tree in trees for models in (1, MODELS) for trial in (True, False)]
+    seconds: dict[tuple[Path, int, bool], list[float]] = {case: [] for case in cases}
     supervisor = Supervisor()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         store, ring = publish(work)
         try:
             for _ in range(args.rounds):
-                for models, trial in cases:
+                for tree, models, trial in cases:
                     port = free_port()
-                    argv = [
-                        str(SEALSERVE),
-                        "serve",
-                        str(config(work, store, ring, models, trial)),
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                    ]
+                    service = config(work, store, ring, models, trial, args.runtime)
+                    argv = [str(SEALSERVE), "serve", str(service), "--host", "127.0.0.1", "--port", str(port)]
                     log = work / f"server-{models}-{trial}.log"
-                    launch = Launch(argv, "/api/health/ready", {"PYTHONPATH": str(ROOT / "src"), "SEALSERVE_DRAIN_SECONDS": "0"})
+                    launch = Launch(argv, "/api/health/ready", {"PYTHONPATH": str(tree), "SEALSERVE_DRAIN_SECONDS": "0"})
                     with supervisor.serve(launch, log, port, 0) as running:
-                        seconds[(models, trial)].append(running.cold_start)
+                        seconds[(tree, models, trial)].append(running.cold_start)
         finally:
             supervisor.stop_all()
-    print(f"cold start to ready, medians of {args.rounds} interleaved rounds")
-    print(f"{'models':>6} {'trial on s':>11} {'trial off s':>12}")
+    print(f"cold start to ready (runtime {args.runtime}), medians of {args.rounds} interleaved rounds")
+    for number, tree in enumerate(trees):
+        print(f"  tree {number}: {tree}")
+    print(f"{'models':>6} " + " ".join(f"{f'{number}: trial on s':>16} {f'{number}: trial off s':>16}" for number in range(len(trees))))
     for models in (1, MODELS):
-        on, off = statistics.median(seconds[(models, True)]), statistics.median(seconds[(models, False)])
-        print(f"{models:>6} {on:>11.2f} {off:>12.2f}")
-    ratio = statistics.median(seconds[(MODELS, True)]) / statistics.median(seconds[(MODELS, False)])
-    print(f"{MODELS} models, trial on / trial off: {ratio:.2f}x")
+        medians = [statistics.median(seconds[(tree, models, trial)]) for tree in trees for trial in (True, False)]
+        print(f"{models:>6} " + " ".join(f"{value:>16.2f}" for value in medians))
+    for number, tree in enumerate(trees):
+        ratio = statistics.median(seconds[(tree, MODELS, True)]) / statistics.median(seconds[(tree, MODELS, False)])
+        print(f"tree {number}: {MODELS} models, trial on / trial off: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

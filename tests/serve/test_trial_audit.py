@@ -1,6 +1,7 @@
 """With the trial prediction on, the trial child audits a compiled bundle's reference model file, so the server process
-serves the compiled form without importing scikit-learn or skops (most of a cold start). The audit still decides:
-the child's refusal is the server's, with the loader's own error. With the trial off the server audits it itself."""
+serves the compiled form without importing scikit-learn or skops. The audit still decides: the child's refusal is the
+server's, with the loader's own error. With the trial off the server audits it itself, reading the skops schema without
+skops or scikit-learn (trust/policy/skops_schema.py)."""
 
 from __future__ import annotations
 
@@ -80,5 +81,7 @@ def test_with_the_trial_off_the_server_audits_the_reference_file_itself(workspac
         states = {m["name"]: m for m in client.get("/api/health/ready").json()["models"]}
         assert states["demo"]["ready"] is True
         assert "model.skops needs types outside the allow-list: builtins.eval" in states["unsafe"]["error"]
-        assert "sklearn" in mapped_libraries(server.process.pid)  # the audit imported skops, and scikit-learn with it
+        libraries = mapped_libraries(server.process.pid)
+        assert "onnxruntime" in libraries  # the control: the mapped libraries are visible
+        assert not {"sklearn", "scipy", "pandas"} & libraries, libraries  # the audit ran here without them
         assert httpx.post(f"{server.url}/api/models/unsafe/prediction", json=RECORD).status_code == 503

@@ -6,10 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from sealserve.serve.lifecycle import trial_preload
+from sealserve.serve.lifecycle.trial import serves_a_reference
 
 
 def test_a_library_that_raises_oserror_on_import_is_reported_and_the_rest_still_imports(
@@ -32,3 +34,24 @@ def test_every_preloaded_library_imports_in_this_environment() -> None:
     code = "from sealserve.serve.lifecycle import trial_preload; print(trial_preload.FAILED)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "{}", done.stdout + done.stderr
+
+
+def test_the_reference_preload_imports_in_this_environment() -> None:
+    code = "import sys; from sealserve.serve.lifecycle import trial_preload_reference as p; print(p.FAILED, 'sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "{} True", done.stdout + done.stderr
+
+
+def test_the_light_preload_leaves_scikit_learn_to_the_children_that_need_it() -> None:
+    code = (
+        "import sys; from sealserve.serve.lifecycle import trial_child, trial_preload\n"
+        "print(sorted(m for m in ('sklearn', 'skops') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_runner_preloads_scikit_learn_only_for_a_configured_reference_model() -> None:
+    assert serves_a_reference([SimpleNamespace(trial_prediction=True, runtime="reference")])
+    assert not serves_a_reference([SimpleNamespace(trial_prediction=False, runtime="reference")])
+    assert not serves_a_reference([SimpleNamespace(trial_prediction=True, runtime="auto"), SimpleNamespace(class_path="x.Y")])

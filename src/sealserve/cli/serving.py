@@ -108,11 +108,11 @@ def checked_app(settings: Settings, trials: TrialRunner | None) -> FastAPI | Non
 def start_trials(config: ServiceConfig) -> TrialRunner | None:
     """One server process whose models run a trial: its trial runner, started now (each of several workers starts its own)."""
     from sealserve.serve.config import BundleSource
-    from sealserve.serve.lifecycle.trial import TrialRunner
+    from sealserve.serve.lifecycle.trial import TrialRunner, serves_a_reference
 
     if config.server.workers > 1 or not any(isinstance(model, BundleSource) and model.trial_prediction for model in config.models):
         return None
-    trials = TrialRunner()
+    trials = TrialRunner(reference=serves_a_reference(config.models))
     trials.warm()
     return trials
 

@@ -55,6 +55,7 @@ from sealserve.runtime.predict import runtime_for
 from sealserve.trust.boosters.served import as_served, booster_library
 from sealserve.trust.load import load_joblib, load_model_file, load_skops
 from sealserve.trust.policy.onnx_graph import parse_onnx
+from sealserve.trust.policy.skops_schema import untrusted_types
 from sealserve.trust.policy.trusted_types import refused_types
 
 REPORTS_DIR = "reports"
@@ -235,7 +236,7 @@ def write_model(
             skops.io.dump(estimator, path)
         except Exception as exc:
             raise BundleFormatError(f"skops cannot store this model: {type(exc).__name__}: {exc}") from None
-        return sorted(skops.io.get_untrusted_types(file=path))
+        return untrusted_types(path)
     if model_format in (ModelFormat.XGBOOST, ModelFormat.LIGHTGBM):
         save_booster(estimator, path)
         return None

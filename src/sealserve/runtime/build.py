@@ -26,7 +26,7 @@ def build_model(
     """Deserialize a verified bundle folder into what serves it: the server and the trial child both load through here.
 
     `audited`: the trial child already audited the reference model file with these settings, so a compiled form is
-    loaded without auditing it again (the audit imports skops and all of scikit-learn, which the compiled form never needs).
+    loaded without auditing it again (the audit reads the whole reference file, which the compiled form never needs).
     """
     choice = choose_runtime(metadata, runtime)
     if choice.compiled:

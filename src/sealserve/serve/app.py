@@ -22,7 +22,7 @@ from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.reload import Reloader
-from sealserve.serve.lifecycle.trial import TrialRunner
+from sealserve.serve.lifecycle.trial import TrialRunner, serves_a_reference
 from sealserve.serve.observability.access_log import FLUSH_SECONDS, AccessLines, AccessLog
 from sealserve.serve.observability.cloud_events import EventOrigin
 from sealserve.serve.observability.drift import DriftMonitor, drift_router, drift_status
@@ -64,7 +64,11 @@ def create_app(
     `environ` (the process's by default) holds the OTEL_* variables that configure tracing; `trials`: a trial runner
     already started (`sealserve serve` starts it before importing this module)."""
     if registry is None:
-        registry = ModelRegistry(list(config.models), cache_dir=config.storage.cache_dir, trials=trials or TrialRunner())
+        registry = ModelRegistry(
+            list(config.models),
+            cache_dir=config.storage.cache_dir,
+            trials=trials or TrialRunner(reference=serves_a_reference(config.models)),
+        )
     models = registry
     settings = trace_settings(config.observability.tracing, os.environ if environ is None else environ)
     tracing = Tracing(settings) if settings is not None else None  # off: no provider, no exporter thread, no spans

@@ -14,6 +14,7 @@ from sealserve.trust.integrity.walk import check_structures
 from sealserve.trust.policy.catalog import skops_io
 from sealserve.trust.policy.memory import ArrayBudget, check_skops_file
 from sealserve.trust.policy.onnx_graph import parse_onnx
+from sealserve.trust.policy.skops_schema import untrusted_types
 from sealserve.trust.policy.trusted_types import refused_types
 
 
@@ -71,12 +72,12 @@ def load_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable
 
 
 def audit_skops(path: Path, trusted_types: Iterable[str] = (), declared: Iterable[str] | None = None) -> list[str]:
-    """The types a skops file needs, read from its schema; refused unless declared (when `declared`) and within the policy."""
-    check_skops_file(path)  # reading its schema makes skops read every array file it names
-    try:
-        untrusted = skops_io().get_untrusted_types(file=path)
-    except Exception:
-        raise BundleFormatError(f"{path.name} is not a readable skops file") from None
+    """The types a skops file needs, read from its schema; refused unless declared (when `declared`) and within the policy.
+
+    The schema is read as skops reads it, without importing skops or scikit-learn (skops_schema.py; skops itself when
+    the installed versions are not the snapshot's)."""
+    check_skops_file(path)  # reading its schema reads every array file it names
+    untrusted = untrusted_types(path)
     if declared is not None:
         undeclared = sorted(set(untrusted) - set(declared))
         if undeclared:

@@ -19,6 +19,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing import forkserver
 from pathlib import Path
@@ -32,9 +33,16 @@ if TYPE_CHECKING:  # trial_child (imported when a trial runs) imports the runtim
 logger = logging.getLogger("sealserve.trial")
 
 TAIL = 4096  # bytes of the child's stderr kept for the log
-# Imported once by the trial runner, so each trial pays a fork instead of the model libraries' imports (trial_preload.py
-# imports each on its own: one that cannot load does not take the runner down).
+# Imported once by the trial runner, so each trial pays a fork instead of the ONNX libraries' imports (trial_preload.py
+# imports each on its own: one that cannot load does not take the runner down); a model served by scikit-learn, XGBoost
+# or LightGBM imports its library in its own child.
 PRELOAD = ("sealserve.serve.lifecycle.trial_child", "sealserve.serve.lifecycle.trial_preload")
+REFERENCE_PRELOAD = ("sealserve.serve.lifecycle.trial_preload_reference",)
+
+
+def serves_a_reference(models: Iterable[object]) -> bool:
+    """Whether a configured model with a trial is served from its reference model (`runtime: reference`)."""
+    return any(getattr(model, "trial_prediction", False) and getattr(model, "runtime", None) == "reference" for model in models)
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,11 @@ class TrialResult:
 class TrialRunner:
     """Forks trial children from the warm forkserver; `warm` starts it ahead of the first trial (in the background)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, reference: bool = False) -> None:
+        """`reference`: a configured model's trial serves its reference model, so the runner preloads scikit-learn,
+        XGBoost and LightGBM for every child (about 3 s of CPU once) instead of each such child importing them."""
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(PRELOAD))
+        self._context.set_forkserver_preload(list(PRELOAD + (REFERENCE_PRELOAD if reference else ())))
         self._children: set[multiprocessing.process.BaseProcess] = set()
         self._lock = threading.Lock()
 
