@@ -1,12 +1,13 @@
 """Benchmark: cold start to ready, with one model and with ten, trial prediction on and off.
 
-    .venv/bin/python benchmarks/cold_start.py [--rounds 3] [--runtime reference] [--src OTHER_TREE/src]
+    .venv/bin/python benchmarks/cold_start.py [--rounds 3] [--runtime reference|uncompiled] [--src OTHER_TREE/src]
 
 Trains the diabetes example once (examples/diabetes_risk/train.py --fast), packs it as ten bundles (diabetes_0 …
 diabetes_9) into a local store, then starts `sealserve serve` on a free 127.0.0.1 port for each configuration in
 interleaved rounds and times process start to the first 200 from /api/health/ready. Prints the medians, and the ten
 models' cost of the trial as a ratio to the same server without it. `--runtime reference` serves the skops file
-instead of the compiled ONNX form (`auto`); `--src` starts another tree's sealserve (a before/after comparison).
+instead of the compiled ONNX form (`auto`); `--runtime uncompiled` packs the bundles without a compiled form, so `auto`
+serves the skops file; `--src` starts another tree's sealserve (a before/after comparison).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ SEALSERVE = Path(sys.executable).with_name("sealserve")
 MODELS = 10
 
 
-def publish(work: Path) -> tuple[str, Path]:
+def publish(work: Path, compiled: bool = True) -> tuple[str, Path]:
     """Ten signed bundles of the diabetes example in a file store; the store's URL and the keyring."""
     from publish import FEATURE_OVERRIDES
     from train import train
@@ -53,6 +54,7 @@ def publish(work: Path) -> tuple[str, Path]:
             sample=result.features,
             features=FEATURE_OVERRIDES,
             class_labels=result.class_labels,
+            compiled=compiled,
         )
         store.push(folder)
         store.promote(name, "1.0.0", "production")
@@ -73,7 +75,12 @@ def config(work: Path, store: str, ring: Path, models: int, trial: bool, runtime
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--runtime", choices=("auto", "reference"), default="auto", help="reference: serve the skops file")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "reference", "uncompiled"),
+        default="auto",
+        help="reference: serve the skops file (runtime: reference); uncompiled: bundles packed without a compiled form, runtime auto",
+    )
     parser.add_argument("--src", type=Path, action="append", help="a sealserve tree the servers run (repeat to compare; default: this one)")
     args = parser.parse_args()
     trees: list[Path] = args.src or [ROOT / "src"]
@@ -82,12 +89,12 @@ def main() -> None:
     supervisor = Supervisor()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        store, ring = publish(work)
+        store, ring = publish(work, compiled=args.runtime != "uncompiled")
         try:
             for _ in range(args.rounds):
                 for tree, models, trial in cases:
                     port = free_port()
-                    service = config(work, store, ring, models, trial, args.runtime)
+                    service = config(work, store, ring, models, trial, "auto" if args.runtime == "uncompiled" else args.runtime)
                     argv = [str(SEALSERVE), "serve", str(service), "--host", "127.0.0.1", "--port", str(port)]
                     log = work / f"server-{models}-{trial}.log"
                     launch = Launch(argv, "/api/health/ready", {"PYTHONPATH": str(tree), "SEALSERVE_DRAIN_SECONDS": "0"})

@@ -38,6 +38,7 @@ TAIL = 4096  # bytes of the child's stderr kept for the log
 # or LightGBM imports its library in its own child.
 PRELOAD = ("sealserve.serve.lifecycle.trial_child", "sealserve.serve.lifecycle.trial_preload")
 REFERENCE_PRELOAD = ("sealserve.serve.lifecycle.trial_preload_reference",)
+UPGRADE_WAIT = 2.0  # seconds a trial waits for the others to finish before the runner restarts with REFERENCE_PRELOAD
 
 
 def serves_a_reference(models: Iterable[object]) -> bool:
@@ -69,8 +70,10 @@ class TrialRunner:
         XGBoost and LightGBM for every child (about 3 s of CPU once) instead of each such child importing them."""
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(list(PRELOAD + (REFERENCE_PRELOAD if reference else ())))
+        self._reference = reference
         self._children: set[multiprocessing.process.BaseProcess] = set()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
 
     def start(self) -> None:
         """Start the trial runner and wait until its imports are done (it forks a child that does nothing)."""
@@ -112,6 +115,8 @@ class TrialRunner:
         from sealserve.serve.lifecycle import trial_child
 
         started = time.perf_counter()
+        if not self._reference and serves_its_reference(folder, runtime):
+            self._preload_reference()
         with tempfile.TemporaryDirectory(prefix="sealserve-trial-") as scratch:
             out, err = Path(scratch, "out"), Path(scratch, "err")
             out.touch(0o600)
@@ -134,11 +139,40 @@ class TrialRunner:
             finally:
                 with self._lock:
                     self._children.discard(child)
+                    self._idle.notify_all()
             if child.exitcode is None:
                 _kill(child)
                 _log_tail(folder, err)
                 raise TrialPredictionError(f"the model did not finish its trial prediction within {timeout:g}s (killed)")
             return _result(folder, child.exitcode, out, err, time.perf_counter() - started)
+
+    def _preload_reference(self, wait: float = UPGRADE_WAIT) -> None:
+        """The first trial of a model served by scikit-learn, XGBoost or LightGBM restarts the runner with them preloaded,
+        so that trial and the next ones pay a fork, not their imports (~3 s of CPU each). The runner reports its children's
+        exits, so it restarts only with no trial in flight; after `wait` seconds of trials still running (a hanging
+        model), this trial goes ahead on the light runner and its child imports what it needs."""
+        with self._idle:
+            if self._reference or not self._idle.wait_for(lambda: not self._children, timeout=wait):
+                return
+            forkserver._forkserver._stop()  # type: ignore[attr-defined]
+            self._context.set_forkserver_preload(list(PRELOAD + REFERENCE_PRELOAD))
+            forkserver.ensure_running()
+            self._reference = True
+            logger.info("trial runner restarted with scikit-learn, XGBoost and LightGBM preloaded (a model is served by one of them)")
+
+
+def serves_its_reference(folder: Path, runtime: RuntimeSetting) -> bool:
+    """Whether a verified bundle is served by its reference model (scikit-learn, XGBoost or LightGBM), not a compiled form."""
+    from sealserve.bundle.metadata import ModelFormat
+    from sealserve.errors import SealserveError
+    from sealserve.runtime.choice import choose_runtime
+    from sealserve.trust.verify import read_metadata
+
+    try:
+        metadata = read_metadata(folder)
+        return metadata.format is not ModelFormat.ONNX and not choose_runtime(metadata, runtime).compiled
+    except SealserveError:  # the trial's own load reports it
+        return False
 
 
 def _result(folder: Path, status: int, out: Path, err: Path, seconds: float) -> TrialResult:
