@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from sealserve.serve.lifecycle import trial_preload
-from sealserve.serve.lifecycle.trial import serves_a_reference
+from sealserve.serve.lifecycle.trial import serves_a_reference, serves_its_reference
+from tests.support.bundles import Workspace
 
 
 def test_a_library_that_raises_oserror_on_import_is_reported_and_the_rest_still_imports(
@@ -55,3 +57,16 @@ def test_the_runner_preloads_scikit_learn_only_for_a_configured_reference_model(
     assert serves_a_reference([SimpleNamespace(trial_prediction=True, runtime="reference")])
     assert not serves_a_reference([SimpleNamespace(trial_prediction=False, runtime="reference")])
     assert not serves_a_reference([SimpleNamespace(trial_prediction=True, runtime="auto"), SimpleNamespace(class_path="x.Y")])
+
+
+def test_a_bundle_served_by_its_reference_is_told_from_a_compiled_one(tmp_path: Path) -> None:
+    """What decides whether the first such trial restarts the runner with scikit-learn preloaded."""
+    space = Workspace.create(tmp_path)
+    compiled, uncompiled = tmp_path / "compiled", tmp_path / "uncompiled"
+    for zipped, folder in ((space.publish("compiled"), compiled), (space.publish("uncompiled", compiled=False), uncompiled)):
+        with zipfile.ZipFile(zipped) as archive:
+            archive.extractall(folder)
+    assert not serves_its_reference(compiled, "auto")
+    assert serves_its_reference(compiled, "reference")
+    assert serves_its_reference(uncompiled, "auto")
+    assert not serves_its_reference(tmp_path / "not-a-bundle", "auto")  # the trial's own load reports that
