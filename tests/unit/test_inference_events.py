@@ -22,8 +22,9 @@ from sealserve.serve.observability.http_post import HttpPost, Post
 from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.observability.redaction import REDACTED, Redaction
 from sealserve.serve.observability.sink import BearerToken, EventSink
-from sealserve.serve.request.dataplane import InferenceRequest, JsonBodies
+from sealserve.serve.request.dataplane import InferenceRequest
 from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.responses import JsonBodies
 from tests.auth.test_tls import self_signed
 from tests.support.server import wait_until
 from tests.support.sink import RecordingSink

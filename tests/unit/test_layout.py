@@ -21,6 +21,7 @@ LAYERS: dict[str, float] = {
     "sealserve.serve.web": 7,
     "sealserve.serve.auth": 6,
     "sealserve.serve.observability": 6,
+    "sealserve.serve.rollout": 5.5,  # candidates: the data plane's router and hook, above it
     "sealserve.serve.request": 5,
     "sealserve.serve.lifecycle": 4,
     "serve's shared ground": 3.8,  # config, settings, errors: importable from anywhere in serve/, importing none of it

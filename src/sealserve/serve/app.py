@@ -36,6 +36,9 @@ from sealserve.serve.request.drain import STATE_KEY, Drain
 from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
 from sealserve.serve.request.protocols import StandardProtocols, admin, health, native
 from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
+from sealserve.serve.rollout.api import build_router as rollout_router
+from sealserve.serve.rollout.candidates import Rollout
+from sealserve.serve.rollout.metrics import RolloutMetrics
 from sealserve.serve.web.docs_page import docs_routes
 from sealserve.serve.web.login_page import LoginPages, pages_for_browsers
 from sealserve.serve.web.openapi import ModelDescription, build_openapi
@@ -91,7 +94,10 @@ def create_app(
     authenticator = Authenticator.from_config(config.auth) if config.auth.enabled else None
     if authenticator is not None:
         hooks.insert(0, ModelAccess())  # first: a refused caller costs no other hook anything
-    dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing)
+    rollout = Rollout(models, RolloutMetrics(metrics.registry) if metrics is not None else None)
+    hooks.append(rollout)  # shadow copies, canary counts and guardrails; it is also the data plane's router
+    dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing, router=rollout)
+    rollout.bind(dataplane, workers_dir)
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
     protocols = StandardProtocols(models, dataplane, config, gate, lines, actions, RpcSpans(tracing) if tracing is not None else None)
@@ -121,6 +127,7 @@ def create_app(
             lines.flush()  # type: ignore[union-attr]
         models.trials.cancel_running()  # a trial in progress fails its load; nothing waits for a hanging model
         await asyncio.to_thread(reloader.stop)
+        await rollout.close()
         await dataplane.close()
         await asyncio.to_thread(prediction_logs.close)
         await asyncio.to_thread(events.close)
@@ -142,12 +149,14 @@ def create_app(
     app.state.drain = drain
     app.state.drift = drift
     app.state.metrics = metrics
+    app.state.rollout = rollout
     app.state.tracing = tracing
     install_error_handlers(app)
     hot: list[HotRoute] = []
     app.include_router(native.build_router(models, config.limits, dataplane, hot, drift_status(drift)))
     app.include_router(drift_router(drift, dataplane))
     app.include_router(health.build_router(models))
+    app.include_router(rollout_router(rollout, config.admin.enabled))
     if config.admin.enabled:
         app.include_router(admin.build_router(actions))
     login = (
@@ -160,7 +169,12 @@ def create_app(
     for router in protocols.routers(hot):
         app.include_router(router)
     if metrics is not None:
-        app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
+
+        def refresh() -> None:
+            drift.publish(metrics.drift_psi, models.served)
+            rollout.publish()
+
+        app.router.routes.append(metrics_route(metrics, refresh))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
     pages = WebPages(models, drift, metrics_hook, failures)

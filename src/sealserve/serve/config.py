@@ -55,6 +55,23 @@ class Events(Strict):
     source: str | None = Field(default=None, min_length=1, description="ce-source; without it, the server's URL.")
 
 
+class Guardrails(Strict):
+    max_error_rate: float = Field(default=0.02, ge=0, le=1, description="Share of canary requests the candidate may fail.")
+    max_p99_ratio: float = Field(default=2.0, gt=0, description="Candidate p99 latency over production's, at most.")
+    min_requests: int = Field(default=200, ge=1, description="Canary requests the candidate answers before the guardrails judge.")
+
+
+class Candidate(Strict):
+    """A version on trial beside the served one, verified like any load; shadow, canary and guardrails: docs/rollout.md."""
+
+    ref: str = Field(min_length=1, max_length=128, description="A version or an alias of the same model.")
+    mode: Literal["shadow", "canary"] = "shadow"
+    weight: float = Field(default=0.1, ge=0, le=1, description="canary: share of requests the candidate answers.")
+    sample: float = Field(default=1.0, gt=0, le=1, description="shadow: share of requests the candidate also scores.")
+    sticky_by: str | None = Field(default=None, pattern=r"^(header|field):[A-Za-z0-9_.-]{1,128}$", description="header:NAME or field:NAME")
+    guardrails: Guardrails = Guardrails()
+
+
 class BundleSource(Strict):
     """A model served from a signed bundle in a store."""
 
@@ -70,6 +87,7 @@ class BundleSource(Strict):
     )
     prediction_log: PredictionLog | None = None
     events: Events | None = None
+    candidate: Candidate | None = None
     trial_prediction: bool = Field(
         default=True,
         description="Before the model goes live, load it and predict on records built from its statistics in a child process "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.batching import AdaptiveBatcher
 from sealserve.serve.request.interface import ModelInterface
 from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.responses import Exchange
 
 INLINE_RUNTIMES = frozenset({"onnxruntime"})
 RUNNER = "runner"
@@ -40,6 +41,7 @@ def check_rows(rows: int, limits: RequestLimits) -> None:
 Batch = Sequence[Any] | Columns  # records, or a batch already validated column by column
 Outputs = Predictions | list[Any]  # arrays for bundle models, one output object per row for class models
 Decode = Callable[[ModelInterface], Batch]
+Prepared = tuple[ServedModel, "ModelRunner", Batch]  # what answers, its runner, its validated inputs
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class InferenceRequest:
     validated: bool = False
     request_id: str | None = None
     principal: BaseUser | None = None  # who is asking, when auth is on (auth/principal.py)
+    headers: Mapping[str, str] | None = None  # HTTP headers or gRPC metadata: a canary's sticky key may be one
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -107,26 +110,18 @@ class StageTracer(typing.Protocol):
     def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None: ...
 
 
-class Exchange(typing.Protocol):
-    """One answered inference's request and response bodies as JSON, rendered only when a hook asks (off the request path)."""
+class Router(typing.Protocol):
+    """Picks another version to answer a request that names none (a canary, serve/rollout/); None keeps the served one."""
 
-    def request_json(self) -> bytes: ...
+    def route(self, request: InferenceRequest, served: ServedModel, batch: Batch) -> ServedModel | None: ...
 
-    def response_json(self) -> bytes: ...
+    def failed(self, request: InferenceRequest, candidate: ServedModel, error: ServingError) -> None:
+        """The candidate could not answer: production answers instead, and the router counts it."""
 
 
-@dataclass(frozen=True)
-class JsonBodies:
-    """A REST exchange: the JSON bodies exactly as received and as answered."""
-
-    request: bytes
-    response: bytes
-
-    def request_json(self) -> bytes:
-        return self.request
-
-    def response_json(self) -> bytes:
-        return self.response
+def same_inputs(served: ServedModel, other: ServedModel) -> bool:
+    """Whether a batch validated for `served` is valid, as is, for `other` (the same features, categories and bounds)."""
+    return served.metadata is not None and other.metadata is not None and served.metadata.features == other.metadata.features
 
 
 class InferenceHook:
@@ -245,8 +240,9 @@ class DataPlane:
         batching: Batching,
         hooks: Iterable[InferenceHook] = (),
         tracer: StageTracer | None = None,
+        router: Router | None = None,
     ) -> None:
-        self.registry, self.limits, self.batching, self.tracer = registry, limits, batching, tracer
+        self.registry, self.limits, self.batching, self.tracer, self.router = registry, limits, batching, tracer, router
         self.hooks = list(hooks)
         self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
         self._answering = [hook for hook in self.hooks if type(hook).answered is not InferenceHook.answered]
@@ -282,8 +278,16 @@ class DataPlane:
         started = time.perf_counter()
         stages = self.tracer.begin() if self.tracer is not None else None
         try:
-            served, runner, batch = self._prepare(request, stages)
-            outputs = await runner.run(batch, stages)
+            prepared = self._prepare(request, stages)
+            served, runner, batch = chosen = self._canary(request, *prepared) or prepared
+            try:
+                outputs = await runner.run(batch, stages)
+            except Exception as exc:
+                if chosen is prepared:
+                    raise
+                self._fell_back(request, served, exc)
+                served, runner, batch = prepared
+                outputs = await runner.run(batch, stages)
         except Exception as exc:
             raise self._failed(request, exc, stages) from None
         return self._finish(request, served, runner, batch, outputs, started, stages)
@@ -293,8 +297,16 @@ class DataPlane:
         started = time.perf_counter()
         stages = self.tracer.begin() if self.tracer is not None else None
         try:
-            served, runner, batch = self._prepare(request, stages)
-            outputs = runner.run_blocking(batch, stages)
+            prepared = self._prepare(request, stages)
+            served, runner, batch = chosen = self._canary(request, *prepared) or prepared
+            try:
+                outputs = runner.run_blocking(batch, stages)
+            except Exception as exc:
+                if chosen is prepared:
+                    raise
+                self._fell_back(request, served, exc)
+                served, runner, batch = prepared
+                outputs = runner.run_blocking(batch, stages)
         except Exception as exc:
             raise self._failed(request, exc, stages) from None
         return self._finish(request, served, runner, batch, outputs, started, stages)
@@ -333,13 +345,31 @@ class DataPlane:
         runner = self.runner(served)
         if stages is not None:
             stages.served, decoding = served, time.perf_counter()
-        batch = request.decode(runner.interface)
-        self.check_rows(len(batch))
-        if not (isinstance(batch, Columns) or request.validated):
-            batch = runner.interface.validate(batch, request.item)
+        batch = self.decode(request, runner)
         if stages is not None:
             stages.decode, stages.rows = (decoding, time.perf_counter()), len(batch)
         return served, runner, batch
+
+    def decode(self, request: InferenceRequest, runner: ModelRunner) -> Batch:
+        """The request's records, validated for `runner`'s model (a candidate with another schema decodes again)."""
+        batch = request.decode(runner.interface)
+        self.check_rows(len(batch))
+        return batch if isinstance(batch, Columns) or request.validated else runner.interface.validate(batch, request.item)
+
+    def _canary(self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, batch: Batch) -> Prepared | None:
+        """The candidate that answers instead, when the router picks one; inputs validated again if its schema differs."""
+        if self.router is None or request.version is not None or (candidate := self.router.route(request, served, batch)) is None:
+            return None
+        try:
+            other = self.runner(candidate)
+            return candidate, other, batch if same_inputs(served, candidate) else self.decode(request, other)
+        except Exception as exc:
+            self._fell_back(request, candidate, exc)
+            return None
+
+    def _fell_back(self, request: InferenceRequest, candidate: ServedModel, exc: Exception) -> None:
+        assert self.router is not None  # production answers instead
+        self.router.failed(request, candidate, serving_error_of(exc))
 
     def _finish(
         self,

@@ -1,0 +1,70 @@
+"""The rollout over HTTP: GET /api/models/{name}/candidate (the comparison, `read`), and with the admin API on,
+PUT and DELETE /api/admin/models/{name}/candidate (set, abort: `admin`, or a loopback client without auth)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from sealserve.serve.config import Candidate
+from sealserve.serve.request import paths
+from sealserve.serve.request.principal import principal_of, require_admin
+from sealserve.serve.request.responses import json_response
+from sealserve.serve.rollout.candidates import Rollout
+from sealserve.serve.rollout.comparison import summarize
+
+
+class AbortRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="aborted by an admin", min_length=1, max_length=500)
+
+
+def describe(rollout: Rollout, name: str) -> dict[str, Any]:
+    """What GET …/candidate answers: production, the candidate and its comparison, and how earlier candidates ended."""
+    state = rollout.registry.state(name)
+    trial = rollout.trials.get(state.key)
+    production = state.served
+    view: dict[str, Any] = {
+        "model": state.name,
+        "production": {"version": production.version if production else None, "ref": state.ref},
+        "candidate": trial.describe() if trial is not None else None,
+        "comparison": summarize(rollout.exports(state.key)) if trial is not None else None,
+        "ended": [ended.as_dict() for ended in rollout.ended.get(state.key, ())],
+    }
+    return view
+
+
+def build_router(rollout: Rollout, admin: bool) -> APIRouter:
+    router = APIRouter(tags=["rollout"])
+
+    @router.get(paths.NATIVE_MODELS + "/{name}/candidate", summary="The model's candidate and its comparison with production")
+    async def get_candidate(name: str) -> Response:
+        return json_response(await asyncio.to_thread(describe, rollout, name))
+
+    if not admin:
+        return router
+
+    def caller(request: Request) -> str:
+        principal = principal_of(request)
+        return principal.identity if principal is not None else "admin"
+
+    @router.put(paths.ADMIN + "/models/{name}/candidate", summary="Load a candidate version for shadow or canary")
+    async def set_candidate(name: str, body: Candidate, request: Request) -> Response:
+        require_admin(request, "the admin API")
+        await rollout.sweep()
+        await asyncio.to_thread(rollout.set, name, body, caller(request))
+        return json_response(await asyncio.to_thread(describe, rollout, name))
+
+    @router.delete(paths.ADMIN + "/models/{name}/candidate", summary="Abort the model's candidate, saying why")
+    async def abort_candidate(name: str, request: Request, body: AbortRequest | None = None) -> Response:
+        require_admin(request, "the admin API")
+        await asyncio.to_thread(rollout.abort, name, (body or AbortRequest()).reason, caller(request))
+        await rollout.sweep()
+        return json_response(await asyncio.to_thread(describe, rollout, name))
+
+    return router

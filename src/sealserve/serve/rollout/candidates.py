@@ -1,0 +1,330 @@
+"""Each model's candidate in this worker: loaded through the registry's verified path, shadowed or canaried by the
+data plane (this object is its router and one of its hooks), judged by its guardrails, aborted or promoted.
+
+Promotion is the store's: `sealserve promote` moves the alias production follows; when the registry loads that
+version as production, the candidate is done ("promoted"). `abort` removes it and records why.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sealserve.errors import SealserveError
+from sealserve.serve.config import BundleSource, Candidate
+from sealserve.serve.errors import ServingError
+from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry
+from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.request.dataplane import RUNNER, Batch, DataPlane, Inference, InferenceHook, InferenceRequest, ModelRunner, same_inputs
+from sealserve.serve.rollout.comparison import WINDOW, Comparison, summarize
+from sealserve.serve.rollout.metrics import RolloutMetrics
+from sealserve.serve.rollout.routing import Chooser
+from sealserve.serve.rollout.shadow import ShadowRunner
+from sealserve.serve.rollout.shared import SharedComparisons
+
+logger = logging.getLogger("sealserve.rollout")
+
+P99_EVERY = 50  # canary requests between two p99 checks (a percentile costs more than a counter)
+MIN_LATENCIES = 20  # production answers the p99 comparison needs
+ABORTS_KEPT = 10
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a candidate ended: aborted (by an admin or a guardrail) or promoted (production now serves its version)."""
+
+    version: str | None
+    outcome: str  # "aborted" | "promoted"
+    reason: str
+    by: str
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "outcome": self.outcome, "reason": self.reason, "by": self.by, "at": self.at}
+
+
+class Trial:
+    """One model's candidate in this worker: its settings, the loaded version, the comparison and the canary counts."""
+
+    def __init__(self, key: str, config: Candidate, by: str) -> None:
+        self.key, self.config, self.by = key, config, by
+        self.set_at = datetime.now(UTC).isoformat()
+        self.served: ServedModel | None = None
+        self.status = "loading"  # loading | active | failed
+        self.error: str | None = None
+        self.comparison = Comparison()
+        self.chooser = Chooser(key, config.weight, config.sticky_by)
+        self.shadow: ShadowRunner | None = None
+        self.canary_requests = self.canary_errors = 0
+        self.canary_seconds: deque[float] = deque(maxlen=WINDOW)
+        self.production_seconds: deque[float] = deque(maxlen=WINDOW)
+        self._sample = random.Random()  # noqa: S311 - sampling, not cryptography
+        self.lock = threading.Lock()
+
+    def sampled(self) -> bool:
+        return self.config.sample >= 1.0 or self._sample.random() < self.config.sample
+
+    def describe(self) -> dict[str, Any]:
+        served, config = self.served, self.config
+        canary = {"requests": self.canary_requests, "errors": self.canary_errors}
+        canary["error_rate"] = self.canary_errors / self.canary_requests if self.canary_requests else None  # type: ignore[assignment]
+        return {
+            **config.model_dump(mode="json"),
+            "status": self.status,
+            "error": self.error,
+            "version": served.version if served is not None else None,
+            "signer": served.signer if served is not None else None,
+            "digest": served.digest if served is not None else None,
+            "set_at": self.set_at,
+            "set_by": self.by,
+            "shadow_queue": self.shadow.waiting if self.shadow is not None else None,
+            "canary": canary,
+        }
+
+
+class Rollout(InferenceHook):
+    """Every model's candidate in this worker: the data plane's router (canary) and hook (shadow, counts, guardrails)."""
+
+    def __init__(self, registry: ModelRegistry, metrics: RolloutMetrics | None = None) -> None:
+        self.registry, self.metrics = registry, metrics
+        self.dataplane: DataPlane | None = None  # bound once the data plane exists (it takes this object as router)
+        self.on_abort: list[Callable[[str, Ended], None]] = []  # a guardrail's abort, told to the other workers
+        self.trials: dict[str, Trial] = {}
+        self.ended: dict[str, deque[Ended]] = {}
+        self._retired: list[ServedModel] = []
+        self.shared: SharedComparisons | None = None
+        self._lock = threading.Lock()
+        for state in registry.states:
+            if isinstance(state.source, BundleSource) and state.source.candidate is not None:
+                self.trials[state.key] = Trial(state.key, state.source.candidate, "config")
+        registry.on_outcome.append(self.loaded)
+
+    def bind(self, dataplane: DataPlane, workers_dir: Path | None = None) -> None:
+        """Attach the data plane; with several workers, share this worker's comparisons through their folder."""
+        self.dataplane = dataplane
+        if workers_dir is not None:
+            self.shared = SharedComparisons(workers_dir, self._exports_by_model)
+
+    def exports(self, key: str) -> list[dict[str, Any]]:
+        """The comparison's raw parts: this worker's, or with several workers every worker's."""
+        trial = self.trials.get(key)
+        if trial is None:
+            return []
+        if self.shared is None or trial.served is None:
+            return [trial.comparison.export()]
+        return self.shared.read(key, trial.served.version)
+
+    def _exports_by_model(self) -> dict[str, Any]:
+        return {
+            key: {"version": trial.served.version, "export": trial.comparison.export()}
+            for key, trial in list(self.trials.items())
+            if trial.served
+        }
+
+    def publish(self) -> None:
+        """Before a scrape: the agreement gauge from the same summed view as the JSON."""
+        if self.metrics is None:
+            return
+        for key in list(self.trials):
+            view = summarize(self.exports(key))
+            agreement = view["window"]["agreement"]
+            if agreement is not None:
+                self.metrics.agreement.labels(key).set(agreement)
+
+    # -- set, abort, promotion -------------------------------------------------------------------------------
+
+    def loaded(self, outcome: LoadOutcome) -> None:
+        """Registry hook after each production load: a configured candidate loads once production has; production
+        now serving the candidate's version means it was promoted."""
+        served, trial = outcome.served, self.trials.get(outcome.state.key)
+        if served is None or trial is None:
+            return
+        if trial.served is not None and trial.served.version == served.version:
+            self._end(trial, "promoted", f"production now serves {served.version}", "store")
+        elif trial.status == "loading" and trial.served is None:
+            self._load(trial)
+
+    def set(self, name: str, config: Candidate, by: str) -> Trial:
+        """Load `config.ref` as the model's candidate (blocking: fetch, verify, trial, load), replacing any other."""
+        state = self.registry.state(name)
+        if not isinstance(state.source, BundleSource):
+            raise ServingError(409, "candidate_failed", f"{name} is a class model; it has no stored versions to try")
+        trial = Trial(state.key, config, by)
+        self._load(trial)
+        if trial.status != "active":
+            raise ServingError(409, "candidate_failed", f"{name}: candidate {config.ref} not loaded: {trial.error}")
+        with self._lock:
+            previous = self.trials.get(state.key)
+            self.trials[state.key] = trial
+        if previous is not None:
+            self._retire(previous, Ended(previous.served.version if previous.served else None, "aborted", "replaced", by))
+        return trial
+
+    def abort(self, name: str, reason: str, by: str) -> Ended:
+        key = self.registry.state(name).key
+        trial = self.trials.get(key)
+        if trial is None:
+            raise ServingError(404, "no_candidate", f"model {name} has no candidate")
+        ended = self._end(trial, "aborted", reason, by)
+        if ended is None:  # another thread ended it first
+            raise ServingError(404, "no_candidate", f"model {name} has no candidate")
+        return ended
+
+    def _load(self, trial: Trial) -> None:
+        try:
+            served = self.registry.load_candidate(trial.key, trial.config.ref)
+        except SealserveError as exc:
+            trial.status, trial.error = "failed", str(exc)
+            logger.warning("model %s: candidate %s not loaded: %s", trial.key, trial.config.ref, exc)
+            return
+        production = self.registry.state(trial.key).served
+        if production is not None and production.version == served.version:
+            trial.status, trial.error = "failed", f"{trial.config.ref} names {served.version}, the version production serves"
+            return
+        if trial.config.mode == "shadow":
+            trial.shadow = ShadowRunner(trial.key)
+        trial.served, trial.status, trial.error = served, "active", None
+        logger.info("model %s: candidate %s (%s) loaded for %s", trial.key, served.version, trial.config.ref, trial.config.mode)
+
+    def _end(self, trial: Trial, outcome: str, reason: str, by: str) -> Ended | None:
+        with self._lock:
+            if self.trials.get(trial.key) is not trial:
+                return None
+            del self.trials[trial.key]
+        ended = Ended(trial.served.version if trial.served else None, outcome, reason, by)
+        self._retire(trial, ended)
+        if self.metrics is not None and outcome == "aborted":
+            self.metrics.aborted(trial.key, "guardrail" if by == "guardrail" else "admin")
+        logger.warning("model %s: candidate %s %s by %s: %s", trial.key, ended.version, outcome, by, reason)
+        return ended
+
+    def _retire(self, trial: Trial, ended: Ended) -> None:
+        if trial.shadow is not None:
+            trial.shadow.close(timeout=0)
+        if trial.served is not None:
+            self._retired.append(trial.served)
+        self.ended.setdefault(trial.key, deque(maxlen=ABORTS_KEPT)).appendleft(ended)
+
+    async def sweep(self) -> None:
+        """Close the runners of candidates that ended (their batchers live on the event loop)."""
+        retired, self._retired = self._retired, []
+        for served in retired:
+            runner = served.attachments.get(RUNNER)
+            if isinstance(runner, ModelRunner):
+                await runner.close()
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
+        for trial in list(self.trials.values()):
+            if trial.shadow is not None:
+                trial.shadow.close()
+            if trial.served is not None:
+                self._retired.append(trial.served)
+        await self.sweep()
+
+    # -- the data plane's side ---------------------------------------------------------------------------------
+
+    def route(self, request: InferenceRequest, served: ServedModel, batch: Batch) -> ServedModel | None:
+        trial = self.trials.get(served.name)
+        if trial is None or trial.served is None or trial.config.mode != "canary" or not trial.chooser.candidate(request.headers, batch):
+            return None
+        return trial.served
+
+    def failed(self, request: InferenceRequest, candidate: ServedModel, error: ServingError) -> None:
+        trial = self.trials.get(candidate.name)
+        if trial is None or trial.served is not candidate:
+            return
+        seconds = time.perf_counter() - request.started
+        trial.comparison.error(seconds)
+        with trial.lock:
+            trial.canary_requests += 1
+            trial.canary_errors += 1
+        if self.metrics is not None:
+            self.metrics.counted(trial.key, "canary_error")
+        logger.warning(
+            "model %s: candidate %s failed a canary request (%s); production answered", trial.key, candidate.version, error.message
+        )
+        self._judge(trial)
+
+    def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
+        if result is None:
+            return
+        trial = self.trials.get(result.served.name)
+        if trial is None or trial.served is None:
+            return
+        seconds = time.perf_counter() - request.started
+        if result.served is trial.served:
+            trial.canary_seconds.append(seconds)
+            trial.comparison.record((), (), seconds)
+            with trial.lock:
+                trial.canary_requests += 1
+            if self.metrics is not None:
+                self.metrics.counted(trial.key, "canary")
+            self._judge(trial)
+            return
+        if self.metrics is not None:
+            self.metrics.counted(trial.key, "production")
+        if trial.config.mode == "canary":
+            trial.production_seconds.append(seconds)
+        elif trial.shadow is not None and trial.sampled() and not trial.shadow.offer(self._shadow_job(trial, request, result)):
+            trial.comparison.dropped()
+            if self.metrics is not None:
+                self.metrics.counted(trial.key, "dropped")
+
+    def _shadow_job(self, trial: Trial, request: InferenceRequest, result: Inference) -> Callable[[], None]:
+        candidate, production, dataplane = trial.served, result.served, self.dataplane
+        assert candidate is not None
+        assert dataplane is not None
+
+        def score() -> None:
+            started = time.perf_counter()
+            try:
+                runner = dataplane.runner(candidate)
+                inputs = result.inputs if same_inputs(production, candidate) else dataplane.decode(request, runner)
+                outputs = runner.run_blocking(inputs)
+            except Exception as exc:
+                trial.comparison.error(time.perf_counter() - started)
+                if self.metrics is not None:
+                    self.metrics.counted(trial.key, "shadow_error")
+                logger.info("model %s: candidate %s failed a shadow request: %s", trial.key, candidate.version, exc)
+                return
+            trial.comparison.record(result.outputs, outputs, time.perf_counter() - started)
+            if self.metrics is not None:
+                self.metrics.counted(trial.key, "shadow")
+
+        return score
+
+    def _judge(self, trial: Trial) -> None:
+        """The guardrails, once `min_requests` canary requests were answered; an abort happens here, in this worker."""
+        guardrails, requests = trial.config.guardrails, trial.canary_requests
+        if requests < guardrails.min_requests:
+            return
+        rate, errors, bound = trial.canary_errors / requests, trial.canary_errors, guardrails.max_error_rate
+        reason = None
+        if rate > bound:
+            reason = f"guardrail max_error_rate: {errors} of {requests} canary requests failed ({rate:.1%} > {bound:.1%})"
+        elif (
+            (requests - guardrails.min_requests) % P99_EVERY == 0
+            and len(trial.production_seconds) >= MIN_LATENCIES
+            and trial.canary_seconds
+        ):
+            candidate = float(np.percentile(np.asarray(trial.canary_seconds), 99))
+            production = float(np.percentile(np.asarray(trial.production_seconds), 99))
+            if production > 0 and candidate / production > guardrails.max_p99_ratio:
+                reason = f"guardrail max_p99_ratio: candidate p99 {candidate * 1000:.1f} ms is {candidate / production:.1f}x production's"
+        if reason is not None:
+            ended = self._end(trial, "aborted", reason, "guardrail")
+            if ended is not None:
+                for tell in self.on_abort:
+                    tell(trial.key, ended)
