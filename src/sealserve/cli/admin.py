@@ -48,9 +48,7 @@ admin_app.add_typer(candidate_app, name="candidate")
 def candidate_set(
     name: str,
     ref: Annotated[str, typer.Option("--ref", help="The candidate: a version or an alias of the same model.")],
-    mode: Annotated[
-        str, typer.Option("--mode", help="shadow (scores a copy of the traffic) or canary (answers --weight).")
-    ] = "shadow",
+    mode: Annotated[str, typer.Option("--mode", help="shadow (scores a copy of the traffic) or canary (answers --weight).")] = "shadow",
     weight: Annotated[float, typer.Option("--weight", help="canary: share of requests the candidate answers.")] = 0.1,
     sample: Annotated[float, typer.Option("--sample", help="shadow: share of requests the candidate also scores.")] = 1.0,
     sticky_by: Annotated[str | None, typer.Option("--sticky-by", help="header:NAME or field:NAME: a key stays on one version.")] = None,

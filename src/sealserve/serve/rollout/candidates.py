@@ -252,9 +252,8 @@ class Rollout(InferenceHook):
             trial.canary_errors += 1
         if self.metrics is not None:
             self.metrics.counted(trial.key, "canary_error")
-        logger.warning(
-            "model %s: candidate %s failed a canary request (%s); production answered", trial.key, candidate.version, error.message
-        )
+        log = logger.warning if trial.canary_errors == 1 else logger.debug  # the count is in the view and the metrics
+        log("model %s: candidate %s failed a canary request (%s); production answered", trial.key, candidate.version, error.message)
         self._judge(trial)
 
     def after(self, request: InferenceRequest, result: Inference | None, error: ServingError | None) -> None:
