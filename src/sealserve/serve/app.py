@@ -97,7 +97,7 @@ def create_app(
     rollout = Rollout(models, RolloutMetrics(metrics.registry) if metrics is not None else None)
     hooks.append(rollout)  # shadow copies, canary counts and guardrails; it is also the data plane's router
     dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing, router=rollout)
-    rollout.bind(dataplane, workers_dir)
+    rollout.bind(dataplane, sync)
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
     protocols = StandardProtocols(models, dataplane, config, gate, lines, actions, RpcSpans(tracing) if tracing is not None else None)

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from sealserve.serve.config import Candidate
+from sealserve.serve.errors import ServingError
+from sealserve.serve.lifecycle.outcome import Action
 from sealserve.serve.request import paths
 from sealserve.serve.request.principal import principal_of, require_admin
 from sealserve.serve.request.responses import json_response
@@ -53,18 +55,40 @@ def build_router(rollout: Rollout, admin: bool) -> APIRouter:
         principal = principal_of(request)
         return principal.identity if principal is not None else "admin"
 
+    async def everywhere(action: Action, name: str, extra: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """With several workers, every worker applies it (fanout.py) and the answer waits for all of them."""
+        sync = rollout.sync
+        if sync is None:
+            return None
+        outcome = await sync.apply(action, name, None, extra)
+        problems = outcome.problems()
+        if problems:
+            code = "candidate_failed" if action == "candidate" else "not_applied"
+            raise ServingError(outcome.status(409), code, outcome.message(problems), details=outcome.reports())
+        return outcome.reports()
+
     @router.put(paths.ADMIN + "/models/{name}/candidate", summary="Load a candidate version for shadow or canary")
     async def set_candidate(name: str, body: Candidate, request: Request) -> Response:
         require_admin(request, "the admin API")
+        rollout.registry.state(name)  # an unknown model is a 404 before anything is written
         await rollout.sweep()
-        await asyncio.to_thread(rollout.set, name, body, caller(request))
-        return json_response(await asyncio.to_thread(describe, rollout, name))
+        workers = await everywhere("candidate", name, {"candidate": body.model_dump(mode="json"), "by": caller(request)})
+        if workers is None:
+            await asyncio.to_thread(rollout.set, name, body, caller(request))
+        return json_response(await asyncio.to_thread(describe, rollout, name) | ({"workers": workers} if workers else {}))
 
     @router.delete(paths.ADMIN + "/models/{name}/candidate", summary="Abort the model's candidate, saying why")
     async def abort_candidate(name: str, request: Request, body: AbortRequest | None = None) -> Response:
         require_admin(request, "the admin API")
-        await asyncio.to_thread(rollout.abort, name, (body or AbortRequest()).reason, caller(request))
+        key, reason = rollout.registry.state(name).key, (body or AbortRequest()).reason
+        if key not in rollout.trials:
+            raise ServingError(404, "no_candidate", f"model {name} has no candidate")
+        workers = await everywhere("abort", name, {"candidate": None, "reason": reason, "by": caller(request)})
+        if workers is None:
+            await asyncio.to_thread(rollout.abort, name, reason, caller(request))
+        elif rollout.metrics is not None:
+            rollout.metrics.aborted(key, "admin")  # once, here: every worker applied it without counting
         await rollout.sweep()
-        return json_response(await asyncio.to_thread(describe, rollout, name))
+        return json_response(await asyncio.to_thread(describe, rollout, name) | ({"workers": workers} if workers else {}))
 
     return router

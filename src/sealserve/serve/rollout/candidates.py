@@ -8,6 +8,7 @@ version as production, the candidate is done ("promoted"). `abort` removes it an
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -15,7 +16,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import numpy as np
 from sealserve.errors import SealserveError
 from sealserve.serve.config import BundleSource, Candidate
 from sealserve.serve.errors import ServingError
+from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import RUNNER, Batch, DataPlane, Inference, InferenceHook, InferenceRequest, ModelRunner, same_inputs
@@ -98,7 +99,7 @@ class Rollout(InferenceHook):
     def __init__(self, registry: ModelRegistry, metrics: RolloutMetrics | None = None) -> None:
         self.registry, self.metrics = registry, metrics
         self.dataplane: DataPlane | None = None  # bound once the data plane exists (it takes this object as router)
-        self.on_abort: list[Callable[[str, Ended], None]] = []  # a guardrail's abort, told to the other workers
+        self.sync: WorkerSync | None = None
         self.trials: dict[str, Trial] = {}
         self.ended: dict[str, deque[Ended]] = {}
         self._retired: list[ServedModel] = []
@@ -109,11 +110,32 @@ class Rollout(InferenceHook):
                 self.trials[state.key] = Trial(state.key, state.source.candidate, "config")
         registry.on_outcome.append(self.loaded)
 
-    def bind(self, dataplane: DataPlane, workers_dir: Path | None = None) -> None:
-        """Attach the data plane; with several workers, share this worker's comparisons through their folder."""
-        self.dataplane = dataplane
-        if workers_dir is not None:
-            self.shared = SharedComparisons(workers_dir, self._exports_by_model)
+    def bind(self, dataplane: DataPlane, sync: WorkerSync | None = None) -> None:
+        """Attach the data plane; with several workers, take candidate actions from the others and share this
+        worker's comparisons through their folder."""
+        self.dataplane, self.sync = dataplane, sync
+        if sync is not None:
+            sync.candidates = self
+            self.shared = SharedComparisons(sync.folder, self._exports_by_model)
+
+    def apply(self, key: str, candidate: dict[str, Any] | None, reason: str, by: str) -> tuple[bool, str | None]:
+        """A candidate action every worker applies (fanout.py): set it, or abort it (already gone counts as done)."""
+        try:
+            if candidate is None:
+                if key in self.trials:
+                    self.abort(key, reason, by, counted=False)
+            else:
+                self.set(key, Candidate.model_validate(candidate), by)
+        except ServingError as exc:
+            return False, exc.message
+        return True, None
+
+    def adopt(self, key: str, candidate: dict[str, Any] | None) -> None:
+        with self._lock:
+            if candidate is None:
+                self.trials.pop(key, None)
+            else:
+                self.trials[key] = Trial(key, Candidate.model_validate(candidate), "admin")
 
     def exports(self, key: str) -> list[dict[str, Any]]:
         """The comparison's raw parts: this worker's, or with several workers every worker's."""
@@ -170,12 +192,12 @@ class Rollout(InferenceHook):
             self._retire(previous, Ended(previous.served.version if previous.served else None, "aborted", "replaced", by))
         return trial
 
-    def abort(self, name: str, reason: str, by: str) -> Ended:
+    def abort(self, name: str, reason: str, by: str, *, counted: bool = True) -> Ended:
         key = self.registry.state(name).key
         trial = self.trials.get(key)
         if trial is None:
             raise ServingError(404, "no_candidate", f"model {name} has no candidate")
-        ended = self._end(trial, "aborted", reason, by)
+        ended = self._end(trial, "aborted", reason, by, counted=counted)
         if ended is None:  # another thread ended it first
             raise ServingError(404, "no_candidate", f"model {name} has no candidate")
         return ended
@@ -196,14 +218,14 @@ class Rollout(InferenceHook):
         trial.served, trial.status, trial.error = served, "active", None
         logger.info("model %s: candidate %s (%s) loaded for %s", trial.key, served.version, trial.config.ref, trial.config.mode)
 
-    def _end(self, trial: Trial, outcome: str, reason: str, by: str) -> Ended | None:
+    def _end(self, trial: Trial, outcome: str, reason: str, by: str, *, counted: bool = True) -> Ended | None:
         with self._lock:
             if self.trials.get(trial.key) is not trial:
                 return None
             del self.trials[trial.key]
         ended = Ended(trial.served.version if trial.served else None, outcome, reason, by)
         self._retire(trial, ended)
-        if self.metrics is not None and outcome == "aborted":
+        if self.metrics is not None and outcome == "aborted" and counted:  # once: where it was decided
             self.metrics.aborted(trial.key, "guardrail" if by == "guardrail" else "admin")
         logger.warning("model %s: candidate %s %s by %s: %s", trial.key, ended.version, outcome, by, reason)
         return ended
@@ -324,6 +346,13 @@ class Rollout(InferenceHook):
                 reason = f"guardrail max_p99_ratio: candidate p99 {candidate * 1000:.1f} ms is {candidate / production:.1f}x production's"
         if reason is not None:
             ended = self._end(trial, "aborted", reason, "guardrail")
-            if ended is not None:
-                for tell in self.on_abort:
-                    tell(trial.key, ended)
+            if ended is not None and self.sync is not None:  # the other workers abort it too, told off this thread
+                extra = {"candidate": None, "reason": reason, "by": f"guardrail in worker {os.getpid()}"}
+                threading.Thread(target=self._tell, args=(trial.key, extra), name="sealserve-rollout-abort", daemon=True).start()
+
+    def _tell(self, key: str, extra: dict[str, Any]) -> None:
+        assert self.sync is not None
+        try:
+            self.sync.run("abort", key, None, extra)
+        except Exception:
+            logger.exception("model %s: the other workers could not be told of the abort", key)
