@@ -129,6 +129,10 @@ def test_shadow_never_changes_an_answer_and_reports_the_known_agreement(workspac
         assert view["production"]["version"] == "1.0.0"
         assert view["candidate"]["version"] == "1.1.0"
 
+        page = http.get("/ui/models/demo").text  # the web page's model view, production and candidate side by side
+        assert '<td class="production-version">1.0.0</td><td class="candidate-version">1.1.0</td>' in page
+        assert '<dd class="agreement">88.0% recent, 88.0% since set</dd>' in page
+
         scraped = http.get("/metrics").text
         assert metric(scraped, 'sealserve_candidate_agreement_ratio{model="demo"}') == 0.88
         assert metric(scraped, 'sealserve_candidate_requests_total{model="demo",role="shadow"}') == len(records) + 2

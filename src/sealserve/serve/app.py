@@ -177,7 +177,7 @@ def create_app(
         app.router.routes.append(metrics_route(metrics, refresh))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
-    pages = WebPages(models, drift, metrics_hook, failures)
+    pages = WebPages(models, drift, metrics_hook, failures, rollout)
     app.router.routes.extend(pages.routes())
     if login is not None:
         app.router.routes.extend(LoginPages(login, pages.templates).routes())

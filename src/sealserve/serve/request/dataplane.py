@@ -157,7 +157,7 @@ class ModelRunner:
         self.inline = isinstance(self.model, BundleModel) and self.model.runtime_name in INLINE_RUNTIMES
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{served.name}")
         self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
-            self._run_parts,
+            self.run_parts,
             len,
             max_batch_size=batching.max_batch_size,
             max_latency_ms=batching.max_latency_ms,
@@ -202,7 +202,7 @@ class ModelRunner:
         await self.batcher.close()
         self._executor.shutdown(wait=False)
 
-    def _run_parts(self, parts: list[Batch]) -> list[Outputs]:
+    def run_parts(self, parts: list[Batch]) -> list[Outputs]:
         """One model call for several callers' batches; each caller gets back exactly its own rows."""
         traced = self.traced
         if len(parts) == 1:

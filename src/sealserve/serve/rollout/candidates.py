@@ -13,7 +13,6 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,12 +20,23 @@ from typing import Any
 import numpy as np
 
 from sealserve.errors import SealserveError
+from sealserve.runtime.answers import Predictions
 from sealserve.serve.config import BundleSource, Candidate
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
-from sealserve.serve.request.dataplane import RUNNER, Batch, DataPlane, Inference, InferenceHook, InferenceRequest, ModelRunner, same_inputs
+from sealserve.serve.request.dataplane import (
+    RUNNER,
+    Batch,
+    DataPlane,
+    Inference,
+    InferenceHook,
+    InferenceRequest,
+    ModelRunner,
+    Outputs,
+    same_inputs,
+)
 from sealserve.serve.rollout.comparison import WINDOW, Comparison, summarize
 from sealserve.serve.rollout.metrics import RolloutMetrics
 from sealserve.serve.rollout.routing import Chooser
@@ -71,6 +81,7 @@ class Trial:
         self.production_seconds: deque[float] = deque(maxlen=WINDOW)
         self._sample = random.Random()  # noqa: S311 - sampling, not cryptography
         self.lock = threading.Lock()
+        self.same_inputs: dict[str, bool] = {}  # by production version: its validated inputs are valid for the candidate
 
     def sampled(self) -> bool:
         return self.config.sample >= 1.0 or self._sample.random() < self.config.sample
@@ -91,6 +102,25 @@ class Trial:
             "shadow_queue": self.shadow.waiting if self.shadow is not None else None,
             "canary": canary,
         }
+
+
+Queued = tuple[Batch | None, Any, InferenceRequest | None]  # inputs (None: decode again), production's answer, the request
+
+
+def _packed(trial: Trial, request: InferenceRequest, result: Inference) -> Queued:
+    """What the shadow queue keeps of a request: few objects the cyclic collector tracks, since queued items live long
+    enough to reach its oldest generation (each full collection walks the whole heap: hundreds of ms in a server)."""
+    assert trial.served is not None
+    same = trial.same_inputs.get(result.served.version)
+    if same is None:
+        same = trial.same_inputs[result.served.version] = same_inputs(result.served, trial.served)
+    outputs = result.outputs
+    answer = (outputs.classes, outputs.values, outputs.probabilities, outputs.scores) if isinstance(outputs, Predictions) else outputs
+    return (result.inputs, answer, None) if same else (None, answer, request)
+
+
+def _unpacked(answer: Any) -> Outputs:
+    return Predictions(*answer) if isinstance(answer, tuple) else answer
 
 
 class Rollout(InferenceHook):
@@ -214,7 +244,7 @@ class Rollout(InferenceHook):
             trial.status, trial.error = "failed", f"{trial.config.ref} names {served.version}, the version production serves"
             return
         if trial.config.mode == "shadow":
-            trial.shadow = ShadowRunner(trial.key)
+            trial.shadow = ShadowRunner(trial.key, lambda items: self._score(trial, items))
         trial.served, trial.status, trial.error = served, "active", None
         logger.info("model %s: candidate %s (%s) loaded for %s", trial.key, served.version, trial.config.ref, trial.config.mode)
 
@@ -298,33 +328,59 @@ class Rollout(InferenceHook):
             self.metrics.counted(trial.key, "production")
         if trial.config.mode == "canary":
             trial.production_seconds.append(seconds)
-        elif trial.shadow is not None and trial.sampled() and not trial.shadow.offer(self._shadow_job(trial, request, result)):
+        elif trial.shadow is not None and trial.sampled() and not trial.shadow.offer(_packed(trial, request, result)):
             trial.comparison.dropped()
             if self.metrics is not None:
                 self.metrics.counted(trial.key, "dropped")
 
-    def _shadow_job(self, trial: Trial, request: InferenceRequest, result: Inference) -> Callable[[], None]:
-        candidate, production, dataplane = trial.served, result.served, self.dataplane
+    def _score(self, trial: Trial, items: list[Queued]) -> None:
+        """One candidate call for the queued requests (the shadow thread), then each compared with production's answer."""
+        candidate, dataplane = trial.served, self.dataplane
         assert candidate is not None
         assert dataplane is not None
-
-        def score() -> None:
-            started = time.perf_counter()
+        runner = dataplane.runner(candidate)
+        parts: list[Batch] = []
+        answers: list[Outputs] = []
+        for inputs, answer, request in items:
             try:
-                runner = dataplane.runner(candidate)
-                inputs = result.inputs if same_inputs(production, candidate) else dataplane.decode(request, runner)
-                outputs = runner.run_blocking(inputs)
+                part = inputs if request is None else dataplane.decode(request, runner)
+                assert part is not None  # kept when the candidate takes production's validated inputs as they are
+                parts.append(part)
+                answers.append(_unpacked(answer))
             except Exception as exc:
-                trial.comparison.error(time.perf_counter() - started)
-                if self.metrics is not None:
-                    self.metrics.counted(trial.key, "shadow_error")
-                logger.info("model %s: candidate %s failed a shadow request: %s", trial.key, candidate.version, exc)
+                self._shadow_failed(trial, candidate, exc, 0.0)
+        started = time.perf_counter()
+        try:
+            outputs = runner.run_parts(parts) if parts else []
+        except Exception as exc:
+            if len(parts) > 1:  # find which requests the candidate fails: one call each
+                for part, answer in zip(parts, answers, strict=True):
+                    self._score_one(trial, runner, part, answer)
                 return
-            trial.comparison.record(result.outputs, outputs, time.perf_counter() - started)
-            if self.metrics is not None:
-                self.metrics.counted(trial.key, "shadow")
+            self._shadow_failed(trial, candidate, exc, time.perf_counter() - started)
+            return
+        seconds = time.perf_counter() - started
+        for production, output in zip(answers, outputs, strict=True):
+            trial.comparison.record(production, output, seconds)
+        if self.metrics is not None:
+            self.metrics.counted(trial.key, "shadow", len(answers))
 
-        return score
+    def _score_one(self, trial: Trial, runner: ModelRunner, part: Batch, production: Outputs) -> None:
+        started = time.perf_counter()
+        try:
+            output = runner.run_blocking(part)
+        except Exception as exc:
+            self._shadow_failed(trial, runner.served, exc, time.perf_counter() - started)
+            return
+        trial.comparison.record(production, output, time.perf_counter() - started)
+        if self.metrics is not None:
+            self.metrics.counted(trial.key, "shadow")
+
+    def _shadow_failed(self, trial: Trial, candidate: ServedModel, exc: Exception, seconds: float) -> None:
+        trial.comparison.error(seconds)
+        if self.metrics is not None:
+            self.metrics.counted(trial.key, "shadow_error")
+        logger.info("model %s: candidate %s failed a shadow request: %s", trial.key, candidate.version, exc)
 
     def _judge(self, trial: Trial) -> None:
         """The guardrails, once `min_requests` canary requests were answered; an abort happens here, in this worker."""

@@ -33,11 +33,11 @@ class RolloutMetrics:
         )
         self._children: dict[tuple[str, str], Any] = {}
 
-    def counted(self, model: str, role: str) -> None:
+    def counted(self, model: str, role: str, count: int = 1) -> None:
         child = self._children.get((model, role))
         if child is None:
             child = self._children[(model, role)] = self.requests.labels(model, role)
-        child.inc()
+        child.inc(count)
 
     def aborted(self, model: str, by: str) -> None:
         self.aborts.labels(model, by).inc()

@@ -24,6 +24,8 @@ from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.observability.drift import DriftMonitor, DriftReport
 from sealserve.serve.observability.failure_rate import FailureRate, FailureWindow
 from sealserve.serve.observability.metrics import MetricsHook, RecentTraffic
+from sealserve.serve.rollout.api import describe
+from sealserve.serve.rollout.candidates import Rollout
 
 HERE = Path(__file__).parent
 PAGE_POLICY = "default-src 'none'; img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -62,8 +64,15 @@ class ModelView:
 
 
 class WebPages:
-    def __init__(self, registry: ModelRegistry, drift: DriftMonitor, metrics: MetricsHook | None, failures: FailureWindow | None) -> None:
-        self.registry, self.drift, self.metrics, self.failures = registry, drift, metrics, failures
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        drift: DriftMonitor,
+        metrics: MetricsHook | None,
+        failures: FailureWindow | None,
+        rollout: Rollout | None = None,
+    ) -> None:
+        self.registry, self.drift, self.metrics, self.failures, self.rollout = registry, drift, metrics, failures, rollout
         self.templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
 
     def routes(self) -> list[BaseRoute]:
@@ -98,7 +107,8 @@ class WebPages:
             for name in (served.reports if served is not None else {})
             if Path(name).suffix.lower() in (".png", ".jpg", ".jpeg", ".svg")
         ]
-        context = {"model": view, "metadata": metadata, "images": images, "drift_bars": _drift_bars(view.drift)}
+        candidate = await asyncio.to_thread(describe, self.rollout, view.state.key) if self.rollout is not None else None
+        context = {"model": view, "metadata": metadata, "images": images, "drift_bars": _drift_bars(view.drift), "rollout": candidate}
         return self._page(request, "model.html", context)
 
     async def report(self, request: Request) -> Response:
