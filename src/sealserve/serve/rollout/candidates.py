@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from sealserve.errors import SealserveError
-from sealserve.runtime.answers import Predictions
 from sealserve.serve.config import BundleSource, Candidate
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.fanout import WorkerSync
@@ -35,92 +31,18 @@ from sealserve.serve.request.dataplane import (
     InferenceRequest,
     ModelRunner,
     Outputs,
-    same_inputs,
 )
-from sealserve.serve.rollout.comparison import WINDOW, Comparison, summarize
+from sealserve.serve.rollout.comparison import summarize
 from sealserve.serve.rollout.metrics import RolloutMetrics
-from sealserve.serve.rollout.routing import Chooser
 from sealserve.serve.rollout.shadow import ShadowRunner
 from sealserve.serve.rollout.shared import SharedComparisons
+from sealserve.serve.rollout.trial import Ended, Queued, Trial, packed, unpacked
 
 logger = logging.getLogger("sealserve.rollout")
 
 P99_EVERY = 50  # canary requests between two p99 checks (a percentile costs more than a counter)
 MIN_LATENCIES = 20  # production answers the p99 comparison needs
 ABORTS_KEPT = 10
-
-
-@dataclass(frozen=True)
-class Ended:
-    """How a candidate ended: aborted (by an admin or a guardrail) or promoted (production now serves its version)."""
-
-    version: str | None
-    outcome: str  # "aborted" | "promoted"
-    reason: str
-    by: str
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "outcome": self.outcome, "reason": self.reason, "by": self.by, "at": self.at}
-
-
-class Trial:
-    """One model's candidate in this worker: its settings, the loaded version, the comparison and the canary counts."""
-
-    def __init__(self, key: str, config: Candidate, by: str) -> None:
-        self.key, self.config, self.by = key, config, by
-        self.set_at = datetime.now(UTC).isoformat()
-        self.served: ServedModel | None = None
-        self.status = "loading"  # loading | active | failed
-        self.error: str | None = None
-        self.comparison = Comparison()
-        self.chooser = Chooser(key, config.weight, config.sticky_by)
-        self.shadow: ShadowRunner | None = None
-        self.canary_requests = self.canary_errors = 0
-        self.canary_seconds: deque[float] = deque(maxlen=WINDOW)
-        self.production_seconds: deque[float] = deque(maxlen=WINDOW)
-        self._sample = random.Random()  # noqa: S311 - sampling, not cryptography
-        self.lock = threading.Lock()
-        self.same_inputs: dict[str, bool] = {}  # by production version: its validated inputs are valid for the candidate
-
-    def sampled(self) -> bool:
-        return self.config.sample >= 1.0 or self._sample.random() < self.config.sample
-
-    def describe(self) -> dict[str, Any]:
-        served, config = self.served, self.config
-        canary = {"requests": self.canary_requests, "errors": self.canary_errors}
-        canary["error_rate"] = self.canary_errors / self.canary_requests if self.canary_requests else None  # type: ignore[assignment]
-        return {
-            **config.model_dump(mode="json"),
-            "status": self.status,
-            "error": self.error,
-            "version": served.version if served is not None else None,
-            "signer": served.signer if served is not None else None,
-            "digest": served.digest if served is not None else None,
-            "set_at": self.set_at,
-            "set_by": self.by,
-            "shadow_queue": self.shadow.waiting if self.shadow is not None else None,
-            "canary": canary,
-        }
-
-
-Queued = tuple[Batch | None, Any, InferenceRequest | None]  # inputs (None: decode again), production's answer, the request
-
-
-def _packed(trial: Trial, request: InferenceRequest, result: Inference) -> Queued:
-    """What the shadow queue keeps of a request: few objects the cyclic collector tracks, since queued items live long
-    enough to reach its oldest generation (each full collection walks the whole heap: hundreds of ms in a server)."""
-    assert trial.served is not None
-    same = trial.same_inputs.get(result.served.version)
-    if same is None:
-        same = trial.same_inputs[result.served.version] = same_inputs(result.served, trial.served)
-    outputs = result.outputs
-    answer = (outputs.classes, outputs.values, outputs.probabilities, outputs.scores) if isinstance(outputs, Predictions) else outputs
-    return (result.inputs, answer, None) if same else (None, answer, request)
-
-
-def _unpacked(answer: Any) -> Outputs:
-    return Predictions(*answer) if isinstance(answer, tuple) else answer
 
 
 class Rollout(InferenceHook):
@@ -328,7 +250,7 @@ class Rollout(InferenceHook):
             self.metrics.counted(trial.key, "production")
         if trial.config.mode == "canary":
             trial.production_seconds.append(seconds)
-        elif trial.shadow is not None and trial.sampled() and not trial.shadow.offer(_packed(trial, request, result)):
+        elif trial.shadow is not None and trial.sampled() and not trial.shadow.offer(packed(trial, request, result)):
             trial.comparison.dropped()
             if self.metrics is not None:
                 self.metrics.counted(trial.key, "dropped")
@@ -346,7 +268,7 @@ class Rollout(InferenceHook):
                 part = inputs if request is None else dataplane.decode(request, runner)
                 assert part is not None  # kept when the candidate takes production's validated inputs as they are
                 parts.append(part)
-                answers.append(_unpacked(answer))
+                answers.append(unpacked(answer))
             except Exception as exc:
                 self._shadow_failed(trial, candidate, exc, 0.0)
         started = time.perf_counter()
