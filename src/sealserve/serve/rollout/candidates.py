@@ -161,6 +161,10 @@ class Rollout(InferenceHook):
             trial.status, trial.error = "failed", str(exc)
             logger.warning("model %s: candidate %s not loaded: %s", trial.key, trial.config.ref, exc)
             return
+        except Exception as exc:  # whatever a load does, the candidate fails, not the server
+            trial.status, trial.error = "failed", f"{type(exc).__name__} while loading"
+            logger.exception("model %s: candidate %s failed to load", trial.key, trial.config.ref)
+            return
         production = self.registry.state(trial.key).served
         if production is not None and production.version == served.version:
             trial.status, trial.error = "failed", f"{trial.config.ref} names {served.version}, the version production serves"

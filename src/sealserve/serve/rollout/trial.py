@@ -57,8 +57,8 @@ class Trial:
 
     def describe(self) -> dict[str, Any]:
         served, config = self.served, self.config
-        canary = {"requests": self.canary_requests, "errors": self.canary_errors}
-        canary["error_rate"] = self.canary_errors / self.canary_requests if self.canary_requests else None  # type: ignore[assignment]
+        rate = self.canary_errors / self.canary_requests if self.canary_requests else None
+        canary = {"requests": self.canary_requests, "errors": self.canary_errors, "error_rate": rate}
         return {
             **config.model_dump(mode="json"),
             "status": self.status,
