@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
+from tritonclient.grpc import InferenceServerClient, InferInput
 
 from sealserve.serve.rollout.routing import bucket
 from sealserve.store import LocalStore
 from tests.serve.test_workers import two_workers
 from tests.support.bundles import COLORS, FEATURE_OVERRIDES, Workspace, fitted_model, training_data
-from tests.support.server import SEALSERVE, RunningServer, serve, wait_until
+from tests.support.server import SEALSERVE, RunningServer, free_port, serve, wait_until
 
 NAMES = {code: name for name, code in COLORS.items()}
 
@@ -82,6 +83,14 @@ def answers(http: httpx.Client, records: list[dict[str, Any]]) -> list[bytes]:
         assert response.status_code == 200, response.text
         bodies.append(response.content)
     return bodies
+
+
+def grpc_inputs() -> list[InferInput]:
+    inputs = [InferInput("size", [1], "FP64"), InferInput("count", [1], "INT64"), InferInput("color", [1], "BYTES")]
+    inputs[0].set_data_from_numpy(np.array([7.5], dtype=np.float64))
+    inputs[1].set_data_from_numpy(np.array([3], dtype=np.int64))
+    inputs[2].set_data_from_numpy(np.array(["BLUE"], dtype=np.object_))
+    return inputs
 
 
 def candidate(http: httpx.Client) -> dict[str, Any]:
@@ -210,7 +219,8 @@ def test_a_failing_canary_aborts_by_its_guardrail_and_a_promoted_candidate_becom
     )
     config = space.config(tmp_path / "service.yaml", {"name": "demo"}, admin={"enabled": True})
     guardrails = {"max_error_rate": 0.02, "max_p99_ratio": 100.0, "min_requests": 20}
-    with serve(config, tmp_path) as server, server.client() as http:
+    grpc_port = free_port()
+    with serve(config, tmp_path, extra_args=("--grpc-port", str(grpc_port))) as server, server.client() as http:
         response = http.put(
             "/api/admin/models/demo/candidate", json={"ref": "narrow", "mode": "canary", "weight": 1.0, "guardrails": guardrails}
         )
@@ -229,8 +239,11 @@ def test_a_failing_canary_aborts_by_its_guardrail_and_a_promoted_candidate_becom
         assert metric(http.get("/metrics").text, 'sealserve_candidate_aborts_total{by="guardrail",model="demo"}') == 1
         assert "candidate 1.2.0 aborted by guardrail" in server.log()
 
-        started = admin("candidate", "set", "demo", "--ref", "staging", "--mode", "canary", "--weight", "0", server=server)
+        started = admin("candidate", "set", "demo", "--ref", "staging", "--mode", "canary", "--weight", "1", server=server)
         assert started.returncode == 0, started.stderr
+        with InferenceServerClient(f"127.0.0.1:{grpc_port}") as grpc:  # gRPC goes through the same data plane
+            assert grpc.infer("demo", grpc_inputs(), headers={"x-user-id": "anyone"}).get_response().model_version == "1.1.0"
+            assert grpc.infer("demo", grpc_inputs(), model_version="1.0.0").get_response().model_version == "1.0.0"  # never rerouted
         refused = http.put("/api/admin/models/demo/candidate", json={"ref": "1.9.0"})
         assert refused.status_code == 409
         assert "1.9.0" in refused.json()["error"]["message"]
