@@ -29,11 +29,16 @@ class SharedComparisons:
         self.path = self.folder / f"{os.getpid()}.json"
         self._collect = collect  # this worker's exports by model: {"version": …, "export": …}
         self._stop = threading.Event()
+        self._last = b""
         self._thread = threading.Thread(target=self._run, name="sealserve-rollout-share", daemon=True)
         self._thread.start()
 
-    def write(self) -> None:
+    def write(self, *, always: bool = True) -> None:
+        """Write this worker's file (the periodic write, `always` false, skips a content already written)."""
         content = json.dumps({"pid": os.getpid(), "models": self._collect()}).encode()
+        if not always and content == self._last:
+            return
+        self._last = content
         fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".share.")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -70,7 +75,7 @@ class SharedComparisons:
 
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL):
-            self.write()
+            self.write(always=False)
 
 
 def _alive(pid: int) -> bool:
