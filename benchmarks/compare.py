@@ -50,7 +50,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from peers import envs, load, machine  # noqa: E402
 from peers.models import BATCH_RECORDS, BenchModel, train_all  # noqa: E402
-from peers.servers import Endpoint, Floor, MLServer, Peer, RestModelService, Running, Sealserve, Supervisor, free_port  # noqa: E402
+from peers.servers import (  # noqa: E402
+    Endpoint,
+    Floor,
+    FloorGranian,
+    MLServer,
+    Peer,
+    RestModelService,
+    Running,
+    Sealserve,
+    SealserveGranian,
+    Supervisor,
+    free_port,
+)
 
 CONNECTIONS = (1, 8, 64)
 METRICS = {  # key: (column title, higher is better)
@@ -427,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             TWO_WORKERS: (None, lambda: Sealserve(workers=2)),
             QUIET: (None, lambda: Sealserve(observe=False)),
             "floor": (None, Floor),
+            "floor-granian": (envs.GRANIAN, FloorGranian),
+            "sealserve-granian": (envs.GRANIAN, SealserveGranian),
             "MLServer": (envs.MLSERVER, MLServer),
             "rest_model_service": (envs.REST_MODEL_SERVICE, RestModelService),
         }

@@ -39,6 +39,9 @@ REST_MODEL_SERVICE = EnvSpec(
     ("rest_model_service>=0.6,<0.7", "ml-base>=0.2,<0.3", "uvicorn[standard]", f"scikit-learn=={SKLEARN}"),
     ("rest_model_service", "ml-base"),
 )
+# The HTTP transport evaluated against uvicorn + httptools + uvloop (issue 21, item 4); the floor app's own libraries
+# beside it. sealserve's app runs under it with the project's packages on PYTHONPATH (peers/granian_app.py).
+GRANIAN = EnvSpec("granian", ("granian[uvloop]>=2.8,<2.9", "onnxruntime", "orjson", "numpy<2.4"), ("granian",))
 TOOLS = EnvSpec("tools", ("py-spy>=0.4,<0.5",), ("py-spy",))
 
 

@@ -169,6 +169,41 @@ class Floor:
         return [Endpoint("JSON", "/predict", one, "/predict", many)]
 
 
+def granian_argv(env: Env, target: str, port: int, *, factory: bool = False) -> list[str]:
+    """Granian serving an ASGI app on one worker with its uvloop, as `sealserve serve` gives uvicorn httptools + uvloop."""
+    argv = [str(env.bin / "granian"), "--interface", "asgi", "--host", HOST, "--port", str(port), "--workers", "1"]
+    return [*argv, "--loop", "uvloop", "--no-ws", "--log-level", "warning", *(["--factory"] if factory else []), target]
+
+
+class FloorGranian(Floor):
+    """The floor app under granian instead of uvicorn: what the transport alone is worth."""
+
+    name = "floor-granian"
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+
+    def launch(self, model: BenchModel, work: Path, port: int, grpc_port: int) -> Launch:
+        env = {"FLOOR_MODEL": str(model.onnx_path), "FLOOR_FEATURES": ",".join(model.features), "PYTHONPATH": str(ROOT / "benchmarks")}
+        return Launch(granian_argv(self.env, "peers.floor_app:app", port), "/", env)
+
+
+class SealserveGranian(Sealserve):
+    """sealserve's app, default configuration, under granian (its lifespan starts the gRPC port as under uvicorn);
+    uvicorn-only behaviour (header and body timeouts, the 413 drain, the access line's transport fields) is absent."""
+
+    def __init__(self, env: Env) -> None:
+        super().__init__()
+        self.env, self.name = env, "sealserve-granian"
+
+    def launch(self, model: BenchModel, work: Path, port: int, grpc_port: int) -> Launch:
+        config = Path(super().launch(model, work, port, grpc_port).argv[2])
+        site = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+        path = os.pathsep.join([str(ROOT / "src"), str(ROOT / "benchmarks"), str(site)])
+        env = {"PYTHONPATH": path, "SEALSERVE_BENCH_CONFIG": str(config)}
+        return Launch(granian_argv(self.env, "peers.granian_app:app", port, factory=True), "/api/health/ready", env)
+
+
 class MLServer:
     name = "MLServer"
 

@@ -47,6 +47,22 @@ class BadSignatureError(VerificationError):
     """The signature does not verify with the keyring's key."""
 
 
+class UntrustedCertificateError(VerificationError):
+    """A signing certificate does not chain to a configured anchor, is outside its validity or may not sign code."""
+
+
+class TransparencyLogError(VerificationError):
+    """A Sigstore signature's log entry, inclusion proof, checkpoint, SCT or certificate chain does not verify."""
+
+
+class SignerNotGrantedError(VerificationError):
+    """A verified signer is not one the trust policy accepts for this model name."""
+
+
+class RevokedSignerError(RevokedKeyError):
+    """The trust policy revokes this key id, certificate or identity."""
+
+
 class DigestMismatchError(VerificationError):
     """A file's SHA-256 differs from the signed manifest."""
 
@@ -73,6 +89,10 @@ class UnsafeModelError(SealserveError):
 
 class KeyringError(SealserveError):
     """The keyring or a key file is malformed, or a keyring operation is not allowed."""
+
+
+class TrustPolicyError(KeyringError):
+    """The trust policy file (trust.yaml) or an anchor it names is malformed or unreadable."""
 
 
 class StoreError(SealserveError):

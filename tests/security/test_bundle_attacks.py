@@ -36,6 +36,7 @@ from sealserve.errors import (
     SignatureFormatError,
     UnknownKeyError,
     UnsafeModelError,
+    UntrustedCertificateError,
 )
 from sealserve.packing.build import sign_folder
 from tests.conftest import BUNDLE_NAME
@@ -231,7 +232,12 @@ CASES: list[tuple[str, Callable[[Scene], object], type[Exception], str]] = [
     ),
     ("trusted-kid-and-hint-other-key", lambda s: kid_of_the_trusted_key(s, keep_hint=False), BadSignatureError, "does not verify"),
     ("embedded-public-key", embedded_public_key, UnknownKeyError, "fingerprint .* is not in the keyring"),
-    ("embedded-certificate", embedded_certificate, UnknownKeyError, "is not in the keyring"),
+    (
+        "embedded-certificate",
+        embedded_certificate,
+        UntrustedCertificateError,
+        r"signed by certificate, and the trust policy \(keyring\) names no certificate anchor",
+    ),
     ("revoked-key", lambda s: trusted_with(s, status=KeyStatus.REVOKED), RevokedKeyError, "is revoked"),
     ("expired-key", lambda s: pin_time(s, expires=-timedelta(days=1)), KeyNotValidError, "expired at"),
     ("not-yet-valid-key", lambda s: pin_time(s, not_before=timedelta(days=1)), KeyNotValidError, "is not valid before"),

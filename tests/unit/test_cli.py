@@ -178,8 +178,8 @@ def test_a_bad_value_and_an_unknown_command_are_one_line_and_no_arguments_show_t
     assert wrong.exit_code == 1
     assert wrong.stderr.startswith("error (usage): Invalid value for '--workers': ")
     assert wrong.stderr.count("\n") == 1
-    unknown = typed("sing")
-    assert (unknown.exit_code, unknown.stderr) == (1, "error (usage): No such command 'sing'. See 'sealserve --help'.\n")
+    unknown = typed("frobnicate")
+    assert (unknown.exit_code, unknown.stderr) == (1, "error (usage): No such command 'frobnicate'. See 'sealserve --help'.\n")
     bare = typed()
     assert bare.exit_code == 0
     assert "Usage: sealserve" in bare.stdout

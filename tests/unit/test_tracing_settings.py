@@ -2,37 +2,43 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from sealserve.errors import ConfigError
-from sealserve.serve.config import Tracing
-from sealserve.serve.observability.tracing import trace_settings
+from sealserve.serve.config import Tracing as TracingConfig
+from sealserve.serve.observability.tracing import TraceSettings, Tracing, sampler_of, trace_settings
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}
 
 
 def test_off_without_an_endpoint_or_when_disabled() -> None:
-    assert trace_settings(Tracing(), {}) is None
-    assert trace_settings(Tracing(endpoint="http://collector:4318"), {"OTEL_SDK_DISABLED": "TRUE"}) is None
-    assert trace_settings(Tracing(), {**ENDPOINT, "OTEL_TRACES_EXPORTER": "none"}) is None
-    assert trace_settings(Tracing(), {**ENDPOINT, "OTEL_SDK_DISABLED": "false"}) is not None
+    assert trace_settings(TracingConfig(), {}) is None
+    assert trace_settings(TracingConfig(endpoint="http://collector:4318"), {"OTEL_SDK_DISABLED": "TRUE"}) is None
+    assert trace_settings(TracingConfig(), {**ENDPOINT, "OTEL_TRACES_EXPORTER": "none"}) is None
+    assert trace_settings(TracingConfig(), {**ENDPOINT, "OTEL_SDK_DISABLED": "false"}) is not None
 
 
 def test_http_gets_the_traces_path_and_grpc_keeps_the_address() -> None:
-    http = trace_settings(Tracing(), ENDPOINT)
+    http = trace_settings(TracingConfig(), ENDPOINT)
     assert http is not None
     assert (http.endpoint, http.protocol) == ("http://collector:4318/v1/traces", "http/protobuf")
-    grpc = trace_settings(Tracing(endpoint="http://collector:4317", protocol="grpc"), {})
+    grpc = trace_settings(TracingConfig(endpoint="http://collector:4317", protocol="grpc"), {})
     assert grpc is not None
     assert (grpc.endpoint, grpc.protocol) == ("http://collector:4317", "grpc")
-    exact = trace_settings(Tracing(), {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces.example/otlp"})
+    exact = trace_settings(TracingConfig(), {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://traces.example/otlp"})
     assert exact is not None
     assert exact.endpoint == "https://traces.example/otlp"
 
 
 def test_the_environment_overrides_the_file() -> None:
-    config = Tracing(
+    config = TracingConfig(
         endpoint="http://file:4318",
         service_name="from-file",
         sampler="always_on",
@@ -52,15 +58,15 @@ def test_the_environment_overrides_the_file() -> None:
     assert settings is not None
     assert (settings.endpoint, settings.protocol) == ("http://env:4317", "grpc")
     assert settings.resource == {"service.name": "from-env", "team": "ml,ops", "region": "eu"}
-    assert isinstance(settings.sampler, ParentBased)
-    assert "0.25" in settings.sampler.get_description()
+    assert isinstance(settings.sampling.sampler, ParentBased)
+    assert "0.25" in settings.sampling.sampler.get_description()
 
 
 def test_the_ratio_defaults_to_everything() -> None:
-    settings = trace_settings(Tracing(sampler="traceidratio"), ENDPOINT)
+    settings = trace_settings(TracingConfig(sampler="traceidratio"), ENDPOINT)
     assert settings is not None
-    assert isinstance(settings.sampler, TraceIdRatioBased)
-    assert settings.sampler.rate == 1.0
+    assert isinstance(settings.sampling.sampler, TraceIdRatioBased)
+    assert settings.sampling.sampler.rate == 1.0
 
 
 @pytest.mark.parametrize(
@@ -74,4 +80,46 @@ def test_the_ratio_defaults_to_everything() -> None:
 )
 def test_a_wrong_variable_stops_start_up(variables: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        trace_settings(Tracing(), {**ENDPOINT, **variables})
+        trace_settings(TracingConfig(), {**ENDPOINT, **variables})
+
+
+SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"]
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.parametrize("ratio", [0.0, 0.01, 0.25, 1.0])
+def test_the_decision_taken_before_the_sdk_is_the_sdks(name: str, ratio: float) -> None:
+    """Requests the sampler drops never reach the SDK, so the shortcut must decide exactly as the SDK's sampler would."""
+    sampling, draw = sampler_of(name, ratio), random.Random(7)
+    kept = 0
+    for index in range(3000):
+        trace_id = draw.getrandbits(128) or 1
+        parent, remote = Context(), None
+        if index % 3:  # a remote parent, sampled or not
+            remote = SpanContext(trace_id, draw.getrandbits(64) or 1, True, TraceFlags(index % 3 - 1))
+            parent = trace.set_span_in_context(NonRecordingSpan(remote))
+        expected = sampling.sampler.should_sample(parent, trace_id, "POST", SpanKind.SERVER).decision.is_sampled()
+        assert sampling.keeps(trace_id, remote) is expected, (name, ratio, index)
+        kept += expected
+    assert 0 < kept < 3000 or name.endswith(("always_on", "always_off")) or ratio in (0.0, 1.0)
+
+
+class Discard(SpanExporter):
+    def export(self, spans: object) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def test_a_kept_root_span_carries_the_trace_id_it_was_kept_for() -> None:
+    tracing = Tracing(TraceSettings("http://127.0.0.1:9/v1/traces", "http/protobuf", sampler_of("traceidratio", 0.5)), Discard())
+    try:
+        started = [tracing.server_span("POST", {}) for _ in range(400)]
+        kept = [item for item in started if item.span is not None]
+        assert 100 < len(kept) < 300
+        for item in started:  # the ratio rule holds for every id handed out, kept or dropped
+            assert (item.trace_id & (1 << 64) - 1 < tracing.sampling.bound) is (item.span is not None)
+        for item in kept:
+            assert item.span is not None
+            assert item.span.get_span_context().trace_id == item.trace_id
+            item.span.end()
+    finally:
+        tracing.close()

@@ -65,16 +65,21 @@ def statement(subject: str, digests: dict[str, str]) -> bytes:
     return json.dumps(body, indent=2, sort_keys=True).encode()
 
 
-def sign(subject: str, digests: dict[str, str], key: SigningKey) -> bytes:
-    """The content of model.sig for these file digests."""
+def sign(subject: str, digests: dict[str, str], key: SigningKey, certificates: tuple[bytes, ...] = ()) -> bytes:
+    """The content of model.sig for these file digests; with `certificates` (DER, leaf first) the bundle carries the
+    chain instead of a key hint, as `model_signing sign certificate` writes it."""
     payload = statement(subject, digests)
+    material: dict[str, Any] = {"publicKey": {"hint": key.hint}, "tlogEntries": []}
+    if certificates:
+        chain = [{"rawBytes": base64.b64encode(der).decode()} for der in certificates]
+        material = {"x509CertificateChain": {"certificates": chain}, "tlogEntries": []}
     document = {
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": key.hint}, "tlogEntries": []},
+        "verificationMaterial": material,
         "dsseEnvelope": {
             "payload": base64.b64encode(payload).decode(),
             "payloadType": PAYLOAD_TYPE,
-            "signatures": [{"sig": base64.b64encode(key.sign(pae(payload))).decode(), "keyid": key.kid}],
+            "signatures": [{"sig": base64.b64encode(key.sign(pae(payload))).decode(), "keyid": "" if certificates else key.kid}],
         },
     }
     return json.dumps(document, indent=2).encode()
@@ -88,6 +93,16 @@ class Envelope:
     hint: str
     payload: bytes
     signature: bytes
+    certificates: tuple[bytes, ...] = ()  # DER, leaf first: a certificate or Sigstore signature
+    logged: bool = False  # the bundle carries transparency-log entries: a Sigstore signature
+    raw: bytes = b""  # the whole model.sig, for the Sigstore verifier
+
+    @property
+    def method(self) -> str:
+        """Which kind of signer made it: a keyring key, a certificate chain, or Sigstore (certificate and log entry)."""
+        if not self.certificates:
+            return "key"
+        return "sigstore" if self.logged else "certificate"
 
     @property
     def signed_message(self) -> bytes:
@@ -108,12 +123,16 @@ def parse(data: bytes) -> Envelope:
         signatures = dsse["signatures"]
         if len(signatures) != 1:
             raise SignatureFormatError(f"{SIGNATURE_FILE}: expected exactly one signature, found {len(signatures)}")
-        hint = (document["verificationMaterial"].get("publicKey") or {}).get("hint") or ""
+        material = document["verificationMaterial"]
+        hint = (material.get("publicKey") or {}).get("hint") or ""
         return Envelope(
             kid=str(signatures[0].get("keyid") or ""),
             hint=str(hint),
             payload=canonical_base64(dsse["payload"]),
             signature=canonical_base64(signatures[0]["sig"]),
+            certificates=certificates_of(material),
+            logged=bool(material.get("tlogEntries")),
+            raw=data,
         )
     except SignatureFormatError:
         raise
@@ -121,6 +140,15 @@ def parse(data: bytes) -> Envelope:
         raise SignatureFormatError(f"{SIGNATURE_FILE} is refused: {exc}") from None
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         raise SignatureFormatError(f"{SIGNATURE_FILE} is not a Sigstore bundle with a DSSE envelope") from None
+
+
+def certificates_of(material: dict[str, Any]) -> tuple[bytes, ...]:
+    """The DER certificates of a bundle's verification material: a chain (v0.3, model_signing) or one leaf (Sigstore)."""
+    if "x509CertificateChain" in material:
+        return tuple(base64.b64decode(entry["rawBytes"], validate=True) for entry in material["x509CertificateChain"]["certificates"])
+    if "certificate" in material:
+        return (base64.b64decode(material["certificate"]["rawBytes"], validate=True),)
+    return ()
 
 
 def canonical_base64(text: str) -> bytes:

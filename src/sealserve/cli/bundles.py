@@ -11,9 +11,16 @@ import typer
 
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle.metadata import METADATA_FILE, BundleMetadata, ModelFormat
-from sealserve.cli.keys import KeyringOption, PrivateKeyOption
-from sealserve.cli.output import out, run
+from sealserve.cli.keys import PrivateKeyOption
+from sealserve.cli.output import fail, out, run
 from sealserve.errors import BundleFormatError
+
+CertificateOption = Annotated[
+    Path | None, typer.Option("--certificate", help="Sign by certificate: the PEM certificate of --private-key (model_signing's layout).")
+]
+ChainOption = Annotated[
+    list[Path] | None, typer.Option("--chain", help="PEM intermediates from --certificate towards its root; repeatable.")
+]
 
 
 def pack(
@@ -46,6 +53,8 @@ def pack(
     compile_timeout: Annotated[
         float, typer.Option("--compile-timeout", help="Seconds the compile attempt may take before it is abandoned.", min=0.001)
     ] = 10.0,
+    certificate: CertificateOption = None,
+    chain: ChainOption = None,
 ) -> None:
     """Build and sign a bundle from a model file."""
     from sealserve.packing.build import pack as pack_bundle
@@ -73,6 +82,8 @@ def pack(
             trust=trust or (),
             compiled=not no_compile,
             compile_timeout=compile_timeout,
+            certificate=certificate,
+            chain=chain or (),
         )
 
     result = run(action)
@@ -84,17 +95,54 @@ def pack(
 
 def verify(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder or .zip.")],
-    keyring: KeyringOption,
+    keyring: Annotated[Path | None, typer.Option("--keyring", help="Keyring JSON file: every key may sign every model.")] = None,
+    trust_policy: Annotated[
+        Path | None, typer.Option("--trust-policy", help="trust.yaml: which keys, certificates and Sigstore identities sign which models.")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Require this signed name.")] = None,
     version: Annotated[str | None, typer.Option("--version", help="Require this signed version.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result and its provenance as JSON.")] = False,
 ) -> None:
     """Verify a bundle offline, with the same code the server runs."""
+    from sealserve.trust.identity.policy import TrustPolicy
     from sealserve.trust.verify import verify_bundle
 
-    verified = run(lambda: verify_bundle(bundle, keyring_module.Keyring.load(keyring), name=name, version=version))
+    if (keyring is None) == (trust_policy is None):
+        fail("error (usage): give --keyring or --trust-policy (a trust policy names its own keyring). See 'sealserve verify --help'.")
+
+    def trust() -> keyring_module.Keyring | TrustPolicy:
+        return TrustPolicy.load(trust_policy) if trust_policy is not None else keyring_module.Keyring.load(Path(str(keyring)))
+
+    verified = run(lambda: verify_bundle(bundle, trust(), name=name, version=version))
     verified.discard()
     meta = verified.metadata
-    out.print(f"verified {meta.name} {meta.version} ({meta.format.value}), signer {verified.signer.kid}, digest sha256:{verified.digest}")
+    if as_json:
+        document = {"verified": True, "name": meta.name, "version": meta.version, "format": meta.format.value}
+        out.print_json(data={**document, "provenance": verified.provenance.describe()})
+        return
+    signer = verified.signer
+    issuer = f" (issuer {signer.issuer})" if signer.issuer else ""
+    out.print(
+        f"verified {meta.name} {meta.version} ({meta.format.value}), signer {signer.label}{issuer}, digest sha256:{verified.digest}",
+        highlight=False,
+        markup=False,
+    )
+    if verified.rule:
+        out.print(f"admitted by {verified.rule}", highlight=False, markup=False)
+
+
+def sign(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (signed in place) or .zip (replaced atomically).")],
+    private_key: PrivateKeyOption,
+    certificate: CertificateOption = None,
+    chain: ChainOption = None,
+) -> None:
+    """(Re)sign an existing bundle with a key, or with a certificate and its chain."""
+    from sealserve.packing.signing import load_credential, resign
+
+    name = run(lambda: resign(bundle, load_credential(private_key, certificate, chain or ())))
+    how = f"certificate {certificate}" if certificate is not None else f"key {private_key}"
+    out.print(f"bundle {name} at {bundle} signed with {how}", highlight=False, markup=False)
 
 
 def _compiled_skipped(bundle: Path) -> str | None:

@@ -6,7 +6,7 @@ import typer
 
 from sealserve.cli.admin import admin_app
 from sealserve.cli.auth import auth_app
-from sealserve.cli.bundles import pack, verify
+from sealserve.cli.bundles import pack, sign, verify
 from sealserve.cli.keys import keygen, keys_app
 from sealserve.cli.output import OneLineErrors
 from sealserve.cli.serving import openapi, serve
@@ -24,6 +24,7 @@ app.add_typer(auth_app, name="auth")
 app.command()(keygen)
 app.command()(pack)
 app.command()(verify)
+app.command()(sign)
 app.command()(push)
 app.command()(pull)
 app.command("ls")(list_store)

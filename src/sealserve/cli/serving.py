@@ -13,8 +13,11 @@ import typer
 from sealserve.cli.output import out, run
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from sealserve.serve.config import ServiceConfig
     from sealserve.serve.lifecycle.trial import TrialRunner
+    from sealserve.serve.settings import Settings
 
 
 def serve(
@@ -71,9 +74,24 @@ def serve(
     )
     settings = run(lambda: load_settings(config, os.environ, flags))
     trials = start_trials(settings.config)  # before the server's own imports: the runner's run beside them
+    try:
+        app = checked_app(settings, trials)
+    except BaseException:
+        if trials is not None:
+            trials.abandon()
+        raise
+    from sealserve.serve.launch import serve_one, serve_workers
+
+    if app is not None:
+        serve_one(app, settings.config)
+        return
+    serve_workers(config, flags, settings.config)
+
+
+def checked_app(settings: Settings, trials: TrialRunner | None) -> FastAPI | None:
+    """Everything that can refuse the configuration before a port is bound; with one worker, the app itself."""
     from sealserve.serve.app import create_app
     from sealserve.serve.auth import Authenticator
-    from sealserve.serve.launch import serve_one, serve_workers
     from sealserve.serve.observability.access_log import configure_logging
     from sealserve.serve.observability.events import check_sinks
 
@@ -84,10 +102,7 @@ def serve(
     if settings.config.auth.enabled:  # secret files and key sets readable (and long enough) before any worker starts
         run(lambda: Authenticator.from_config(settings.config.auth))
     run(lambda: check_sinks(settings.config.models))  # inference events' token and CA files, likewise
-    if server.workers == 1:
-        serve_one(run(lambda: create_app(settings.config, trials=trials)), settings.config)
-        return
-    serve_workers(config, flags, settings.config)
+    return run(lambda: create_app(settings.config, trials=trials)) if server.workers == 1 else None
 
 
 def start_trials(config: ServiceConfig) -> TrialRunner | None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sealserve.bundle import envelope, files, keys
+from sealserve.bundle import files, keys
 from sealserve.bundle.metadata import (
     BOOSTER_STEP_MAJOR,
     METADATA_FILE,
@@ -29,6 +29,7 @@ from sealserve.bundle.metadata import (
 )
 from sealserve.bundle.schema import derive_features, feature_from_spec, feature_statistics, input_model, output_model, text_feature
 from sealserve.errors import BundleFormatError, UnsafeModelError
+from sealserve.packing import signing
 from sealserve.packing.attempt import DEFAULT_COMPILE_TIMEOUT, attempt_compile
 from sealserve.packing.boosters import (
     BOOSTER_SUFFIXES,
@@ -43,6 +44,7 @@ from sealserve.packing.compile import NOT_REQUESTED
 from sealserve.packing.features import open_features
 from sealserve.packing.onnx.export import check_parity, export_onnx
 from sealserve.packing.outputs import output_spec
+from sealserve.packing.signing import Credential, load_credential
 from sealserve.runtime.answer_check import check_answers
 from sealserve.runtime.answers import Classes, Predictions
 from sealserve.runtime.choice import PICKLE_SERVES_ITSELF
@@ -93,6 +95,8 @@ def pack(
     trust: Iterable[str] = (),
     compiled: bool = True,
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
+    certificate: Path | None = None,
+    chain: Sequence[Path] = (),
 ) -> Path:
     """Write a signed bundle to `out` (a new folder, or a `.zip` archive) and return its path.
 
@@ -106,6 +110,7 @@ def pack(
     With `compiled` (the default) the bundle also carries the model compiled to ONNX (model.onnx) when it converts
     and agrees with the reference on the sample; otherwise its metadata says why not (`compiled_skipped`). A compile
     running longer than `compile_timeout` seconds is abandoned; what native libraries print meanwhile is captured.
+    With `certificate` (PEM, the private key's) and `chain`, the signature carries the certificate chain instead of a key id.
     """
     if not compile_timeout > 0:
         raise BundleFormatError(f"compile_timeout must be a positive number of seconds, not {compile_timeout}")
@@ -120,7 +125,7 @@ def pack(
     estimator = as_served(original) if booster_library(original) is not None else original
     if model_format is ModelFormat.JOBLIB and not allow_pickle:
         raise UnsafeModelError("the joblib format is pickle-based; pass allow_pickle=True to use it")
-    signing_key = private_key if isinstance(private_key, keys.SigningKey) else keys.read_private_key(Path(private_key))
+    signing_key = load_credential(private_key, certificate, chain)
     shape = detect_input_shape(estimator) if estimator is not None else InputShape.ROWS
     overrides = {k: dict(v) for k, v in (features or {}).items()}
     try:
@@ -294,11 +299,9 @@ def qualified_name(model: Any) -> str:
     return f"{type(model).__module__}.{type(model).__qualname__}"
 
 
-def sign_folder(folder: Path, key: keys.SigningKey, *, subject: str) -> None:
+def sign_folder(folder: Path, key: keys.SigningKey | Credential, *, subject: str) -> None:
     """(Re)write model.sig over every other file in `folder`."""
-    (folder / files.SIGNATURE_FILE).unlink(missing_ok=True)
-    digests = files.digest_files(files.list_files(folder))
-    (folder / files.SIGNATURE_FILE).write_bytes(envelope.sign(subject, digests, key))
+    signing.sign_folder(folder, key if isinstance(key, Credential) else Credential(key), subject=subject)
 
 
 @functools.cache

@@ -78,7 +78,8 @@ class BundleSource(Strict):
     name: str
     store_url: str
     ref: str = "production"
-    keyring: Path
+    keyring: Path | None = Field(default=None, description="Trusted keys: any of them may sign this model (or trust_policy).")
+    trust_policy: Path | None = Field(default=None, description="trust.yaml: who (keys, certificates, Sigstore) may sign which models.")
     trusted_types: tuple[str, ...] = ()
     allow_pickle: bool = False
     store_credentials: StoreCredentials | None = None
@@ -97,6 +98,12 @@ class BundleSource(Strict):
     trial_memory_mb: int = Field(
         default=4096, ge=256, description="Memory the trial prediction's child may allocate (RLIMIT_DATA); past it the trial fails."
     )
+
+    @model_validator(mode="after")
+    def _one_trust_source(self) -> BundleSource:
+        if (self.keyring is None) == (self.trust_policy is None):
+            raise ValueError(f"model {self.name!r} needs a keyring or a trust_policy, not both (a trust policy names its keyring)")
+        return self
 
 
 class ClassSource(Strict):
@@ -338,7 +345,19 @@ class ServiceConfig(Strict):
     protocols: Protocols = Protocols()
     observability: Observability = Observability()
     shutdown: Shutdown = Shutdown()
+    trust_policy: Path | None = Field(default=None, description="trust.yaml for every bundle model that names neither keyring nor its own.")
     models: list[ModelSource] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_reaches_models(cls, data: Any) -> Any:
+        """A top-level trust_policy applies to each bundle model without its own; one that sets keyring is a config error."""
+        if not isinstance(data, dict) or not data.get("trust_policy") or not isinstance(data.get("models"), list):
+            return data
+        bundles = [m for m in data["models"] if isinstance(m, dict) and "class_path" not in m and "trust_policy" not in m]
+        for model in (m for m in bundles if "keyring" in m):
+            raise ValueError(f"model {model.get('name')!r} sets keyring, and the top-level trust_policy applies to it: remove one")
+        return {**data, "models": [{**m, "trust_policy": data["trust_policy"]} if m in bundles else m for m in data["models"]]}
 
     @model_validator(mode="before")
     @classmethod

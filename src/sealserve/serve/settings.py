@@ -125,7 +125,7 @@ def apply(data: dict[str, Any], given: Overrides, source: str) -> dict[str, Any]
         protocols["grpc_host"] = server.get("host", Server().host)
         result["protocols"] = protocols
     if given.model_dir is not None:
-        result["models"] = [_directory_model(result.get("models"), Path(given.model_dir), given, source)]
+        result["models"] = [_directory_model(result.get("models"), Path(given.model_dir), given, source, "trust_policy" in result)]
     elif given.model_name is not None or given.keyring is not None:
         raise ConfigError(
             "--model_name and --keyring (SEALSERVE_MODEL_NAME, SEALSERVE_KEYRING) describe the --model_dir model; give --model_dir"
@@ -133,7 +133,7 @@ def apply(data: dict[str, Any], given: Overrides, source: str) -> dict[str, Any]
     return result
 
 
-def _directory_model(models: Any, folder: Path, given: Overrides, source: str) -> dict[str, Any]:
+def _directory_model(models: Any, folder: Path, given: Overrides, source: str, policy: bool = False) -> dict[str, Any]:
     """The one bundle model served from --model_dir: the YAML's single bundle model (if any) supplies the other keys."""
     listed = models if isinstance(models, list) else []
     if len(listed) > 1 or (listed and (not isinstance(listed[0], dict) or "class_path" in listed[0])):
@@ -145,6 +145,8 @@ def _directory_model(models: Any, folder: Path, given: Overrides, source: str) -
     if given.keyring is not None:
         model["keyring"] = given.keyring
     for key, hint in (("name", "--model_name or SEALSERVE_MODEL_NAME"), ("keyring", "--keyring or SEALSERVE_KEYRING")):
+        if key == "keyring" and (policy or "trust_policy" in model):
+            continue  # a trust policy names its own keyring
         if key not in model:
             raise ConfigError(f"the --model_dir model needs a {key}: {hint}, or a bundle model in the config")
     return model

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cryptography import x509
 from packaging.version import InvalidVersion, Version
 
 from sealserve.bundle import envelope
 from sealserve.bundle.metadata import check_name, check_version
 from sealserve.errors import SealserveError, StoreError
+from sealserve.trust.identity.signer import certificate_names
 
 
 class StoreUnavailableError(StoreError):
@@ -105,7 +107,10 @@ def version_info(name: str, version: str, size: int, signature: bytes | None, me
         try:
             parsed = envelope.parse(signature)
             signer = parsed.kid or parsed.hint[:16]
-        except SealserveError:
+            if parsed.certificates:
+                sans, subjects = certificate_names(x509.load_der_x509_certificate(parsed.certificates[0]))
+                signer = f"{parsed.method}:{(*sans, *subjects, '?')[0]}"
+        except (SealserveError, ValueError):
             pass
     created = "?"
     if metadata is not None:

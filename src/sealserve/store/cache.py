@@ -35,6 +35,7 @@ from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import check_name
 from sealserve.errors import ConfigError, DigestMismatchError
 from sealserve.store.base import is_version
+from sealserve.trust.identity.policy import TrustPolicy
 from sealserve.trust.verify import VerifiedBundle, stage, verify_staged
 
 logger = logging.getLogger("sealserve.cache")
@@ -83,7 +84,7 @@ class BundleCache:
         except InvalidVersion:
             return None
 
-    def restore(self, entry: CacheEntry, keyring: Keyring, limits: files.BundleLimits) -> VerifiedBundle:
+    def restore(self, entry: CacheEntry, keyring: Keyring | TrustPolicy, limits: files.BundleLimits) -> VerifiedBundle:
         """Copy an entry into a private folder (hashing every byte once) and verify it fully."""
         workdir = self.workdir()
         try:

@@ -10,12 +10,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sealserve.bundle import envelope, files, keys
+from sealserve.bundle import envelope, files
 from sealserve.bundle.format_version import check_major
-from sealserve.bundle.keyring import KeyEntry, Keyring
+from sealserve.bundle.keyring import Keyring
 from sealserve.bundle.metadata import COMPILED_FILE, METADATA_FILE, BundleMetadata, ModelFormat, check_name, check_version
 from sealserve.errors import (
-    BadSignatureError,
     BundleFormatError,
     DigestMismatchError,
     ExtraFileError,
@@ -24,6 +23,8 @@ from sealserve.errors import (
     NewerFormatError,
     SignatureFormatError,
 )
+from sealserve.trust.identity.policy import TrustPolicy
+from sealserve.trust.identity.signer import Provenance, Signer
 from sealserve.trust.load import audit_model_file, load_model_file, load_onnx
 
 
@@ -33,9 +34,15 @@ class VerifiedBundle:
 
     path: Path
     metadata: BundleMetadata
-    signer: KeyEntry
+    signer: Signer
     digest: str
     file_digests: dict[str, str]
+    rule: str = ""
+
+    @property
+    def provenance(self) -> Provenance:
+        """Who signed, how, when, the bundle digest and the policy rule that admitted it."""
+        return Provenance(self.signer, self.digest, self.rule)
 
     @property
     def model_path(self) -> Path:
@@ -81,7 +88,7 @@ def stage(source: Path, destination: Path, limits: files.BundleLimits | None = N
 
 def verify_bundle(
     source: Path,
-    keyring: Keyring,
+    keyring: Keyring | TrustPolicy,
     *,
     name: str | None = None,
     version: str | None = None,
@@ -101,22 +108,19 @@ def verify_bundle(
 def verify_staged(
     workdir: Path,
     actual: dict[str, str],
-    keyring: Keyring,
+    keyring: Keyring | TrustPolicy,
     *,
     name: str | None = None,
     version: str | None = None,
     now: datetime | None = None,
 ) -> VerifiedBundle:
-    """Steps 2–4 on a private folder whose per-file digests were computed while it was filled."""
+    """Steps 2–4 on a private folder whose per-file digests were computed while it was filled; a keyring is the
+    policy that trusts every key for every name, a trust policy also says which signer may sign which name."""
     if files.SIGNATURE_FILE not in actual:
         raise SignatureFormatError(f"bundle has no {files.SIGNATURE_FILE}")
     parsed = envelope.parse((workdir / files.SIGNATURE_FILE).read_bytes())
-
-    signer = keyring.find(parsed.kid, parsed.hint)
-    signer.check_usable(now or datetime.now(UTC))
-
-    if not _signature_valid(signer, parsed):
-        raise BadSignatureError(f"signature does not verify with key {signer.kid!r}")
+    policy = TrustPolicy.of_keyring(keyring) if isinstance(keyring, Keyring) else keyring
+    signer = policy.authenticate(parsed, now or datetime.now(UTC))
     signed = envelope.signed_digests(parsed.payload)
     check_digests(signed, {k: v for k, v in actual.items() if k != files.SIGNATURE_FILE})
 
@@ -130,7 +134,8 @@ def verify_staged(
     check_compiled_file(metadata, signed)
     if metadata.booster_step is not None and metadata.booster_step.file not in signed:
         raise BundleFormatError(f"metadata names booster step file {metadata.booster_step.file!r}, which is not signed")
-    return VerifiedBundle(workdir, metadata, signer, envelope.root_digest(signed), signed)
+    rule = policy.authorize(signer, metadata.name)
+    return VerifiedBundle(workdir, metadata, signer, envelope.root_digest(signed), signed, rule)
 
 
 def check_compiled_file(metadata: BundleMetadata, signed: dict[str, str]) -> None:
@@ -186,12 +191,3 @@ def read_identity(folder: Path) -> tuple[str, str]:
         except ValueError as exc:
             raise BundleFormatError(f"{METADATA_FILE} is invalid: {exc}") from None
     return metadata.name, metadata.version
-
-
-def _signature_valid(signer: KeyEntry, parsed: envelope.Envelope) -> bool:
-    if signer.algorithm is keys.Algorithm.HMAC_SHA256:
-        return keys.verify_hmac(signer.secret(), parsed.signature, parsed.signed_message)
-    public = signer.public()
-    if keys.algorithm_of(public) is not signer.algorithm:
-        return False
-    return keys.verify_signature(public, parsed.signature, parsed.signed_message)

@@ -33,6 +33,7 @@ from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.lifecycle.trial import TrialRunner
 from sealserve.store import Credentials, Store, StoreUnavailableError, open_store
 from sealserve.store.cache import BundleCache
+from sealserve.trust.identity.policy import TrustPolicy
 from sealserve.trust.rollback import check_rollback
 from sealserve.trust.verify import VerifiedBundle, verify_staged
 
@@ -112,10 +113,11 @@ def serve_verified(
         model,
         verified.metadata.version,
         datetime.now(UTC),
-        verified.signer.kid,
+        verified.signer.label,
         verified.digest,
         verified.metadata,
         origin,
+        provenance=verified.provenance.describe(),
         reports=reports,
     )
 
@@ -183,7 +185,7 @@ def fetch_bundle(
     """
     ref = ref or source.ref
     store = store or open_store(source.store_url, credentials=credentials_of(source), limits=limits)
-    keyring = Keyring.load(source.keyring)
+    keyring = trust_of(source)
     try:
         version = store.resolve(source.name, ref)
     except StoreUnavailableError as exc:
@@ -217,6 +219,14 @@ def fetch_bundle(
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+
+
+def trust_of(source: BundleSource) -> Keyring | TrustPolicy:
+    """Who may sign this model, read at every load so a rotated keyring, policy or trusted root applies."""
+    if source.trust_policy is not None:
+        return TrustPolicy.load(source.trust_policy)
+    assert source.keyring is not None  # the config requires one of the two
+    return Keyring.load(source.keyring)
 
 
 def construct_class_model(source: ClassSource) -> MLModel:

@@ -23,6 +23,7 @@ class ServedModel:
     digest: str | None = None
     metadata: BundleMetadata | None = None
     origin: str = "store"
+    provenance: dict[str, Any] | None = None  # who signed, how, when, the digest and the trust rule that admitted it
     attachments: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     reports: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)  # signed report files, for the web page
 

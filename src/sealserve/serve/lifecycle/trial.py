@@ -68,6 +68,14 @@ class TrialRunner:
         child.start()
         child.join()
 
+    def abandon(self) -> None:
+        """The server will not start: end the runner now, without waiting for its imports (a runner still importing
+        would keep the caller's stdout and stderr open until they finish)."""
+        pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def cancel_running(self) -> None:
         """Kill the trials in progress (at shutdown): each fails its load, and nothing waits for a hanging model."""
         with self._lock:

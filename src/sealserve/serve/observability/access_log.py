@@ -129,8 +129,8 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "client": client[0] if client else None,
         "subject": user.identity if isinstance(user, Principal) else None,
     }
-    trace = scope["state"].get("trace")  # trace_id and span_id, when tracing is on (tracing.py)
-    return fields if trace is None else fields | trace
+    trace = scope["state"].get("trace")  # the request's ServerSpan, when tracing is on (tracing.py)
+    return fields if trace is None else fields | trace.ids()
 
 
 def _protocol_name(path: str) -> str | None:

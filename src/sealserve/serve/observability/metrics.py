@@ -125,7 +125,7 @@ class Metrics:
         self.model_info = Gauge(
             "sealserve_model_info",
             "The version each model serves: 1 for the current one.",
-            ("model", "version", "signer_kid", "bundle_digest", "runtime"),
+            ("model", "version", "signer_kid", "bundle_digest", "runtime", "signer"),
             registry=registry,
             multiprocess_mode="livemostrecent",
         )
@@ -254,7 +254,9 @@ class MetricsHook(InferenceHook):
         if served is None or failed:
             return
         self._known.add(served.name)
-        labels = (served.name, served.version, served.signer or "", served.digest or "", served.runtime)
+        by_key = (served.provenance or {}).get("method", "key") == "key"
+        signer = served.signer or ""  # bounded: Signer.label is at most 128 printable characters
+        labels = (served.name, served.version, signer if by_key else "", served.digest or "", served.runtime, signer)
         with self._lock:
             previous = self._info.get(name)
             if previous is not None and previous != labels:

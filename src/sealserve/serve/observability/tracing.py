@@ -9,6 +9,8 @@ as decode, queue wait, model call and encode spans. Off, none of this is built: 
 from __future__ import annotations
 
 import os
+import random
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -20,7 +22,7 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanContext, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,7 +47,7 @@ class TraceSettings:
 
     endpoint: str  # the full traces URL for http/protobuf, the collector's address for grpc
     protocol: str
-    sampler: Sampler
+    sampling: Sampling
     resource: dict[str, str] = field(default_factory=dict)
 
 
@@ -75,20 +77,39 @@ def trace_settings(config: TracingConfig, environ: Mapping[str, str]) -> TraceSe
     return TraceSettings(endpoint, protocol, sampler_of(name, ratio), resource)
 
 
-def sampler_of(name: str, ratio: float | None) -> Sampler:
+LOW_64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampler for the SDK, and the same decision taken without it for a request's server span, so that the
+    requests it drops never build a span (tests/unit/test_tracing_settings.py checks that the two agree)."""
+
+    sampler: Sampler
+    parent_based: bool
+    bound: int  # a trace is kept when its id's low 64 bits lie below: 0 keeps none, 2**64 all (TraceIdRatioBased's rule)
+
+    def keeps(self, trace_id: int, parent: SpanContext | None) -> bool:
+        if self.parent_based and parent is not None:
+            return parent.trace_flags.sampled
+        return trace_id & LOW_64 < self.bound
+
+
+def sampler_of(name: str, ratio: float | None) -> Sampling:
     """The OTEL_TRACES_SAMPLER values of the specification; the ratio samplers keep everything without an argument."""
     from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     if ratio is not None and not 0 <= ratio <= 1:
         raise ConfigError(f"the sampler's ratio must lie between 0 and 1, not {ratio}")
     by_ratio = TraceIdRatioBased(1.0 if ratio is None else ratio)
-    samplers: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "traceidratio": by_ratio,
-        "parentbased_always_on": ParentBased(ALWAYS_ON),
-        "parentbased_always_off": ParentBased(ALWAYS_OFF),
-        "parentbased_traceidratio": ParentBased(by_ratio),
+    every, none = LOW_64 + 1, 0
+    samplers: dict[str, Sampling] = {
+        "always_on": Sampling(ALWAYS_ON, False, every),
+        "always_off": Sampling(ALWAYS_OFF, False, none),
+        "traceidratio": Sampling(by_ratio, False, by_ratio.bound),
+        "parentbased_always_on": Sampling(ParentBased(ALWAYS_ON), True, every),
+        "parentbased_always_off": Sampling(ParentBased(ALWAYS_OFF), True, none),
+        "parentbased_traceidratio": Sampling(ParentBased(by_ratio), True, by_ratio.bound),
     }
     if name not in samplers:
         raise ConfigError(f"unknown trace sampler {name!r}; one of {', '.join(samplers)}")
@@ -121,7 +142,8 @@ class Tracing:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         resource = Resource.create({**settings.resource, "process.pid": str(os.getpid())})
-        self.provider = TracerProvider(sampler=settings.sampler, resource=resource)
+        self.sampling, self.ids = settings.sampling, PresetTraceIds()
+        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=resource, id_generator=self.ids)  # type: ignore[arg-type]
         self.provider.add_span_processor(BatchSpanProcessor(exporter if exporter is not None else exporter_of(settings)))
         self.tracer = self.provider.get_tracer("sealserve", _version())
         self.propagator = TraceContextTextMapPropagator()
@@ -129,6 +151,22 @@ class Tracing:
 
     def extract(self, carrier: dict[str, str]) -> Context:
         return self.propagator.extract(carrier) if carrier else EMPTY
+
+    def server_span(self, name: str, carrier: dict[str, str], attributes: dict[str, Any] | None = None) -> ServerSpan:
+        """A request's server span, continuing the trace `carrier` names; a trace the sampler drops gets its ids only:
+        no span object, nothing made current."""
+        parent = self.extract(carrier)
+        remote: SpanContext | None = trace.get_current_span(parent).get_span_context()
+        if remote is not None and not remote.is_valid:
+            remote = None
+        trace_id = remote.trace_id if remote is not None else self.ids.generate_trace_id()
+        if not self.sampling.keeps(trace_id, remote):
+            return ServerSpan(trace_id, self.ids.generate_span_id())
+        if remote is None:
+            self.ids.preset.trace_id = trace_id  # the SDK asks its sampler again, about the same trace id
+        span = self.tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes)
+        context = span.get_span_context()
+        return ServerSpan(context.trace_id, context.span_id, span, trace.set_span_in_context(span, parent))
 
     def begin(self) -> Stages | None:
         """The stages of the current request's inference, when its trace is sampled."""
@@ -172,10 +210,17 @@ class Tracing:
         self.provider.shutdown()
 
 
-def ids_of(span: Span) -> dict[str, str]:
-    """The access line's `trace_id` and `span_id`."""
-    context = span.get_span_context()
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+@dataclass(frozen=True, slots=True)
+class ServerSpan:
+    """A request's trace and span ids (for its access line), and for a sampled trace its span and the context to make current."""
+
+    trace_id: int
+    span_id: int
+    span: Span | None = None
+    current: Context | None = None
+
+    def ids(self) -> dict[str, str]:
+        return {"trace_id": f"{self.trace_id:032x}", "span_id": f"{self.span_id:016x}"}
 
 
 class TraceRequests:
@@ -190,17 +235,15 @@ class TraceRequests:
             await self.app(scope, receive, send)
             return
         tracing, method = self.tracing, scope["method"]
-        parent = tracing.extract({CARRIED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in CARRIED})
-        span = tracing.tracer.start_span(method, parent, kind=SpanKind.SERVER)
+        carrier = {CARRIED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in CARRIED}
+        started = tracing.server_span(method, carrier)
         if self.logged:
-            scope.setdefault("state", {})["trace"] = ids_of(span)
-        token = otel_context.attach(trace.set_span_in_context(span, parent))
-        if not span.is_recording():  # not sampled: its context still carries the decision to anything downstream
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                otel_context.detach(token)
+            scope.setdefault("state", {})["trace"] = started
+        span = started.span
+        if span is None or started.current is None:
+            await self.app(scope, receive, send)
             return
+        token = otel_context.attach(started.current)
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -228,8 +271,8 @@ class TraceRequests:
 
 @dataclass(frozen=True)
 class RpcSpan:
-    span: Span
-    token: object
+    started: ServerSpan
+    token: object | None  # None: not sampled, so nothing was made current
 
 
 class RpcSpans:
@@ -240,23 +283,42 @@ class RpcSpans:
 
     def start(self, rpc: str, metadata: Iterable[tuple[str, Any]]) -> RpcSpan:
         carrier = {key: value for key, value in metadata if key in ("traceparent", "tracestate") and isinstance(value, str)}
-        parent = self.tracing.extract(carrier)
         attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": rpc}
-        span = self.tracing.tracer.start_span(f"{SERVICE}/{rpc}", parent, kind=SpanKind.SERVER, attributes=attributes)
-        return RpcSpan(span, otel_context.attach(trace.set_span_in_context(span, parent)))
+        started = self.tracing.server_span(f"{SERVICE}/{rpc}", carrier, attributes)
+        return RpcSpan(started, otel_context.attach(started.current) if started.current is not None else None)
 
-    def ids(self, started: RpcSpan) -> dict[str, str]:
-        return ids_of(started.span)
+    def ids(self, call: RpcSpan) -> dict[str, str]:
+        return call.started.ids()
 
-    def end(self, started: RpcSpan, code: grpc.StatusCode) -> None:
-        span = started.span
-        otel_context.detach(started.token)  # type: ignore[arg-type]
+    def end(self, call: RpcSpan, code: grpc.StatusCode) -> None:
+        span = call.started.span
+        if span is None or call.token is None:
+            return
+        otel_context.detach(call.token)  # type: ignore[arg-type]
         self.tracing.encoded(span)
-        if span.is_recording():
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code is not grpc.StatusCode.OK:
-                span.set_status(StatusCode.ERROR, code.name)
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(StatusCode.ERROR, code.name)
         span.end()
+
+
+class PresetTraceIds:
+    """The SDK's random ids (its IdGenerator interface), except a root's trace id already drawn for the sampler's
+    question, handed over once (`preset.trace_id`) so the span carries the id the decision was made on."""
+
+    def __init__(self) -> None:
+        self.preset = threading.local()
+
+    def generate_span_id(self) -> int:
+        return random.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        trace_id: int | None = getattr(self.preset, "trace_id", None)
+        self.preset.trace_id = None
+        return trace_id if trace_id is not None else random.getrandbits(128) or 1
+
+    def is_trace_id_random(self) -> bool:
+        return True
 
 
 def _version() -> str:

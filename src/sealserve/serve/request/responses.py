@@ -38,6 +38,7 @@ def describe_state(state: ModelState) -> dict[str, Any]:
             "version": served.version,
             "signer": served.signer,
             "digest": served.digest,
+            "provenance": served.provenance,
             "loaded_at": served.loaded_at.isoformat(),
         }
         if isinstance(served.model, BundleModel):

@@ -84,6 +84,12 @@ SCHEMAS: dict[str, Schema] = {
                 "version": STRING,
                 "signer": NULLABLE_STRING,
                 "digest": NULLABLE_STRING,
+                "provenance": {
+                    "type": ["object", "null"],
+                    "description": "Who signed (method key, certificate or sigstore; identity; issuer), when the log saw it, "
+                    "the bundle digest and the trust policy rule that admitted it",
+                    "additionalProperties": True,
+                },
                 "loaded_at": {"type": "string", "format": "date-time"},
                 "runtime": STRING,
                 "compiled_skipped": STRING,
