@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from sealserve.errors import ConfigError
-from sealserve.serve.config import BundleSource, Events
+from sealserve.serve.config import BundleSource
+from sealserve.serve.model_options import Events
 from sealserve.serve.observability import sink as sink_module
 from sealserve.serve.observability.cloud_events import REQUEST, RESPONSE, EventBuilder, EventOrigin, Message, encode
 from sealserve.serve.observability.events import InferenceEvents, check_sinks

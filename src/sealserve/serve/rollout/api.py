@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from sealserve.serve.config import Candidate
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.outcome import Action
+from sealserve.serve.model_options import Candidate
 from sealserve.serve.request import paths
 from sealserve.serve.request.principal import principal_of, require_admin
 from sealserve.serve.request.responses import json_response

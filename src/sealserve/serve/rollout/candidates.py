@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from sealserve.errors import SealserveError
-from sealserve.serve.config import BundleSource, Candidate
+from sealserve.serve.config import BundleSource
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.fanout import WorkerSync
 from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.model_options import Candidate
 from sealserve.serve.request.dataplane import (
     RUNNER,
     Batch,

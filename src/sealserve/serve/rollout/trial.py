@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sealserve.runtime.answers import Predictions
-from sealserve.serve.config import Candidate
 from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.model_options import Candidate
 from sealserve.serve.request.dataplane import Batch, Inference, InferenceRequest, Outputs, same_inputs
 from sealserve.serve.rollout.comparison import WINDOW, Comparison
 from sealserve.serve.rollout.routing import Chooser
