@@ -243,6 +243,27 @@ def test_admin_and_repository_endpoints_need_admin_from_any_address(auth_server:
             assert answer.status_code == 200, (path, answer.text)
 
 
+def test_changing_a_candidate_needs_admin_and_reading_it_needs_read(auth_server: AuthServer) -> None:
+    """The rollout's endpoints (docs/rollout.md) under the scope gate; the live control: an admin's request reaches the
+    rollout, which refuses it on its own grounds (production's own version is no candidate; there is none to abort)."""
+    path = "/api/admin/models/demo/candidate"
+    with httpx.Client(base_url=auth_server.url, timeout=30) as client:
+        for method, body in (("PUT", {"ref": "production", "mode": "shadow"}), ("DELETE", {"reason": "test"})):
+            assert client.request(method, path, json=body).status_code == 401, method
+            for name in ("ci-pipeline", "dashboard", "demo-only"):
+                assert client.request(method, path, json=body, headers={"X-API-Key": auth_server.key(name)}).status_code == 403, name
+        put = client.put(path, json={"ref": "production", "mode": "shadow"}, headers={"X-API-Key": auth_server.key("ops")})
+        assert (put.status_code, put.json()["error"]["code"]) == (409, "candidate_failed"), put.text
+        assert "the version production serves" in put.json()["error"]["message"]
+        delete = client.request("DELETE", path, json={"reason": "test"}, headers={"X-API-Key": auth_server.key("ops")})
+        assert (delete.status_code, delete.json()["error"]["code"]) == (404, "no_candidate")
+        assert client.get("/api/models/demo/candidate").status_code == 401
+        assert client.get("/api/models/demo/candidate", headers={"X-API-Key": auth_server.key("demo-only")}).status_code == 403
+        view = client.get("/api/models/demo/candidate", headers={"X-API-Key": auth_server.key("dashboard")})
+        assert view.status_code == 200
+        assert view.json()["candidate"] is None
+
+
 def test_token_endpoint_logs_users_in_and_gives_no_hint_about_who_exists(auth_server: AuthServer) -> None:
     with httpx.Client(base_url=auth_server.url, timeout=30) as client:
         basic = client.post("/api/auth/token", auth=("alice", PASSWORDS["alice"]))

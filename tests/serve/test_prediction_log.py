@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sealserve.serve import create_app, load_config
-from sealserve.serve.config import PredictionLog
+from sealserve.serve.model_options import PredictionLog
 from sealserve.serve.observability import prediction_log
 from tests.support.bundles import Workspace
 from tests.support.server import wait_until

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from sealserve.errors import ConfigError
-from sealserve.serve.config import BundleSource, Events
+from sealserve.serve.config import BundleSource
+from sealserve.serve.model_options import Events
 from sealserve.serve.observability import sink as sink_module
 from sealserve.serve.observability.cloud_events import REQUEST, RESPONSE, EventBuilder, EventOrigin, Message, encode
 from sealserve.serve.observability.events import InferenceEvents, check_sinks
@@ -22,8 +23,9 @@ from sealserve.serve.observability.http_post import HttpPost, Post
 from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.observability.redaction import REDACTED, Redaction
 from sealserve.serve.observability.sink import BearerToken, EventSink
-from sealserve.serve.request.dataplane import InferenceRequest, JsonBodies
+from sealserve.serve.request.dataplane import InferenceRequest
 from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.responses import JsonBodies
 from tests.auth.test_tls import self_signed
 from tests.support.server import wait_until
 from tests.support.sink import RecordingSink

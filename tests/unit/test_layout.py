@@ -21,9 +21,10 @@ LAYERS: dict[str, float] = {
     "sealserve.serve.web": 7,
     "sealserve.serve.auth": 6,
     "sealserve.serve.observability": 6,
+    "sealserve.serve.rollout": 5.5,  # candidates: the data plane's router and hook, above it
     "sealserve.serve.request": 5,
     "sealserve.serve.lifecycle": 4,
-    "serve's shared ground": 3.8,  # config, settings, errors: importable from anywhere in serve/, importing none of it
+    "serve's shared ground": 3.8,  # config (and model_options), settings, errors: importable from anywhere in serve/, importing none of it
     "sealserve.packing": 3.5,  # pack-time authoring: only the CLI and the public API import it
     "sealserve.runtime": 3,
     "sealserve.store": 3,
@@ -32,7 +33,7 @@ LAYERS: dict[str, float] = {
     "sealserve.errors": 0,
     "sealserve.model": 0,
 }
-GROUND = ("sealserve.serve.config", "sealserve.serve.settings", "sealserve.serve.errors")
+GROUND = ("sealserve.serve.config", "sealserve.serve.model_options", "sealserve.serve.settings", "sealserve.serve.errors")
 PACKING_IMPORTERS = ("sealserve.cli", "sealserve")
 MAX_MODULES_PER_FOLDER = 12
 MAX_LINES = 400

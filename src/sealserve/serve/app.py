@@ -39,6 +39,9 @@ from sealserve.serve.request.hot_routes import HotRoute, HotRoutes
 from sealserve.serve.request.protocols import StandardProtocols, admin, health, native
 from sealserve.serve.request.protocols.errors import install_error_handlers, render_for_path
 from sealserve.serve.request.protocols.native import without_endpoints
+from sealserve.serve.rollout.api import build_router as rollout_router
+from sealserve.serve.rollout.candidates import Rollout
+from sealserve.serve.rollout.metrics import RolloutMetrics
 from sealserve.serve.web.docs_page import docs_routes
 from sealserve.serve.web.importance import GlobalImportance
 from sealserve.serve.web.login_page import LoginPages, pages_for_browsers
@@ -98,10 +101,12 @@ def create_app(
         hooks.append(events)
     authenticator = Authenticator.from_config(config.auth) if config.auth.enabled else None
     if authenticator is not None:
-        hooks.insert(
-            0, ModelAccess(explain_scope=config.explain.scope == "explain")
-        )  # first: a refused caller costs no other hook anything
-    dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing)
+        access = ModelAccess(explain_scope=config.explain.scope == "explain")
+        hooks.insert(0, access)  # first: a refused caller costs no other hook anything
+    rollout = Rollout(models, RolloutMetrics(metrics.registry) if metrics is not None else None)
+    hooks.append(rollout)  # shadow copies, canary counts and guardrails; it is also the data plane's router
+    dataplane = DataPlane(models, config.limits, config.batching, hooks, tracing, router=rollout)
+    rollout.bind(dataplane, sync)
     explanations = Explanations(dataplane, config.explain)
     lines = AccessLines(observability.log_format) if observability.access_log else None
     gate = GrpcGate(authenticator) if authenticator is not None else None
@@ -132,6 +137,7 @@ def create_app(
             lines.flush()  # type: ignore[union-attr]
         models.trials.cancel_running()  # a trial in progress fails its load; nothing waits for a hanging model
         await asyncio.to_thread(reloader.stop)
+        await rollout.close()
         await dataplane.close()
         await asyncio.to_thread(prediction_logs.close)
         await asyncio.to_thread(events.close)
@@ -154,12 +160,14 @@ def create_app(
     app.state.drain = drain
     app.state.drift = drift
     app.state.metrics = metrics
+    app.state.rollout = rollout
     app.state.tracing = tracing
     install_error_handlers(app)
     hot: list[HotRoute] = []
     app.include_router(native.build_router(models, config.limits, dataplane, hot, drift_status(drift)))
     app.include_router(drift_router(drift, dataplane))
     app.include_router(health.build_router(models))
+    app.include_router(rollout_router(rollout, config.admin.enabled))
     if config.admin.enabled:
         app.include_router(admin.build_router(actions))
     login = (
@@ -173,10 +181,15 @@ def create_app(
         app.include_router(router)
     hot.extend(explanation_routes(explanations, config.limits, without_endpoints(models.states)))
     if metrics is not None:
-        app.router.routes.append(metrics_route(metrics, lambda: drift.publish(metrics.drift_psi, models.served)))
+
+        def refresh() -> None:
+            drift.publish(metrics.drift_psi, models.served)
+            rollout.publish()
+
+        app.router.routes.append(metrics_route(metrics, refresh))
     app.router.routes.extend(docs_routes(config.service_title, app.openapi_url or "/openapi.json"))
     metrics_hook = next((hook for hook in hooks if isinstance(hook, MetricsHook)), None)
-    pages = WebPages(models, drift, metrics_hook, failures, GlobalImportance(explanations, drift))
+    pages = WebPages(models, drift, metrics_hook, failures, GlobalImportance(explanations, drift), rollout)
     app.router.routes.extend(pages.routes())
     if login is not None:
         app.router.routes.extend(LoginPages(login, pages.templates).routes())

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag
 
 from sealserve.errors import ConfigError
 from sealserve.runtime.explain.settings import Explain
+from sealserve.serve.model_options import Candidate, Events, PredictionLog
 
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -26,34 +27,6 @@ class StoreCredentials(Strict):
     access_key_id: str = Field(min_length=1)
     secret_access_key: SecretStr
     session_token: SecretStr | None = None
-
-
-class PredictionLog(Strict):
-    """Opt-in per model: every (sampled) prediction's inputs and outputs to JSON Lines, written off the request path."""
-
-    path: Path
-    max_bytes: int = Field(default=10 << 20, gt=0, description="Rotate the file past this size.")
-    backups: int = Field(default=5, ge=0, description="Rotated files kept (path.1 … path.N).")
-    sample: float = Field(default=1.0, gt=0, le=1, description="Share of requests logged.")
-    queue: int = Field(default=10_000, gt=0, description="Records waiting for the writer; past it they are dropped and counted.")
-
-
-class Events(Strict):
-    """Opt-in per model: each answered request and its response as CloudEvents in KServe's inference logger format,
-    POSTed to `url` by a background sender; the request path only enqueues (docs/observability.md)."""
-
-    url: str = Field(pattern=r"^https?://[^/?#\s]+", description="The sink: an HTTP endpoint, a broker, a Kafka bridge.")
-    mode: Literal["all", "request", "response"] = Field(default="all", description="Which events are sent.")
-    sample: float = Field(default=1.0, gt=0, le=1, description="Share of requests sent.")
-    redact: tuple[str, ...] = Field(
-        default=(), description="Fields whose values are replaced before an event leaves the process (record fields, V2 and Seldon inputs)."
-    )
-    queue: int = Field(default=1000, gt=0, description="Answered requests waiting for the sender; past it they are dropped and counted.")
-    timeout: float = Field(default=5.0, gt=0, description="Seconds one event may take, retries included, before it is dropped and counted.")
-    retries: int = Field(default=3, ge=0, le=10, description="Further attempts after a failed POST, with exponential backoff and jitter.")
-    token_file: Path | None = Field(default=None, description="File holding a bearer token for the sink (re-read when it changes).")
-    ca_file: Path | None = Field(default=None, description="CA bundle that verifies an https sink; without it, the system's.")
-    source: str | None = Field(default=None, min_length=1, description="ce-source; without it, the server's URL.")
 
 
 class BundleSource(Strict):
@@ -72,6 +45,7 @@ class BundleSource(Strict):
     )
     prediction_log: PredictionLog | None = None
     events: Events | None = None
+    candidate: Candidate | None = None
     trial_prediction: bool = Field(
         default=True,
         description="Before the model goes live, load it and predict on records built from its statistics in a child process "

@@ -41,7 +41,7 @@ from sealserve.bundle.metadata import check_version
 from sealserve.errors import ConfigError, SealserveError
 from sealserve.serve.config import BundleSource
 from sealserve.serve.errors import ServingError
-from sealserve.serve.lifecycle.outcome import Action, Outcome, WorkerReport
+from sealserve.serve.lifecycle.outcome import Action, Candidates, Outcome, WorkerReport
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 
 logger = logging.getLogger("sealserve.fanout")
@@ -69,6 +69,7 @@ class WorkerSync:
         self._signature: tuple[int, int, int] | None = None
         self._results: dict[str, dict[str, Any]] = {}
         self._start = _start_time(self.pid)
+        self.candidates: Candidates | None = None  # the rollout's side of the "candidate" and "abort" actions
         # Actions wait on the other workers: on a thread of their own, never the event loop or its shared executor.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealserve-fanout")
 
@@ -90,6 +91,8 @@ class WorkerSync:
                 state.pinned = entry["pin"]
             if entry["unloaded"]:
                 state.unloaded = state.attempted = True
+            if "candidate" in entry and self.candidates is not None:
+                self.candidates.adopt(state.key, entry["candidate"])
         self.applied = desired["generation"]
         if desired["generation"]:
             logger.info("worker %d adopts the admin state of generation %d", self.pid, desired["generation"])
@@ -141,6 +144,10 @@ class WorkerSync:
         """One action, with the same registry calls as a single-process server; never raises."""
         logger.info("worker %d applies %s of %s (generation %d)", self.pid, entry["action"], state.key, entry["generation"])
         try:
+            if entry["action"] in ("candidate", "abort"):
+                if self.candidates is None:
+                    return False, "this worker has no rollout"
+                return self.candidates.apply(state.key, entry.get("candidate"), entry.get("reason") or "", entry.get("by") or "admin")
             if entry["unloaded"]:
                 self.registry.unload(state.key)
                 return True, None
@@ -179,11 +186,11 @@ class WorkerSync:
 
     # -- the side of the worker that received the action --------------------------------------------------
 
-    async def apply(self, action: Action, name: str, version: str | None = None) -> Outcome:
+    async def apply(self, action: Action, name: str, version: str | None = None, extra: dict[str, Any] | None = None) -> Outcome:
         """`run`, off the event loop (actions run one at a time across the workers anyway)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.run, action, name, version)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.run, action, name, version, extra)
 
-    def run(self, action: Action, name: str, version: str | None = None) -> Outcome:
+    def run(self, action: Action, name: str, version: str | None = None, extra: dict[str, Any] | None = None) -> Outcome:
         """Apply `action` on every worker (this one included, by its reload thread) and collect every answer.
 
         Blocking: call it in a thread. Unknown models raise UnknownModelError, bad pins SealserveError, before
@@ -203,6 +210,10 @@ class WorkerSync:
             generation = desired["generation"] + 1
             before = desired["models"].get(state.key) or {"pin": None, "unloaded": False}
             entry = {"pin": before["pin"], "unloaded": False, "action": action, "generation": generation}
+            if "candidate" in before:  # a candidate action's result outlives the model's later actions (for new workers)
+                entry["candidate"] = before["candidate"]
+            if action in ("candidate", "abort"):  # the model's own state stays as it is
+                entry |= {"unloaded": before["unloaded"], **(extra or {})}  # the candidate (None to abort), the reason, who
             if action == "pin":
                 entry["pin"] = version
             elif action == "unpin":
@@ -213,9 +224,10 @@ class WorkerSync:
             desired["models"][state.key] = entry
             _write_json(self.desired_path, desired)
             outcome = Outcome(action, state.key, version, self._wait(state.key, generation, deadline), self.timeout)
-            if action == "pin" and not any(worker.ok for worker in outcome.workers):
+            if action in ("pin", "candidate") and not any(worker.ok for worker in outcome.workers):
                 # No worker could serve it: keep the pin that is in force, so a worker started later does not try it.
-                desired["models"][state.key] = {**entry, "pin": before["pin"]}
+                kept = {key: value for key, value in entry.items() if key != "candidate"} | {"pin": before["pin"]}
+                desired["models"][state.key] = kept | ({"candidate": before["candidate"]} if "candidate" in before else {})
                 _write_json(self.desired_path, desired)
         return outcome
 
@@ -286,7 +298,8 @@ class WorkerSync:
                     isinstance(entry.get("generation"), int)
                     and isinstance(entry.get("pin"), str | None)
                     and isinstance(entry.get("unloaded"), bool)
-                    and entry.get("action") in ("pin", "unpin", "reload", "unload")
+                    and entry.get("action") in ("pin", "unpin", "reload", "unload", "candidate", "abort")
+                    and isinstance(entry.get("candidate"), dict | None)
                 ):
                     raise ValueError(f"unexpected model entry {entry!r}")
         except (ValueError, AttributeError) as exc:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Action = Literal["pin", "unpin", "reload", "unload"]
+Action = Literal["pin", "unpin", "reload", "unload", "candidate", "abort"]
+
+
+class Candidates(typing.Protocol):
+    """Where a worker applies candidate actions (serve/rollout/): `candidate` None aborts the model's candidate."""
+
+    def apply(self, key: str, candidate: dict[str, Any] | None, reason: str, by: str) -> tuple[bool, str | None]: ...
+
+    def adopt(self, key: str, candidate: dict[str, Any] | None) -> None:
+        """A worker that starts after candidate actions takes the last one on before its first load."""
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,19 @@ class ModelRegistry:
         self.load(state)
         return state
 
+    def load_candidate(self, name: str, ref: str) -> ServedModel:
+        """Fetch, verify and load `ref` of a bundle model beside what it serves (a rollout candidate): the same gate,
+        trial and rollback check against what was served; nothing here serves it or counts it as served."""
+        state = self.state(name)
+        source = state.source
+        if not isinstance(source, BundleSource):
+            raise ConfigError(f"{name} is a class model; it has no stored versions to try")
+        with stage(self.tracer, "candidate load", **{"sealserve.model.name": state.key}):
+            store, cache = self.store_for(state), self.cache
+            fetched = fetch_bundle(source, self.limits, dict(self._highest), ref=ref, store=store, cache=cache, tracer=self.tracer)
+            keep = cache.keep if cache else None
+            return serve_verified(source, fetched.verified, self.trials, origin=fetched.origin, keep=keep, tracer=self.tracer)
+
     def store_for(self, state: ModelState) -> Store:
         """The store of a bundle model, opened once and reused (its connection pool too)."""
         source = state.source

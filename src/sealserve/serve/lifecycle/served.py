@@ -31,3 +31,7 @@ class ServedModel:
     def runtime(self) -> str:
         """What executes the model: onnxruntime, scikit-learn, xgboost, lightgbm, or python for a class model."""
         return self.model.runtime_name if isinstance(self.model, BundleModel) else "python"
+
+    def takes_inputs_of(self, other: ServedModel) -> bool:
+        """Whether a batch validated for `other` is valid, as is, for this model (the same features, categories and bounds)."""
+        return self.metadata is not None and other.metadata is not None and self.metadata.features == other.metadata.features

@@ -16,10 +16,11 @@ from typing import Any
 
 import orjson
 
-from sealserve.serve.config import Events, Server
+from sealserve.serve.config import Server
+from sealserve.serve.model_options import Events
 from sealserve.serve.observability.records import InferenceRecord, timestamp
 from sealserve.serve.observability.redaction import Redaction
-from sealserve.serve.request.dataplane import Exchange
+from sealserve.serve.request.responses import Exchange
 
 try:
     from cloudevents.conversion import to_binary

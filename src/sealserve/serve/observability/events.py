@@ -16,12 +16,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sealserve.serve.config import BundleSource, Events, ModelSource
+from sealserve.serve.config import BundleSource, ModelSource
 from sealserve.serve.lifecycle.registry import ModelRegistry
+from sealserve.serve.model_options import Events
 from sealserve.serve.observability.cloud_events import EventBuilder, EventOrigin, Message
 from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.observability.sink import EventSink
-from sealserve.serve.request.dataplane import Exchange, Inference, InferenceHook, InferenceRequest
+from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
+from sealserve.serve.request.responses import Exchange
 
 logger = logging.getLogger("sealserve.events")
 DROP_REASONS = ("queue_full", "failed", "timeout", "shutdown")

@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 
 from sealserve.runtime.bundle_model import BundleModel
-from sealserve.serve.config import BundleSource, PredictionLog
+from sealserve.serve.config import BundleSource
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.model_options import PredictionLog
 from sealserve.serve.observability.records import InferenceRecord
 from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sealserve.errors import ConfigError
-from sealserve.serve.config import Events
+from sealserve.serve.model_options import Events
 from sealserve.serve.observability.cloud_events import Message
 from sealserve.serve.observability.http_post import HttpPost, Post
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +24,7 @@ from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.batching import AdaptiveBatcher
 from sealserve.serve.request.interface import ModelInterface
 from sealserve.serve.request.paths import Protocol
+from sealserve.serve.request.responses import Exchange
 
 INLINE_RUNTIMES = frozenset({"onnxruntime"})
 RUNNER = "runner"
@@ -40,6 +41,7 @@ def check_rows(rows: int, limits: RequestLimits) -> None:
 Batch = Sequence[Any] | Columns  # records, or a batch already validated column by column
 Outputs = Predictions | list[Any]  # arrays for bundle models, one output object per row for class models
 Decode = Callable[[ModelInterface], Batch]
+Prepared = tuple[ServedModel, "ModelRunner", Batch]  # what answers, its runner, its validated inputs
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class InferenceRequest:
     request_id: str | None = None
     principal: BaseUser | None = None  # who is asking, when auth is on (auth/principal.py)
     purpose: str = "predict"  # or "explain": an explanation (serve/request/explaining.py), not a prediction
+    headers: Mapping[str, str] | None = None  # HTTP headers or gRPC metadata: a canary's sticky key may be one
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -108,26 +111,13 @@ class StageTracer(typing.Protocol):
     def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None: ...
 
 
-class Exchange(typing.Protocol):
-    """One answered inference's request and response bodies as JSON, rendered only when a hook asks (off the request path)."""
+class Router(typing.Protocol):
+    """Picks another version to answer a request that names none (a canary, serve/rollout/); None keeps the served one."""
 
-    def request_json(self) -> bytes: ...
+    def route(self, request: InferenceRequest, served: ServedModel, batch: Batch) -> ServedModel | None: ...
 
-    def response_json(self) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class JsonBodies:
-    """A REST exchange: the JSON bodies exactly as received and as answered."""
-
-    request: bytes
-    response: bytes
-
-    def request_json(self) -> bytes:
-        return self.request
-
-    def response_json(self) -> bytes:
-        return self.response
+    def failed(self, request: InferenceRequest, candidate: ServedModel, error: ServingError) -> None:
+        """The candidate could not answer: production answers instead, and the router counts it."""
 
 
 class InferenceHook:
@@ -163,7 +153,7 @@ class ModelRunner:
         self.inline = isinstance(self.model, BundleModel) and self.model.runtime_name in INLINE_RUNTIMES
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{served.name}")
         self.batcher: AdaptiveBatcher[Batch, Outputs] = AdaptiveBatcher(
-            self._run_parts,
+            self.run_parts,
             len,
             max_batch_size=batching.max_batch_size,
             max_latency_ms=batching.max_latency_ms,
@@ -208,7 +198,7 @@ class ModelRunner:
         await self.batcher.close()
         self._executor.shutdown(wait=False)
 
-    def _run_parts(self, parts: list[Batch]) -> list[Outputs]:
+    def run_parts(self, parts: list[Batch]) -> list[Outputs]:
         """One model call for several callers' batches; each caller gets back exactly its own rows."""
         traced = self.traced
         if len(parts) == 1:
@@ -246,8 +236,9 @@ class DataPlane:
         batching: Batching,
         hooks: Iterable[InferenceHook] = (),
         tracer: StageTracer | None = None,
+        router: Router | None = None,
     ) -> None:
-        self.registry, self.limits, self.batching, self.tracer = registry, limits, batching, tracer
+        self.registry, self.limits, self.batching, self.tracer, self.router = registry, limits, batching, tracer, router
         self.hooks = list(hooks)
         self._admitting = [hook for hook in self.hooks if type(hook).admit is not InferenceHook.admit]
         self._answering = [hook for hook in self.hooks if type(hook).answered is not InferenceHook.answered]
@@ -283,11 +274,16 @@ class DataPlane:
         started = time.perf_counter()
         stages = self.tracer.begin() if self.tracer is not None else None
         try:
-            served, runner, batch = self._prepare(request, stages)
-            outputs = await runner.run(batch, stages)
+            prepared = self._prepare(request, stages)
+            served, runner, batch = self._canary(request, *prepared) or prepared
+            try:
+                outputs = await runner.run(batch, stages)
+            except Exception as exc:
+                served, runner, batch = self._fall_back(request, prepared, served, exc)
+                outputs = await runner.run(batch, stages)
         except Exception as exc:
             raise self._failed(request, exc, stages) from None
-        return self._finish(request, served, runner, batch, outputs, started, stages)
+        return self._finish(request, (served, runner, batch), outputs, started, stages)
 
     async def infer_with(self, request: InferenceRequest, work: Callable[[ServedModel, Batch], Awaitable[Outputs]]) -> Inference:
         """`infer` with other work on the validated batch in place of the model call (explanations): the same hooks,
@@ -298,18 +294,23 @@ class DataPlane:
             outputs = await work(served, batch)
         except Exception as exc:
             raise self._failed(request, exc, None) from None
-        return self._finish(request, served, runner, batch, outputs, started, None)
+        return self._finish(request, (served, runner, batch), outputs, started, None)
 
     def infer_blocking(self, request: InferenceRequest) -> Inference:
         """The same entry for callers on their own threads (the gRPC server): runs the model in the calling thread."""
         started = time.perf_counter()
         stages = self.tracer.begin() if self.tracer is not None else None
         try:
-            served, runner, batch = self._prepare(request, stages)
-            outputs = runner.run_blocking(batch, stages)
+            prepared = self._prepare(request, stages)
+            served, runner, batch = self._canary(request, *prepared) or prepared
+            try:
+                outputs = runner.run_blocking(batch, stages)
+            except Exception as exc:
+                served, runner, batch = self._fall_back(request, prepared, served, exc)
+                outputs = runner.run_blocking(batch, stages)
         except Exception as exc:
             raise self._failed(request, exc, stages) from None
-        return self._finish(request, served, runner, batch, outputs, started, stages)
+        return self._finish(request, (served, runner, batch), outputs, started, stages)
 
     def answered(self, request: InferenceRequest, result: Inference, exchange: Exchange) -> None:
         """An adapter's answer was encoded: the hooks that record exchanges see it (call only when `answering`)."""
@@ -345,24 +346,37 @@ class DataPlane:
         runner = self.runner(served)
         if stages is not None:
             stages.served, decoding = served, time.perf_counter()
-        batch = request.decode(runner.interface)
-        self.check_rows(len(batch))
-        if not (isinstance(batch, Columns) or request.validated):
-            batch = runner.interface.validate(batch, request.item)
+        batch = self.decode(request, runner)
         if stages is not None:
             stages.decode, stages.rows = (decoding, time.perf_counter()), len(batch)
         return served, runner, batch
 
-    def _finish(
-        self,
-        request: InferenceRequest,
-        served: ServedModel,
-        runner: ModelRunner,
-        batch: Batch,
-        outputs: Outputs,
-        started: float,
-        stages: Stages | None,
-    ) -> Inference:
+    def decode(self, request: InferenceRequest, runner: ModelRunner) -> Batch:
+        """The request's records, validated for `runner`'s model (a candidate with another schema decodes again)."""
+        batch = request.decode(runner.interface)
+        self.check_rows(len(batch))
+        return batch if isinstance(batch, Columns) or request.validated else runner.interface.validate(batch, request.item)
+
+    def _canary(self, request: InferenceRequest, served: ServedModel, runner: ModelRunner, batch: Batch) -> Prepared | None:
+        """The candidate that answers instead, when the router picks one; inputs validated again if its schema differs."""
+        if self.router is None or request.version is not None or (candidate := self.router.route(request, served, batch)) is None:
+            return None
+        try:
+            other = self.runner(candidate)
+            return candidate, other, batch if candidate.takes_inputs_of(served) else self.decode(request, other)
+        except Exception as exc:
+            self._fall_back(request, (served, runner, batch), candidate, exc)
+            return None
+
+    def _fall_back(self, request: InferenceRequest, production: Prepared, failed: ServedModel, exc: Exception) -> Prepared:
+        """A candidate that could not answer is counted against it, and production answers; production's own failure raises."""
+        if failed is production[0] or self.router is None:
+            raise exc
+        self.router.failed(request, failed, serving_error_of(exc))
+        return production
+
+    def _finish(self, request: InferenceRequest, chosen: Prepared, outputs: Outputs, started: float, stages: Stages | None) -> Inference:
+        served, runner, batch = chosen
         result = Inference(served, runner.interface, batch, outputs, time.perf_counter() - started)
         self._after(request, result, None)
         if stages is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,3 +46,25 @@ def describe_state(state: ModelState) -> dict[str, Any]:
             if served.model.compiled_skipped is not None:
                 summary["compiled_skipped"] = served.model.compiled_skipped
     return summary
+
+
+class Exchange(typing.Protocol):
+    """One answered inference's request and response bodies as JSON, rendered only when a hook asks (off the request path)."""
+
+    def request_json(self) -> bytes: ...
+
+    def response_json(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class JsonBodies:
+    """A REST exchange: the JSON bodies exactly as received and as answered."""
+
+    request: bytes
+    response: bytes
+
+    def request_json(self) -> bytes:
+        return self.request
+
+    def response_json(self) -> bytes:
+        return self.response

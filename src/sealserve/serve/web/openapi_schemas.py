@@ -165,6 +165,22 @@ SCHEMAS: dict[str, Schema] = {
             ("model", "storage"),
         ),
     },
+    "CandidateView": {
+        "title": "CandidateView",
+        "description": "The model's candidate version (docs/rollout.md): its settings and state, its comparison with production over "
+        "the recent window and since it was set (every worker's, added up), and how the last candidates ended.",
+        **_object(
+            {
+                "model": STRING,
+                "production": _object({"version": NULLABLE_STRING, "ref": NULLABLE_STRING}),
+                "candidate": {"type": ["object", "null"]},
+                "comparison": {"type": ["object", "null"]},
+                "ended": {"type": "array", "items": {"type": "object"}},
+                "workers": {"type": "array", "items": {"type": "object"}},
+            },
+            ("model", "production", "candidate", "comparison", "ended"),
+        ),
+    },
     # KServe V1.
     "KServeV1ModelList": {"title": "KServeV1ModelList", **_object({"models": {"type": "array", "items": STRING}}, ("models",))},
     "ModelReadiness": {
@@ -469,6 +485,9 @@ ROUTES: dict[tuple[str, str], Operation] = {
         ok("Drift per feature over the recent window", ref("DriftReport"), MODEL_HEADERS)
         | errors("Error", {404: "No model of this name, or no training statistics to compare with", 503: NOT_READY})
     ),
+    ("get", "/api/models/{name}/candidate"): Operation(
+        ok("The model's candidate and its comparison with production", ref("CandidateView")) | errors("Error", {404: UNKNOWN})
+    ),
     ("get", "/api/health"): Operation(ok("The process answers", ref("Liveness"))),
     ("get", "/api/health/ready"): Operation(
         ok("Every model is verified and loaded", ref("HealthReport")) | {503: Answer("Not every model is loaded", ref("HealthReport"))}
@@ -500,6 +519,38 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("delete", "/api/admin/models/{name}/pin"): Operation(
         ok("The model following its configured ref again", ref("AdminAnswer"))
         | errors("Error", {403: LOOPBACK, 404: UNKNOWN, 409: WORKERS, 504: WORKER_TIMEOUT})
+    ),
+    ("put", "/api/admin/models/{name}/candidate"): Operation(
+        ok("The model with its new candidate", ref("CandidateView"))
+        | errors(
+            "Error",
+            {
+                400: "The body is not readable as JSON text",
+                403: LOOPBACK,
+                404: UNKNOWN,
+                409: "The candidate cannot be loaded (not stored, not verified, the version production serves, or a class model); "
+                "or " + WORKERS.lower(),
+                422: "The body is not a candidate's settings",
+                504: WORKER_TIMEOUT,
+            },
+        ),
+        {JSON: ref("Candidate")},
+    ),
+    ("delete", "/api/admin/models/{name}/candidate"): Operation(
+        ok("The model without a candidate; the aborted one heads `ended`", ref("CandidateView"))
+        | errors(
+            "Error",
+            {
+                400: "The body is not readable as JSON text",
+                403: LOOPBACK,
+                404: "No model of this name, or it has no candidate",
+                409: WORKERS,
+                422: 'The body is not {"reason": "..."}',
+                504: WORKER_TIMEOUT,
+            },
+        ),
+        {JSON: ref("AbortRequest")},
+        body_required=False,
     ),
     # KServe V1.
     ("get", "/v1/models"): Operation(ok("Names of the configured models", ref("KServeV1ModelList"))),

@@ -24,6 +24,8 @@ from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.observability.drift import DriftMonitor, DriftReport
 from sealserve.serve.observability.failure_rate import FailureRate, FailureWindow
 from sealserve.serve.observability.metrics import MetricsHook, RecentTraffic
+from sealserve.serve.rollout.api import describe
+from sealserve.serve.rollout.candidates import Rollout
 from sealserve.serve.web.importance import GlobalImportance
 
 HERE = Path(__file__).parent
@@ -70,8 +72,10 @@ class WebPages:
         metrics: MetricsHook | None,
         failures: FailureWindow | None,
         importance: GlobalImportance | None = None,
+        rollout: Rollout | None = None,
     ) -> None:
-        self.registry, self.drift, self.metrics, self.failures, self.importance = registry, drift, metrics, failures, importance
+        self.registry, self.drift, self.metrics, self.failures = registry, drift, metrics, failures
+        self.importance, self.rollout = importance, rollout
         self.templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
 
     def routes(self) -> list[BaseRoute]:
@@ -107,7 +111,15 @@ class WebPages:
             if Path(name).suffix.lower() in (".png", ".jpg", ".jpeg", ".svg")
         ]
         importance = await asyncio.to_thread(self.importance.of, served) if self.importance is not None and served is not None else None
-        context = {"model": view, "metadata": metadata, "images": images, "drift_bars": _drift_bars(view.drift), "importance": importance}
+        candidate = await asyncio.to_thread(describe, self.rollout, view.state.key) if self.rollout is not None else None
+        context = {
+            "model": view,
+            "metadata": metadata,
+            "images": images,
+            "drift_bars": _drift_bars(view.drift),
+            "importance": importance,
+            "rollout": candidate,
+        }
         return self._page(request, "model.html", context)
 
     async def report(self, request: Request) -> Response:

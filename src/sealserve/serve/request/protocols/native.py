@@ -20,7 +20,7 @@ from sealserve.serve.request.collection import collection_paused
 from sealserve.serve.request.columnar.arrow_read import ARROW_STREAM, parse_arrow
 from sealserve.serve.request.columnar.arrow_write import ColumnsExchange, accepts_arrow, answer_table, ipc_stream
 from sealserve.serve.request.columnar.json_shapes import parse_batch
-from sealserve.serve.request.dataplane import Batch, DataPlane, Exchange, Inference, InferenceRequest, JsonBodies
+from sealserve.serve.request.dataplane import Batch, DataPlane, Inference, InferenceRequest
 from sealserve.serve.request.explain.plane import explanation_detail
 from sealserve.serve.request.hot_routes import HotRoute, hot_route
 from sealserve.serve.request.http_body import read_json_body
@@ -29,7 +29,7 @@ from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of
 from sealserve.serve.request.protocols.errors import render_error
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import describe_state, json_response, model_headers
+from sealserve.serve.request.responses import Exchange, JsonBodies, describe_state, json_response, model_headers
 
 
 def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
@@ -131,6 +131,7 @@ def build_router(
             validated=True,
             request_id=request_id_of(request),
             principal=principal_of(request),
+            headers=request.headers,
         )
         return Answered(asked, await dataplane.infer(asked), body)
 

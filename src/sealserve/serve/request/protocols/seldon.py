@@ -21,14 +21,14 @@ from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.registry import ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, JsonBodies, check_rows
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, check_rows
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of
 from sealserve.serve.request.protocols.errors import seldon_error
 from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import json_response, model_headers
+from sealserve.serve.request.responses import JsonBodies, json_response, model_headers
 
 
 class SeldonTensor(BaseModel):
@@ -79,6 +79,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
             rows=len(rows),
             request_id=request_id_of(request),
             principal=principal_of(request),
+            headers=request.headers,
         )
         inference = await dataplane.infer(asked)
         served, interface, predictions = inference.served, inference.interface, inference.outputs

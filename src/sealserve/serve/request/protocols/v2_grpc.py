@@ -146,6 +146,7 @@ class InferenceService:
             version=request.model_version or None,
             request_id=call.request_id,
             principal=call.principal,
+            headers=dict(context.invocation_metadata() or ()),
         )
         result = self.dataplane.infer_blocking(asked)
         served, predictions = result.served, result.outputs

@@ -21,7 +21,7 @@ from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.actions import AdminActions
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
 from sealserve.serve.request import paths
-from sealserve.serve.request.dataplane import DataPlane, InferenceRequest, JsonBodies
+from sealserve.serve.request.dataplane import DataPlane, InferenceRequest
 from sealserve.serve.request.hot_routes import HotRoute
 from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of, require_admin
@@ -29,7 +29,7 @@ from sealserve.serve.request.protocols import v2_tensors as tensors
 from sealserve.serve.request.protocols.errors import kserve_error
 from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import json_response, model_headers
+from sealserve.serve.request.responses import JsonBodies, json_response, model_headers
 
 BINARY_HEADER = "inference-header-content-length"
 
@@ -102,6 +102,7 @@ def build_router(
             version=version,
             request_id=request_id_of(request),
             principal=principal_of(request),
+            headers=request.headers,
         )
         result = await dataplane.infer(asked)
         served, predictions = result.served, result.outputs

@@ -1,0 +1,75 @@
+"""Canary routing and the shadow comparison, in process: the split a weight gives, keys stable across processes, and
+the figures a known pair of answers yields (the real server's behaviour: tests/serve/test_rollout.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sealserve.runtime.columns import Columns
+from sealserve.serve.rollout.comparison import Comparison, summarize
+from sealserve.serve.rollout.routing import Chooser, bucket, sticky_key
+
+REQUESTS = 5000
+
+
+def test_a_canary_weight_of_a_tenth_sends_a_tenth_of_5000_keyed_requests_to_the_candidate() -> None:
+    chooser = Chooser("credit_risk", 0.1, "header:X-User-ID")
+    chosen = sum(chooser.candidate({"x-user-id": f"customer-{index}"}, []) for index in range(REQUESTS))
+    assert abs(chosen / REQUESTS - 0.1) <= 0.02
+    assert 0 < chosen < REQUESTS  # live control: both versions answer
+
+
+def test_without_a_key_the_split_is_random_at_the_weight() -> None:
+    chooser = Chooser("credit_risk", 0.1, None, seed=7)
+    chosen = sum(chooser.candidate(None, []) for _ in range(REQUESTS))
+    assert abs(chosen / REQUESTS - 0.1) <= 0.02
+
+
+def test_one_key_gets_one_version_in_every_process() -> None:
+    """Python's hash() is salted per process; the bucket is not: another interpreter with another seed agrees."""
+    keys = [f"user-{index}" for index in range(50)]
+    here = [bucket("demo", key) for key in keys]
+    code = f"from sealserve.serve.rollout.routing import bucket; print([bucket('demo', key) for key in {keys!r}])"
+    environment = {**os.environ, "PYTHONHASHSEED": "12345"}
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environment).stdout
+    assert eval(there) == here
+    assert len(set(here)) == len(here)
+
+
+def test_a_batch_is_routed_by_its_first_records_field_whatever_its_form() -> None:
+    records = [{"customer_id": 42, "size": 1.0}, {"customer_id": 7, "size": 2.0}]
+    columns = Columns(2, {"customer_id": np.array([42.0, 7.0]), "size": np.array([1.0, 2.0])})
+    assert sticky_key("field:customer_id", None, records) == sticky_key("field:customer_id", None, columns) == "42"
+    assert sticky_key("header:X-User-ID", {"x-user-id": "u1"}, records) == "u1"
+    assert sticky_key("header:X-User-ID", {}, records) is None
+    assert sticky_key("field:missing", None, records) is None
+
+
+def test_a_regressors_comparison_reports_the_distribution_of_differences() -> None:
+    comparison = Comparison()
+    production = list(np.linspace(0.0, 100.0, 200))
+    comparison.record(_regression(production), _regression([value + 1.5 for value in production]), 0.002)
+    comparison.error(0.004)
+    view = summarize([comparison.export(), comparison.export()])  # two workers with the same figures add up
+    since_start, window = view["since_start"], view["window"]
+    assert view["kind"] == "regression"
+    assert since_start["rows"] == 400
+    assert since_start["difference"] == pytest.approx({"mean": 1.5, "mean_abs": 1.5, "max_abs": 1.5})
+    assert window["difference"]["p99_abs"] == pytest.approx(1.5)
+    assert since_start["errors"] == 2
+    assert since_start["error_rate"] == pytest.approx(0.5)
+    assert 0 < window["psi"] < 0.1  # a small shift of the whole distribution
+
+
+def _regression(values: list[float]) -> object:
+    from sealserve.runtime.answers import Predictions
+
+    class Classes:
+        task, label_of, labels, with_probabilities = "regression", {}, [], False
+
+    return Predictions(Classes(), np.asarray(values), None)  # type: ignore[arg-type]
