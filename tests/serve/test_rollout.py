@@ -212,7 +212,8 @@ def test_canary_and_candidate_changes_hold_on_every_worker(workspace: Workspace,
 
 def test_a_failing_canary_aborts_by_its_guardrail_and_a_promoted_candidate_becomes_production(workspace: Workspace, tmp_path: Path) -> None:
     """Production keeps answering while a candidate that refuses most inputs is aborted; then promotion moves the
-    store's alias (`sealserve promote`, a store of this test's own) and a reload serves the candidate as production."""
+    store's alias (`sealserve promote`, a store of this test's own) and a reload serves the candidate as production;
+    the server promotes by itself only a candidate set with allow_promote."""
     shutil.copytree(workspace.root, tmp_path / "space")
     space = dataclasses.replace(
         workspace, root=tmp_path / "space", keyring=tmp_path / "space" / "keyring.json", store=LocalStore(tmp_path / "space" / "store")
@@ -249,6 +250,12 @@ def test_a_failing_canary_aborts_by_its_guardrail_and_a_promoted_candidate_becom
         assert "1.9.0" in refused.json()["error"]["message"]
         assert candidate(http)["candidate"]["version"] == "1.1.0"  # a refused candidate leaves the current one
 
+        not_allowed = admin("candidate", "promote", "demo", server=server)  # this candidate was set without allow_promote
+        assert not_allowed.returncode == 1
+        assert "candidate.allow_promote is false" in not_allowed.stderr
+        assert "sealserve promote demo 1.1.0 production" in not_allowed.stderr
+        assert space.store.resolve("demo", "production") == "1.0.0"
+
         promoted = subprocess.run(
             [SEALSERVE, "promote", "demo", "1.1.0", "production", space.store.url], capture_output=True, text=True, check=False
         )
@@ -264,3 +271,14 @@ def test_a_failing_canary_aborts_by_its_guardrail_and_a_promoted_candidate_becom
         gone = http.request("DELETE", "/api/admin/models/demo/candidate")
         assert gone.status_code == 404
         assert gone.json()["error"]["code"] == "no_candidate"
+
+        allowed = http.put("/api/admin/models/demo/candidate", json={"ref": "1.2.0", "mode": "shadow", "allow_promote": True})
+        assert allowed.status_code == 200, allowed.text
+        by_server = admin("candidate", "promote", "demo", server=server)  # the server moves the alias itself, then reloads
+        assert by_server.returncode == 0, by_server.stderr
+        assert "production → 1.2.0" in by_server.stdout
+        assert space.store.resolve("demo", "production") == "1.2.0"
+        view = candidate(http)
+        assert (view["production"]["version"], view["candidate"], view["ended"][0]["outcome"]) == ("1.2.0", None, "promoted")
+        small = http.post("/api/models/demo/prediction", json={"size": 2.0, "count": 3, "color": "RED"})
+        assert small.json()["model_version"] == "1.2.0"

@@ -39,7 +39,8 @@ def admin_unpin(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> Non
 
 
 candidate_app = typer.Typer(
-    help="A candidate version beside production: shadow or canary it, abort it (promotion is `sealserve promote`).", no_args_is_help=True
+    help="A candidate version beside production: shadow or canary it, abort it, or promote it (with candidate.allow_promote).",
+    no_args_is_help=True,
 )
 admin_app.add_typer(candidate_app, name="candidate")
 
@@ -79,6 +80,15 @@ def candidate_abort(
     """Remove NAME's candidate; production alone answers again."""
     path = f"/api/admin/models/{name}/candidate"
     view = run(lambda: call_admin("DELETE", url, path, {"reason": reason}, credential=os.environ.get(TOKEN_ENV)))
+    _print_candidate(view)
+
+
+@candidate_app.command("promote")
+def candidate_promote(name: str, url: AdminUrlOption = "http://127.0.0.1:8000") -> None:
+    """Move NAME's alias to its candidate in the store and reload (needs candidate.allow_promote and store write access)."""
+    view = run(lambda: call_admin("POST", url, f"/api/admin/models/{name}/candidate/promote", None, credential=os.environ.get(TOKEN_ENV)))
+    promoted = view["promoted"]
+    out.print(f"{view['model']}: {promoted['alias']} → {promoted['version']}", highlight=False)
     _print_candidate(view)
 
 

@@ -60,3 +60,8 @@ class Candidate(BaseModel):
     sample: float = Field(default=1.0, gt=0, le=1, description="shadow: share of requests the candidate also scores.")
     sticky_by: str | None = Field(default=None, pattern=r"^(header|field):[A-Za-z0-9_.-]{1,128}$", description="header:NAME or field:NAME")
     guardrails: Guardrails = Guardrails()
+    allow_promote: bool = Field(
+        default=False,
+        description="The server may move the model's ref alias to the candidate's version (POST …/candidate/promote); its store "
+        "credentials must be able to write. Otherwise promotion is `sealserve promote`.",
+    )

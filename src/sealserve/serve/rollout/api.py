@@ -1,5 +1,6 @@
 """The rollout over HTTP: GET /api/models/{name}/candidate (the comparison, `read`), and with the admin API on,
-PUT and DELETE /api/admin/models/{name}/candidate (set, abort: `admin`, or a loopback client without auth)."""
+PUT and DELETE /api/admin/models/{name}/candidate (set, abort) and POST …/candidate/promote (`admin`, or a loopback
+client without auth)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,17 @@ def build_router(rollout: Rollout, admin: bool) -> APIRouter:
         if workers is None:
             await asyncio.to_thread(rollout.set, name, body, caller(request))
         return json_response(await asyncio.to_thread(describe, rollout, name) | ({"workers": workers} if workers else {}))
+
+    @router.post(paths.ADMIN + "/models/{name}/candidate/promote", summary="Move the model's alias to its candidate and reload")
+    async def promote_candidate(name: str, request: Request) -> Response:
+        require_admin(request, "the admin API")
+        alias, version = await asyncio.to_thread(rollout.promote, name)
+        workers = await everywhere("reload", name, {})
+        if workers is None:
+            await asyncio.to_thread(rollout.registry.reload, name)
+        await rollout.sweep()
+        answer = {"promoted": {"alias": alias, "version": version}} | ({"workers": workers} if workers else {})
+        return json_response(await asyncio.to_thread(describe, rollout, name) | answer)
 
     @router.delete(paths.ADMIN + "/models/{name}/candidate", summary="Abort the model's candidate, saying why")
     async def abort_candidate(name: str, request: Request, body: AbortRequest | None = None) -> Response:

@@ -38,6 +38,7 @@ from sealserve.serve.rollout.metrics import RolloutMetrics
 from sealserve.serve.rollout.shadow import ShadowRunner
 from sealserve.serve.rollout.shared import SharedComparisons
 from sealserve.serve.rollout.trial import Ended, Queued, Trial, packed, unpacked
+from sealserve.store.base import is_version
 
 logger = logging.getLogger("sealserve.rollout")
 
@@ -154,6 +155,34 @@ class Rollout(InferenceHook):
         if ended is None:  # another thread ended it first
             raise ServingError(404, "no_candidate", f"model {name} has no candidate")
         return ended
+
+    def promote(self, name: str) -> tuple[str, str]:
+        """Point the model's ref alias at its candidate's version in the store (with `candidate.allow_promote` only: the
+        serving replicas should not hold store write credentials otherwise); the reload that follows serves it, verified
+        and rollback-checked as any version. The alias and the version."""
+        state = self.registry.state(name)
+        trial = self.trials.get(state.key)
+        if trial is None or trial.served is None:
+            raise ServingError(404, "no_candidate", f"model {name} has no loaded candidate")
+        source, version = state.source, trial.served.version
+        assert isinstance(source, BundleSource)  # a class model never gets a candidate (set)
+        if not trial.config.allow_promote:
+            raise ServingError(
+                403,
+                "promote_not_allowed",
+                f"{name}: this server does not promote (candidate.allow_promote is false); run `sealserve promote {name} {version} "
+                f"{source.ref} STORE_URL` with store write credentials",
+            )
+        if state.pinned is not None:
+            raise ServingError(409, "promote_failed", f"{name} is pinned to {state.pinned}; unpin it before promoting")
+        if is_version(source.ref):
+            raise ServingError(409, "promote_failed", f"{name} follows the fixed version {source.ref}, not an alias: nothing to move")
+        try:
+            self.registry.store_for(state).promote(source.name, version, source.ref)
+        except SealserveError as exc:
+            raise ServingError(409, "promote_failed", f"{name}: the store did not move {source.ref} to {version}: {exc}") from None
+        logger.info("model %s: %s now points at the candidate %s (promoted by the server)", name, source.ref, version)
+        return source.ref, version
 
     def _load(self, trial: Trial) -> None:
         try:

@@ -536,6 +536,18 @@ ROUTES: dict[tuple[str, str], Operation] = {
         ),
         {JSON: ref("Candidate")},
     ),
+    ("post", "/api/admin/models/{name}/candidate/promote"): Operation(
+        ok("The candidate promoted (the alias moved, production reloaded); it heads `ended`", ref("CandidateView"))
+        | errors(
+            "Error",
+            {
+                403: LOOPBACK + "; or the candidate was not set with allow_promote (the answer names the `sealserve promote` to run)",
+                404: "No model of this name, or it has no loaded candidate",
+                409: "The model is pinned or follows a fixed version, or the store refused the write; or " + WORKERS.lower(),
+                504: WORKER_TIMEOUT,
+            },
+        ),
+    ),
     ("delete", "/api/admin/models/{name}/candidate"): Operation(
         ok("The model without a candidate; the aborted one heads `ended`", ref("CandidateView"))
         | errors(
