@@ -250,7 +250,7 @@ class WorkerSync:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 logger.warning("ignoring unreadable worker file %s: %s", path.name, exc)
                 continue
-            if pid != self.pid and not _alive(pid, ack.get("start")):
+            if pid != self.pid and not worker_alive(pid, ack.get("start")):
                 logger.info("worker %d is gone; no longer waiting for it", pid)
                 with contextlib.suppress(OSError):
                     path.unlink()
@@ -355,7 +355,7 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if fields is not None and len(fields) > 19 else None
 
 
-def _alive(pid: int, start: str | None) -> bool:
+def worker_alive(pid: int, start: str | None = None) -> bool:
     """Running, not a zombie, and (where /proc tells) the same process that registered, not a reused pid."""
     try:
         os.kill(pid, 0)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sealserve.serve.lifecycle.fanout import worker_alive
+
 logger = logging.getLogger("sealserve.rollout")
 
 INTERVAL = 0.5
@@ -59,7 +61,7 @@ class SharedComparisons:
                 pid = int(shared["pid"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if not _alive(pid):
+            if not worker_alive(pid):
                 with contextlib.suppress(OSError):
                     path.unlink()
                 continue
@@ -76,13 +78,3 @@ class SharedComparisons:
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL):
             self.write(always=False)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
