@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class SealserveError(Exception):
     """Base class: the message is safe to show to a user (no secrets, no internals)."""
@@ -113,3 +118,10 @@ class ConfigError(SealserveError):
 
 class TrialPredictionError(SealserveError):
     """The model crashed, failed or hung in its trial prediction (a child process) before going live."""
+
+
+def first_problem(exc: ValidationError) -> str:
+    """pydantic's first error as "at LOCATION: message" (the top level when it has none), for a one-line refusal."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"at {where or 'top level'}: {first['msg']}"

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sealserve.bundle import keys
-from sealserve.errors import KeyNotValidError, KeyringError, RevokedKeyError, UnknownKeyError
+from sealserve.errors import KeyNotValidError, KeyringError, RevokedKeyError, UnknownKeyError, first_problem
 
 
 class KeyStatus(str, Enum):
@@ -118,9 +118,7 @@ class Keyring(BaseModel):
         except OSError as exc:
             raise KeyringError(f"cannot read keyring {path}: {exc.strerror}") from None
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise KeyringError(f"keyring {path} is invalid at {where or 'top level'}: {first['msg']}") from None
+            raise KeyringError(f"keyring {path} is invalid {first_problem(exc)}") from None
         for entry in ring.keys:
             entry.check_secret_if_present()
         return ring

@@ -22,6 +22,7 @@ from sealserve.errors import (
     MissingFileError,
     NewerFormatError,
     SignatureFormatError,
+    first_problem,
 )
 from sealserve.trust.identity.policy import TrustPolicy
 from sealserve.trust.identity.signer import Provenance, Signer
@@ -175,9 +176,7 @@ def read_metadata(folder: Path) -> BundleMetadata:
     try:
         return BundleMetadata.model_validate_json(data, extra="ignore")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BundleFormatError(f"{METADATA_FILE} is invalid at {where or 'top level'}: {first['msg']}") from None
+        raise BundleFormatError(f"{METADATA_FILE} is invalid {first_problem(exc)}") from None
 
 
 def read_identity(folder: Path) -> tuple[str, str]:

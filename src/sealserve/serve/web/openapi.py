@@ -67,32 +67,13 @@ def build_openapi(app: FastAPI, models: list[ModelDescription]) -> dict[str, Any
     for model in documented:
         input_ref = _register(schemas, model.input_schema)
         output_ref = _register(schemas, model.output_schema)
-        provenance = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
-        single = {
-            "type": "object",
-            "required": ["model_name", "model_version", "output"],
-            "properties": provenance | {"output": output_ref},
-        }
-        batch = {
-            "type": "object",
-            "required": ["model_name", "model_version", "outputs"],
-            "properties": provenance | {"outputs": {"type": "array", "items": output_ref}},
-        }
+        single, batch = _answer("output", output_ref), _answer("outputs", {"type": "array", "items": output_ref})
         base = f"/api/models/{model.name}"
         document["paths"][f"{base}/prediction"] = {"post": _operation(model, "prediction", input_ref, single)}
         document["paths"][f"{base}/predictions"] = {
             "post": _operation(model, "predictions", batch_request(schemas, input_ref, rows), batch)
         }
-        explained = {
-            "type": "object",
-            "required": ["model_name", "model_version", "explanation"],
-            "properties": provenance | {"explanation": EXPLANATION},
-        }
-        explained_many = {
-            "type": "object",
-            "required": ["model_name", "model_version", "explanations"],
-            "properties": provenance | {"explanations": {"type": "array", "items": EXPLANATION}},
-        }
+        explained, explained_many = _answer("explanation", EXPLANATION), _answer("explanations", {"type": "array", "items": EXPLANATION})
         if not model.explained:
             continue
         document["paths"][f"{base}/explanation"] = {"post": _operation(model, "explanation", input_ref, explained)}
@@ -202,6 +183,12 @@ EXPLANATION = {
         "evaluations": {"type": "integer"},
     },
 }
+
+
+def _answer(field: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A native route's answer: the model's name and version, and `field` holding `schema`."""
+    provenance = {"model_name": {"type": "string"}, "model_version": {"type": "string"}}
+    return {"type": "object", "required": ["model_name", "model_version", field], "properties": provenance | {field: schema}}
 
 
 def _operation(model: ModelDescription, kind: str, request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from sealserve.errors import (
     UnknownKeyError,
     UntrustedCertificateError,
     VerificationError,
+    first_problem,
 )
 from sealserve.trust.identity.certificate import CertificateVerifier, load_anchor_certificates
 from sealserve.trust.identity.keyring_verifier import KeyringVerifier
@@ -262,6 +263,4 @@ def read_policy_file(path: Path) -> PolicyFile:
     try:
         return PolicyFile.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise TrustPolicyError(f"trust policy {path} is invalid at {where or 'top level'}: {first['msg']}") from None
+        raise TrustPolicyError(f"trust policy {path} is invalid {first_problem(exc)}") from None
