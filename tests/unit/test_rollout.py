@@ -66,6 +66,13 @@ def test_a_regressors_comparison_reports_the_distribution_of_differences() -> No
     assert 0 < window["psi"] < 0.1  # a small shift of the whole distribution
 
 
+def _flat(view: dict[str, object], prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in view.items():
+        flat |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return flat
+
+
 def _regression(values: list[float]) -> object:
     from sealserve.runtime.answers import Predictions
 
@@ -73,3 +80,34 @@ def _regression(values: list[float]) -> object:
         task, label_of, labels, with_probabilities = "regression", {}, [], False
 
     return Predictions(Classes(), np.asarray(values), None)  # type: ignore[arg-type]
+
+
+def test_a_call_for_many_requests_counts_what_one_call_per_request_counts() -> None:
+    """The shadow thread records a whole group's rows at once: the figures are those of one record per request."""
+    from sealserve.runtime.answers import Predictions
+    from sealserve.serve.rollout.trial import joined
+
+    class Classes:
+        task, label_of, labels, with_probabilities = "classification", {0: "no", 1: "yes"}, ["no", "yes"], True
+
+    classes = Classes()
+    rng = np.random.default_rng(3)
+    production = rng.integers(0, 2, 100)
+    candidate = np.where(np.arange(100) % 25 < 3, 1 - production, production)  # 12 of 100 rows flipped
+    probabilities = rng.random((100, 2))
+    parts = [
+        (
+            Predictions(classes, production[i : i + 1], probabilities[i : i + 1]),
+            Predictions(classes, candidate[i : i + 1], probabilities[i : i + 1] / 2),
+        )  # type: ignore[arg-type]
+        for i in range(100)
+    ]
+    one_by_one, grouped = Comparison(), Comparison()
+    for first, second in parts:
+        one_by_one.record(first, second, 0.001)
+    grouped.record(joined([first for first, _ in parts]), joined([second for _, second in parts]), 0.001, requests=100)
+    alone, together = summarize([one_by_one.export()]), summarize([grouped.export()])
+    assert _flat(together) == pytest.approx(_flat(alone))  # sums in another order: equal up to rounding
+    assert together["since_start"]["agreement"] == pytest.approx(0.88)
+    assert together["since_start"]["requests"] == 100
+    assert sum(sum(row.values()) for row in together["since_start"]["confusion"].values()) == 100

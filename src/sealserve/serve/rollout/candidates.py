@@ -37,7 +37,7 @@ from sealserve.serve.rollout.comparison import summarize
 from sealserve.serve.rollout.metrics import RolloutMetrics
 from sealserve.serve.rollout.shadow import ShadowRunner
 from sealserve.serve.rollout.shared import SharedComparisons
-from sealserve.serve.rollout.trial import Ended, Queued, Trial, packed, unpacked
+from sealserve.serve.rollout.trial import Ended, Queued, Trial, joined, packed, unpacked
 from sealserve.store.base import is_version
 
 logger = logging.getLogger("sealserve.rollout")
@@ -316,8 +316,12 @@ class Rollout(InferenceHook):
             self._shadow_failed(trial, candidate, exc, time.perf_counter() - started)
             return
         seconds = time.perf_counter() - started
-        for production, output in zip(answers, outputs, strict=True):
-            trial.comparison.record(production, output, seconds)
+        production, candidate_outputs = joined(answers), joined(outputs)
+        if production is not None and candidate_outputs is not None:
+            trial.comparison.record(production, candidate_outputs, seconds, requests=len(answers))
+        else:
+            for answer, output in zip(answers, outputs, strict=True):
+                trial.comparison.record(answer, output, seconds)
         if self.metrics is not None:
             self.metrics.counted(trial.key, "shadow", len(answers))
 

@@ -11,7 +11,7 @@ import math
 import threading
 from collections import Counter, deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,6 +35,15 @@ def _label(value: Any, names: dict[Any, str]) -> str:
     return str(names.get(value, value))
 
 
+class Rows(NamedTuple):
+    """Both versions' answers to the same rows, as columns: labels or values, and |Δ probability| or Δ value."""
+
+    production: list[Any]
+    candidate: list[Any]
+    differences: np.ndarray | None
+    regression: bool
+
+
 class Comparison:
     """One candidate's comparison in this worker; `record` and `error` run on the shadow runner or a request's thread."""
 
@@ -49,33 +58,40 @@ class Comparison:
         self.seconds: deque[float] = deque(maxlen=window)
         self.failures: deque[bool] = deque(maxlen=window)
 
-    def record(self, production: Any, candidate: Any, seconds: float) -> None:
-        """One request's outputs from both versions, row for row, and the candidate's time."""
-        pairs = _pairs(production, candidate)
+    def record(self, production: Any, candidate: Any, seconds: float, requests: int = 1) -> None:
+        """`requests` requests' outputs from both versions, row for row (one candidate call of `seconds` for them all).
+
+        Counted per distinct label pair and with array sums, so a call of many rows costs little more than one."""
+        rows = _rows(production, candidate)
+        differences = rows.differences
+        listed = differences.tolist() if differences is not None else [None] * len(rows.production)
         with self._lock:
             totals = self.totals
-            totals["requests"] += 1
-            self._timed(seconds, failed=False)
-            for first, second, difference, regression in pairs:
-                totals["rows"] += 1
-                self.rows.append((first, second, difference))
-                if regression:
-                    self.regression = True
-                    assert difference is not None
-                    totals["agreed"] += first == second
-                    totals["difference_sum"] += difference
-                    totals["abs_difference_sum"] += abs(difference)
-                    totals["abs_difference_max"] = max(totals["abs_difference_max"], abs(difference))
-                    continue
-                totals["agreed"] += first == second
-                pair = f"{first}|{second}"
-                self.confusion[pair if pair in self.confusion or len(self.confusion) < MAX_PAIRS else OTHER] += 1
-                for counter, label in ((self.production_labels, first), (self.candidate_labels, second)):
-                    counter[label if label in counter or len(counter) < MAX_PAIRS else OTHER] += 1
-                if difference is not None:
-                    totals["probability_rows"] += 1
-                    totals["probability_sum"] += difference
-                    totals["probability_max"] = max(totals["probability_max"], difference)
+            totals["requests"] += requests
+            self._timed(seconds, failed=False, count=requests)
+            if not rows.production:
+                return
+            totals["rows"] += len(rows.production)
+            self.rows.extend(zip(rows.production, rows.candidate, listed, strict=True))
+            if rows.regression:
+                assert differences is not None
+                self.regression = True
+                absolute = np.abs(differences)
+                totals["agreed"] += int(np.count_nonzero(differences == 0))
+                totals["difference_sum"] += float(differences.sum())
+                totals["abs_difference_sum"] += float(absolute.sum())
+                totals["abs_difference_max"] = max(totals["abs_difference_max"], float(absolute.max()))
+                return
+            for (first, second), count in Counter(zip(rows.production, rows.candidate, strict=True)).items():
+                totals["agreed"] += count if first == second else 0
+                _add(self.confusion, f"{first}|{second}", count)
+            for counter, labels in ((self.production_labels, rows.production), (self.candidate_labels, rows.candidate)):
+                for label, count in Counter(labels).items():
+                    _add(counter, label, count)
+            if differences is not None:
+                totals["probability_rows"] += len(differences)
+                totals["probability_sum"] += float(differences.sum())
+                totals["probability_max"] = max(totals["probability_max"], float(differences.max()))
 
     def error(self, seconds: float) -> None:
         with self._lock:
@@ -86,13 +102,13 @@ class Comparison:
         with self._lock:
             self.totals["dropped"] += 1
 
-    def _timed(self, seconds: float, *, failed: bool) -> None:
+    def _timed(self, seconds: float, *, failed: bool, count: int = 1) -> None:
         totals = self.totals
-        totals["calls"] += 1
-        totals["seconds_sum"] += seconds
+        totals["calls"] += count
+        totals["seconds_sum"] += seconds * count
         totals["seconds_max"] = max(totals["seconds_max"], seconds)
-        self.seconds.append(seconds)
-        self.failures.append(failed)
+        self.seconds.extend([seconds] * min(count, WINDOW))
+        self.failures.extend([failed] * min(count, WINDOW))
 
     def export(self) -> dict[str, Any]:
         """This worker's counts and window as plain JSON (what another worker adds to its own)."""
@@ -109,20 +125,34 @@ class Comparison:
             }
 
 
-def _pairs(production: Any, candidate: Any) -> list[tuple[Any, Any, float | None, bool]]:
-    """(production, candidate, difference, regression) per row: labels and the largest |Δ probability| for label
-    answers, values and candidate − production for a regressor's."""
+def _add(counter: Counter[str], key: str, count: int) -> None:
+    """Count `key`, or "other" once MAX_PAIRS distinct keys are counted (labels come from models, not bounded)."""
+    counter[key if key in counter or len(counter) < MAX_PAIRS else OTHER] += count
+
+
+def _rows(production: Any, candidate: Any) -> Rows:
+    """Labels and the largest |Δ probability| per row for label answers; values and candidate − production for a
+    regressor's; a class model's outputs as short text."""
     if isinstance(production, Predictions) and isinstance(candidate, Predictions):
         if production.classes.task == "regression" and production.values.ndim == 1:
             first, second = production.values.astype(float), candidate.values.astype(float)
-            return [(float(a), float(b), float(b - a), True) for a, b in zip(first.tolist(), second.tolist(), strict=True)]
-        names = production.classes.label_of
-        differences = _probability_differences(production, candidate)
-        return [
-            (_label(a, names), _label(b, candidate.classes.label_of), None if differences is None else float(differences[index]), False)
-            for index, (a, b) in enumerate(zip(production.values, candidate.values, strict=True))
-        ]
-    return [(_plain(a), _plain(b), None, False) for a, b in zip(production, candidate, strict=True)]
+            return Rows(first.tolist(), second.tolist(), second - first, True)
+        first_labels = _labels(production.values, production.classes.label_of)
+        second_labels = _labels(candidate.values, candidate.classes.label_of)
+        return Rows(first_labels, second_labels, _probability_differences(production, candidate), False)
+    return Rows([_plain(a) for a in production], [_plain(b) for b in candidate], None, False)
+
+
+def _labels(values: np.ndarray, names: dict[Any, str]) -> list[str]:
+    """Each row's label, looked up once per distinct value (a multi-output row joins its labels with commas)."""
+    if values.ndim != 1:
+        return [_label(row, names) for row in values]
+    try:
+        distinct, inverse = np.unique(values, return_inverse=True)
+    except TypeError:  # values numpy cannot order (mixed objects)
+        return [_label(value, names) for value in values]
+    table = [_label(value, names) for value in distinct]
+    return [table[index] for index in inverse.tolist()]
 
 
 def _plain(output: Any) -> str:

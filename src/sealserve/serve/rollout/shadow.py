@@ -1,6 +1,6 @@
 """The shadow runner: the candidate scores copies of production's validated inputs on a thread of its own.
 
-The request path only offers an item to a bounded queue (`put_nowait`): a full queue drops it and counts it, so a
+The request path only appends an item to a bounded deque (no lock, no wake-up): a full queue drops it and counts it, so a
 slow or failing candidate never fails or changes an answer. The thread wakes every `TICK` seconds, never per request
 (a wake-up per request would take the GIL right after each answer), takes what is queued (up to `GROUP` requests)
 for one model call, and keeps its share of the process's time under `SHARE` (it rests `busy × (1/SHARE − 1)` after
@@ -10,9 +10,9 @@ each call, the GIL released): past that share the queue fills and items are drop
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -30,33 +30,26 @@ class ShadowRunner:
     """One candidate's queue and thread; `close` drops what waits and lets the call in progress finish."""
 
     def __init__(self, name: str, score: Score, size: int = QUEUE, share: float = SHARE) -> None:
-        self._score, self._share = score, share
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._score, self._share, self._size = score, share, size
+        self._queue: deque[Any] = deque()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sealserve-shadow-{name}", daemon=True)
         self._thread.start()
 
     def offer(self, item: Any) -> bool:
         """Queue `item`; False (dropped) when the queue is full or the runner closed."""
-        if self._closed.is_set():
+        if self._closed.is_set() or len(self._queue) >= self._size:
             return False
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            return False
+        self._queue.append(item)  # deque appends are atomic; concurrent offers may pass the size by a few, no more
         return True
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
 
     def close(self, timeout: float = 5.0) -> None:
         self._closed.set()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+        self._queue.clear()
         if timeout > 0 and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -66,8 +59,8 @@ class ShadowRunner:
             items: list[Any] = []
             while len(items) < GROUP:
                 try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
+                    items.append(self._queue.popleft())
+                except IndexError:
                     break
             if not items:
                 rest = TICK

@@ -8,7 +8,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sealserve.runtime.answers import Predictions
 from sealserve.serve.lifecycle.served import ServedModel
@@ -90,3 +90,15 @@ def packed(trial: Trial, request: InferenceRequest, result: Inference) -> Queued
 
 def unpacked(answer: Any) -> Outputs:
     return Predictions(*answer) if isinstance(answer, tuple) else answer
+
+
+def joined(outputs: list[Outputs]) -> Outputs | None:
+    """Several requests' outputs as one, row for row; None when they cannot be (answers of different versions)."""
+    if all(isinstance(output, Predictions) for output in outputs):
+        predictions = cast(list[Predictions], outputs)
+        if not predictions or any(part.classes is not predictions[0].classes for part in predictions):
+            return None
+        return Predictions.concat(predictions)
+    if any(isinstance(output, Predictions) for output in outputs):
+        return None
+    return [row for output in cast(list[list[Any]], outputs) for row in output]
