@@ -9,6 +9,7 @@ fourth has tracing turned off.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import secrets
 import threading
@@ -296,13 +297,15 @@ def test_off_exports_nothing(workspace: Workspace, tmp_path: Path) -> None:
         assert "trace_id" not in server.log()
 
 
-def exporter_threads() -> list[str]:
-    return [thread.name for thread in threading.enumerate() if thread.name.startswith("OtelBatch")]
+def exporters() -> list[str]:
+    """This process's span shipper threads and exporter processes (tracing/shipping.py)."""
+    threads = [thread.name for thread in threading.enumerate() if thread.name.startswith(("OtelBatch", "sealserve-trace"))]
+    return threads + [process.name for process in multiprocessing.active_children() if process.name.startswith("sealserve-trace")]
 
 
-def test_off_builds_no_provider_and_no_exporter_thread(workspace: Workspace) -> None:
+def test_off_builds_no_provider_and_no_exporter(workspace: Workspace) -> None:
     config = load_config(workspace.config(workspace.root / "in-process.yaml", {"name": "demo"}))
-    before = exporter_threads()
+    before = exporters()
     app = create_app(config, environ={})
     assert app.state.tracing is None
     assert app.state.dataplane.tracer is None
@@ -310,10 +313,10 @@ def test_off_builds_no_provider_and_no_exporter_thread(workspace: Workspace) -> 
     with TestClient(app) as client:
         wait_until(lambda: client.get("/api/health/ready").status_code == 200, timeout=30)
         assert client.post("/api/models/demo/prediction", json=RECORD).status_code == 200
-        assert exporter_threads() == before
-    on = create_app(config, environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})  # the control: on starts its thread
+        assert exporters() == before
+    on = create_app(config, environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})  # the control: on starts both
     try:
-        assert len(exporter_threads()) == len(before) + 1
+        assert sorted(exporters()) == sorted([*before, "sealserve-trace-shipper", "sealserve-trace-export"])
     finally:
-        on.state.tracing.close(timeout=0.1)
-    assert exporter_threads() == before
+        on.state.tracing.close(timeout=30)
+    assert exporters() == before

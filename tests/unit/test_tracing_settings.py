@@ -13,7 +13,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 
 from sealserve.errors import ConfigError
 from sealserve.serve.config import Tracing as TracingConfig
-from sealserve.serve.observability.tracing import TraceSettings, Tracing, sampler_of, trace_settings
+from sealserve.serve.observability.tracing.settings import TraceSettings, sampler_of, trace_settings
+from sealserve.serve.observability.tracing.spans import Tracing
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}
 

@@ -30,7 +30,8 @@ from sealserve.serve.observability.events import InferenceEvents
 from sealserve.serve.observability.failure_rate import FailureWindow
 from sealserve.serve.observability.metrics import Metrics, MetricsHook, metrics_route
 from sealserve.serve.observability.prediction_log import PredictionLogs
-from sealserve.serve.observability.tracing import RpcSpans, TraceRequests, Tracing, trace_settings
+from sealserve.serve.observability.tracing.settings import trace_settings
+from sealserve.serve.observability.tracing.spans import RpcSpans, TraceRequests, Tracing
 from sealserve.serve.request.dataplane import DataPlane, InferenceHook
 from sealserve.serve.request.drain import STATE_KEY, Drain
 from sealserve.serve.request.explain.plane import Explanations

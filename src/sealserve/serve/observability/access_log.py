@@ -129,7 +129,7 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "client": client[0] if client else None,
         "subject": user.identity if isinstance(user, Principal) else None,
     }
-    trace = scope["state"].get("trace")  # the request's ServerSpan, when tracing is on (tracing.py)
+    trace = scope["state"].get("trace")  # the request's ServerSpan, when tracing is on (tracing/spans.py)
     return fields if trace is None else fields | trace.ids()
 
 

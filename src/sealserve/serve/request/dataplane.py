@@ -80,7 +80,7 @@ class Inference:
 
 @dataclass
 class Stages:
-    """When one traced inference's stages began and ended (perf_counter seconds), for its spans (observability/tracing.py).
+    """When one traced inference's stages began and ended (perf_counter seconds), for its spans (observability/tracing/spans.py).
 
     Only requests whose trace is sampled carry one; `parent` is the request's server span.
     """

@@ -1,9 +1,9 @@
-"""OpenTelemetry traces over OTLP (docs/observability.md#tracing): one TracerProvider per app, never the global one.
+"""Request spans (docs/observability.md#tracing): one TracerProvider per app, never the global one.
 
-On only when an endpoint is configured (the config file's `observability.tracing`, overridden by the standard OTEL_*
-variables). A request's server span starts at the transport (`TraceRequests` for HTTP, `RpcSpans` for gRPC) from
-the W3C `traceparent`/`tracestate` it carries; the data plane reports each sampled inference's stages (`end`), drawn
-as decode, queue wait, model call and encode spans. Off, none of this is built: no span objects, no exporter thread.
+A request's server span starts at the transport (`TraceRequests` for HTTP, `RpcSpans` for gRPC) from the W3C
+`traceparent`/`tracestate` it carries; the data plane reports each sampled inference's stages (`end`), drawn as
+decode, queue wait, model call and encode spans. Finished spans go to an exporter process (shipping.py). Off, none of
+this is built: no span objects, no exporter.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import os
 import random
 import threading
 import time
-import urllib.parse
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -26,125 +25,34 @@ from opentelemetry.trace import Span, SpanContext, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealserve.errors import ConfigError
-from sealserve.serve.config import Tracing as TracingConfig
 from sealserve.serve.errors import ServingError
+from sealserve.serve.observability.tracing.settings import TraceSettings
 from sealserve.serve.request.dataplane import InferenceRequest, Stages
 from sealserve.serve.request.protocols.v2_grpc import SERVICE
 
 if TYPE_CHECKING:  # the SDK is imported only once tracing is on (it adds ~0.2 s to every start-up)
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.sdk.trace.sampling import Sampler
 
-PROTOCOLS = ("http/protobuf", "grpc")
 CARRIED = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
 EMPTY = Context()
 
 
-@dataclass(frozen=True)
-class TraceSettings:
-    """Where spans go and which are kept, resolved from the config file and the environment."""
-
-    endpoint: str  # the full traces URL for http/protobuf, the collector's address for grpc
-    protocol: str
-    sampling: Sampling
-    resource: dict[str, str] = field(default_factory=dict)
-
-
-def trace_settings(config: TracingConfig, environ: Mapping[str, str]) -> TraceSettings | None:
-    """None (tracing off) without an endpoint, with OTEL_SDK_DISABLED=true or with OTEL_TRACES_EXPORTER=none."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true" or environ.get("OTEL_TRACES_EXPORTER", "").strip() == "none":
-        return None
-    protocol = (environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or config.protocol).strip()
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"OTLP protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
-    if not endpoint:
-        base = (environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or config.endpoint or "").strip()
-        if not base:
-            return None
-        endpoint = f"{base.rstrip('/')}/v1/traces" if protocol == "http/protobuf" else base
-    name = environ.get("OTEL_TRACES_SAMPLER", "").strip() or config.sampler
-    arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
-    try:
-        ratio = float(arg) if arg else config.sampler_arg
-    except ValueError:
-        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG must be a number between 0 and 1, not {arg!r}") from None
-    given = _attributes(environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
-    resource = {"service.name": config.service_name, **config.resource_attributes, **given}
-    if environ.get("OTEL_SERVICE_NAME", "").strip():
-        resource["service.name"] = environ["OTEL_SERVICE_NAME"].strip()
-    return TraceSettings(endpoint, protocol, sampler_of(name, ratio), resource)
-
-
-LOW_64 = (1 << 64) - 1
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The sampler for the SDK, and the same decision taken without it for a request's server span, so that the
-    requests it drops never build a span (tests/unit/test_tracing_settings.py checks that the two agree)."""
-
-    sampler: Sampler
-    parent_based: bool
-    bound: int  # a trace is kept when its id's low 64 bits lie below: 0 keeps none, 2**64 all (TraceIdRatioBased's rule)
-
-    def keeps(self, trace_id: int, parent: SpanContext | None) -> bool:
-        if self.parent_based and parent is not None:
-            return parent.trace_flags.sampled
-        return trace_id & LOW_64 < self.bound
-
-
-def sampler_of(name: str, ratio: float | None) -> Sampling:
-    """The OTEL_TRACES_SAMPLER values of the specification; the ratio samplers keep everything without an argument."""
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
-
-    if ratio is not None and not 0 <= ratio <= 1:
-        raise ConfigError(f"the sampler's ratio must lie between 0 and 1, not {ratio}")
-    by_ratio = TraceIdRatioBased(1.0 if ratio is None else ratio)
-    every, none = LOW_64 + 1, 0
-    samplers: dict[str, Sampling] = {
-        "always_on": Sampling(ALWAYS_ON, False, every),
-        "always_off": Sampling(ALWAYS_OFF, False, none),
-        "traceidratio": Sampling(by_ratio, False, by_ratio.bound),
-        "parentbased_always_on": Sampling(ParentBased(ALWAYS_ON), True, every),
-        "parentbased_always_off": Sampling(ParentBased(ALWAYS_OFF), True, none),
-        "parentbased_traceidratio": Sampling(ParentBased(by_ratio), True, by_ratio.bound),
-    }
-    if name not in samplers:
-        raise ConfigError(f"unknown trace sampler {name!r}; one of {', '.join(samplers)}")
-    return samplers[name]
-
-
-def _attributes(text: str) -> dict[str, str]:
-    """OTEL_RESOURCE_ATTRIBUTES: `key=value` pairs separated by commas, percent-encoded."""
-    pairs = (item.partition("=") for item in text.split(",") if "=" in item)
-    return {urllib.parse.unquote(key.strip()): urllib.parse.unquote(value.strip()) for key, _, value in pairs if key.strip()}
-
-
-def exporter_of(settings: TraceSettings) -> SpanExporter:
-    """The OTLP exporter; headers, timeouts, compression and certificates come from the OTEL_EXPORTER_OTLP_* variables."""
-    if settings.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        return GrpcExporter(endpoint=settings.endpoint, insecure=settings.endpoint.startswith("http://"))
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    return HttpExporter(endpoint=settings.endpoint)
-
-
 class Tracing:
-    """One app's (one worker's) provider, exporter thread and request spans; `close` flushes what is queued."""
+    """One app's (one worker's) provider, exporter and request spans; `close` flushes what is queued."""
 
     def __init__(self, settings: TraceSettings, exporter: SpanExporter | None = None) -> None:
+        """Finished spans go to an exporter process (shipping.py), or to `exporter` in this process when given (tests)."""
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        resource = Resource.create({**settings.resource, "process.pid": str(os.getpid())})
+        from sealserve.serve.observability.tracing.shipping import SpanShipper
+
+        attributes = {**settings.resource, "process.pid": str(os.getpid())}
         self.sampling, self.ids = settings.sampling, PresetTraceIds()
-        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=resource, id_generator=self.ids)  # type: ignore[arg-type]
-        self.provider.add_span_processor(BatchSpanProcessor(exporter if exporter is not None else exporter_of(settings)))
+        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=Resource.create(attributes), id_generator=self.ids)  # type: ignore[arg-type]
+        self.shipper = SpanShipper(settings, attributes, _version()) if exporter is None else None
+        self.provider.add_span_processor(self.shipper if self.shipper is not None else BatchSpanProcessor(exporter))  # type: ignore[arg-type]
         self.tracer = self.provider.get_tracer("sealserve", _version())
         self.propagator = TraceContextTextMapPropagator()
         self._encoding: dict[int, Span] = {}  # a server span's open encode span, by the server span's id
@@ -206,7 +114,10 @@ class Tracing:
 
     def close(self, timeout: float = 5.0) -> None:
         """Export what is queued (within `timeout` seconds) and stop the exporter thread."""
-        self.provider.force_flush(int(timeout * 1000))
+        if self.shipper is not None:
+            self.shipper.close(timeout)
+        else:
+            self.provider.force_flush(int(timeout * 1000))
         self.provider.shutdown()
 
 

@@ -1,0 +1,1 @@
+"""OpenTelemetry traces over OTLP: settings, request spans, and the process that exports them."""

@@ -1,0 +1,205 @@
+"""Finished spans leave the server's process: `SpanShipper` keeps each ended span's fields and, every TICK seconds,
+sends what ended meanwhile to an exporter process, where the SDK's batch processor and the OTLP exporter encode and
+send them. The encoding is most of what a sampled request's tracing costs; out there it never holds the server's GIL.
+
+One exporter process per worker, spawned (never forked from the threaded server). It ignores SIGINT and SIGTERM and
+ends when its worker says so or its pipe closes (the worker gone), after exporting what it holds, so a Ctrl-C or a
+container stop that signals the whole process group still flushes. The OTEL_BSP_* and OTEL_EXPORTER_OTLP_* variables
+apply in it, as they would in process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import Span
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from sealserve.serve.observability.tracing.settings import TraceSettings
+
+logger = logging.getLogger("sealserve.tracing")
+
+TICK = 0.05  # seconds between two shipments
+DEFAULT_QUEUE = 2048  # OTEL_BSP_MAX_QUEUE_SIZE's default: spans waiting to be shipped; past it they are dropped
+Fields = tuple[Any, ...]  # what a span is shipped as (plain values: cheap to pickle)
+
+
+class SpanShipper(SpanProcessor):
+    """The provider's span processor: `on_end` only appends the span's fields to a deque; a thread ships them."""
+
+    def __init__(self, settings: TraceSettings, resource: dict[str, str], version: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        receiver, self._sender = context.Pipe(duplex=False)
+        arguments = (receiver, settings.endpoint, settings.protocol, resource, version)
+        self.process = context.Process(target=export_forever, args=arguments, name="sealserve-trace-export", daemon=True)
+        self.process.start()
+        receiver.close()
+        self._ended: deque[Fields] = deque()
+        self._limit = _int_variable("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE)
+        self.dropped = 0
+        self._closed = threading.Event()
+        self._broken = False
+        self._sending = threading.Lock()
+        self._thread = threading.Thread(target=self._ship_forever, name="sealserve-trace-shipper", daemon=True)
+        self._thread.start()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if len(self._ended) >= self._limit:
+            self.dropped += 1
+            return
+        self._ended.append(fields_of(span))
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Ships what ended; the exporter process exports it on its own schedule (and all of it when it ends)."""
+        return self._ship()
+
+    def shutdown(self) -> None:
+        self.close()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ship what is left, tell the exporter process to export everything and end, and wait up to `timeout` s."""
+        if self._closed.is_set():
+            return
+        deadline = time.monotonic() + timeout
+        self._closed.set()
+        self._thread.join(timeout)
+        self.process.join(max(0.0, deadline - time.monotonic()))
+        if self.process.is_alive():
+            logger.warning("the trace exporter did not finish within %.1f s; its last spans are lost", timeout)
+            self.process.terminate()
+            self.process.join(1.0)
+        if self.dropped:
+            logger.warning("%d spans were dropped: the trace exporter could not keep up", self.dropped)
+
+    def _ship_forever(self) -> None:
+        while not self._closed.wait(TICK):
+            self._ship()
+        if self._ship():
+            with contextlib.suppress(OSError):
+                self._sender.send(None)
+        self._sender.close()
+
+    def _ship(self) -> bool:
+        batch: list[Fields] = []
+        while True:
+            try:
+                batch.append(self._ended.popleft())
+            except IndexError:
+                break
+        with self._sending:  # the thread and a force_flush may both ship: one message at a time on the pipe
+            if self._broken:
+                self.dropped += len(batch)
+                return False
+            if not batch:
+                return True
+            try:
+                self._sender.send(batch)
+            except (OSError, ValueError):
+                self._broken = True
+                self.dropped += len(batch)
+                logger.error("the trace exporter process is gone; spans are dropped from now on")
+                return False
+            return True
+
+
+def fields_of(span: ReadableSpan) -> Fields:
+    context, parent = span.get_span_context(), span.parent
+    assert context is not None
+    state = context.trace_state.to_header() if context.trace_state else ""
+    events = [(event.name, dict(event.attributes or {}), event.timestamp) for event in span.events]
+    status = span.status
+    return (
+        span.name,
+        context.trace_id,
+        context.span_id,
+        int(context.trace_flags),
+        state,
+        parent.span_id if parent is not None else 0,
+        parent.is_remote if parent is not None else False,
+        span.kind.value,
+        span.start_time,
+        span.end_time,
+        dict(span.attributes or {}),
+        status.status_code.value,
+        status.description,
+        events,
+    )
+
+
+def readable(fields: Fields, resource: Any, scope: Any) -> ReadableSpan:
+    """The span again, as the exporter reads it."""
+    name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes, code, description, events = fields
+    trace_flags, trace_state = TraceFlags(flags), TraceState.from_header([state]) if state else None
+    context = SpanContext(trace_id, span_id, False, trace_flags, trace_state)
+    parent = SpanContext(trace_id, parent_id, parent_remote, trace_flags, trace_state) if parent_id else None
+    return ReadableSpan(
+        name=name,
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes,
+        events=[Event(event_name, event_attributes, timestamp) for event_name, event_attributes, timestamp in events],
+        kind=SpanKind(kind),
+        status=Status(StatusCode(code), description),
+        start_time=start,
+        end_time=end,
+        instrumentation_scope=scope,
+    )
+
+
+def export_forever(receiver: Connection, endpoint: str, protocol: str, resource: dict[str, str], version: str) -> None:
+    """The exporter process: spans in from the pipe, out over OTLP, until the worker says stop or is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    processor = BatchSpanProcessor(exporter_of(endpoint, protocol))
+    made, scope = Resource.create(resource), InstrumentationScope("sealserve", version)
+    while True:
+        try:
+            batch = receiver.recv()
+        except (EOFError, OSError):
+            break
+        if batch is None:
+            break
+        for fields in batch:
+            processor.on_end(readable(fields, made, scope))
+    processor.force_flush()
+    processor.shutdown()  # type: ignore[no-untyped-call]
+
+
+def exporter_of(endpoint: str, protocol: str) -> SpanExporter:
+    """The OTLP exporter; headers, timeouts, compression and certificates come from the OTEL_EXPORTER_OTLP_* variables."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter(endpoint=endpoint)
+
+
+def _int_variable(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, "")))
+    except ValueError:
+        return default
