@@ -21,7 +21,7 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,19 +57,18 @@ class Tracing:
         self.propagator = TraceContextTextMapPropagator()
         self._encoding: dict[int, Span] = {}  # a server span's open encode span, by the server span's id
 
-    def extract(self, carrier: dict[str, str]) -> Context:
-        return self.propagator.extract(carrier) if carrier else EMPTY
-
     def server_span(self, name: str, carrier: dict[str, str], attributes: dict[str, Any] | None = None) -> ServerSpan:
         """A request's server span, continuing the trace `carrier` names; a trace the sampler drops gets its ids only:
         no span object, nothing made current."""
-        parent = self.extract(carrier)
-        remote: SpanContext | None = trace.get_current_span(parent).get_span_context()
-        if remote is not None and not remote.is_valid:
-            remote = None
-        trace_id = remote.trace_id if remote is not None else self.ids.generate_trace_id()
+        parent, remote = EMPTY, None
+        if carrier:
+            parent = self.propagator.extract(carrier)
+            remote = trace.get_current_span(parent).get_span_context()
+            if not remote.is_valid:
+                remote = None
+        trace_id = remote.trace_id if remote is not None else random.getrandbits(128) or 1
         if not self.sampling.keeps(trace_id, remote):
-            return ServerSpan(trace_id, self.ids.generate_span_id())
+            return ServerSpan(trace_id, random.getrandbits(64) or 1)
         if remote is None:
             self.ids.preset.trace_id = trace_id  # the SDK asks its sampler again, about the same trace id
         span = self.tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes)
@@ -121,7 +120,7 @@ class Tracing:
         self.provider.shutdown()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ServerSpan:
     """A request's trace and span ids (for its access line), and for a sampled trace its span and the context to make current."""
 
