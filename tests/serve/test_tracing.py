@@ -3,7 +3,7 @@
 One traced server (OTLP/HTTP) answers the read-only checks: every protocol continues the caller's trace with the
 documented span tree, the access line names the span, and the load spans are there. A second server exports over
 OTLP/gRPC with `parentbased_traceidratio` at 0.25; a third runs two workers and is only flushed by its shutdown; a
-fourth has tracing turned off.
+fourth is stopped by a Ctrl-C to its whole process group; a fifth has tracing turned off.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import secrets
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -282,6 +283,40 @@ def test_every_worker_exports_and_its_shutdown_flushes(workspace: Workspace, tmp
     servers = {span.trace_id: span for span in received if span.parent_span_id in {caller.span_id for caller in callers}}
     assert set(servers) == {caller.trace_id for caller in callers}
     assert len({span.resource["process.pid"] for span in servers.values()}) == 2
+
+
+def test_a_ctrl_c_to_the_whole_process_group_still_exports_every_span(workspace: Workspace, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals every process of the group, the exporter process too: it ignores the signal, exports
+    what the server shipped it (held by a 10-minute schedule until then) when the server ends, and ends with it."""
+    config = workspace.config(workspace.root / "group.yaml", {"name": "demo"})
+    callers = [Caller.new() for _ in range(20)]
+    with http_receiver() as (endpoint, spans):
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+        with serve(config, tmp_path, env=env, new_session=True) as server:
+            for caller in callers:
+                assert httpx.post(f"{server.url}/api/models/demo/prediction", json=RECORD, headers=caller.headers).status_code == 200
+            group = server.process.pid
+            assert len(processes_in(group)) >= 2  # the server and its exporter process (the trial runner too)
+            assert spans.exports == 0
+            os.killpg(group, signal.SIGINT)
+            server.process.wait(timeout=30)
+            wait_until(lambda: not processes_in(group), timeout=30)
+        received = spans.all()
+    servers = {span.trace_id for span in received if span.parent_span_id in {caller.span_id for caller in callers}}
+    assert servers == {caller.trace_id for caller in callers}
+
+
+def processes_in(group: int) -> list[int]:
+    """The live (not zombie) processes of a process group, read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
 
 
 def test_off_exports_nothing(workspace: Workspace, tmp_path: Path) -> None:

@@ -57,25 +57,34 @@ def serve(
     ready: bool = True,
     extra_args: tuple[str, ...] = (),
     ca: Path | None = None,
+    new_session: bool = False,
 ) -> Iterator[RunningServer]:
     """Start the server; with `ready`, wait until /api/health/ready is 200 (or the process dies). With `ca`, the
-    server speaks HTTPS with a certificate that CA file vouches for."""
+    server speaks HTTPS with a certificate that CA file vouches for; with `new_session`, it leads a process group of its
+    own (which a test can signal whole, as a terminal's Ctrl-C does)."""
     port = free_port()
     argv = [SEALSERVE, "serve", str(config), "--host", "127.0.0.1", "--port", str(port), *extra_args]
-    with launch(argv, port, log_dir, env=env, ready=ready, ca=ca) as server:
+    with launch(argv, port, log_dir, env=env, ready=ready, ca=ca, new_session=new_session) as server:
         yield server
 
 
 @contextmanager
 def launch(
-    argv: list[str], port: int, log_dir: Path, *, env: dict[str, str] | None = None, ready: bool = True, ca: Path | None = None
+    argv: list[str],
+    port: int,
+    log_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    ready: bool = True,
+    ca: Path | None = None,
+    new_session: bool = False,
 ) -> Iterator[RunningServer]:
     """Run a server command that listens on 127.0.0.1:`port`; wait for its health (or readiness), stop it after."""
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         # no drain window unless a test asks for one: each server stops at once after its test (SIGTERM below)
         environment = {**os.environ, "SEALSERVE_DRAIN_SECONDS": "0", **(env or {})}
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=new_session)
     server = RunningServer(process, f"{'https' if ca else 'http'}://127.0.0.1:{port}", log_path)
     try:
 
