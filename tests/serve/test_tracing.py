@@ -9,12 +9,11 @@ fourth is stopped by a Ctrl-C to its whole process group; a fifth has tracing tu
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import secrets
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,14 +306,18 @@ def test_a_ctrl_c_to_the_whole_process_group_still_exports_every_span(workspace:
 
 
 def processes_in(group: int) -> list[int]:
-    """The live (not zombie) processes of a process group, read from /proc."""
+    return processes_where(lambda fields: int(fields[2]) == group)
+
+
+def processes_where(chosen: Callable[[list[str]], bool]) -> list[int]:
+    """The live (not zombie) processes whose /proc stat fields after the name (state, ppid, pgrp, …) are `chosen`."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == group and fields[0] != "Z":
+        if fields[0] != "Z" and chosen(fields):
             found.append(int(stat.parent.name))
     return found
 
@@ -333,9 +336,11 @@ def test_off_exports_nothing(workspace: Workspace, tmp_path: Path) -> None:
 
 
 def exporters() -> list[str]:
-    """This process's span shipper threads and exporter processes (tracing/shipping.py)."""
+    """This process's span shipper threads and live exporter processes (tracing/shipping.py)."""
     threads = [thread.name for thread in threading.enumerate() if thread.name.startswith(("OtelBatch", "sealserve-trace"))]
-    return threads + [process.name for process in multiprocessing.active_children() if process.name.startswith("sealserve-trace")]
+    children = [pid for pid in processes_where(lambda fields: int(fields[1]) == os.getpid())]
+    exporting = [pid for pid in children if b"tracing.shipping" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return threads + ["exporter process"] * len(exporting)
 
 
 def test_off_builds_no_provider_and_no_exporter(workspace: Workspace) -> None:
@@ -351,7 +356,7 @@ def test_off_builds_no_provider_and_no_exporter(workspace: Workspace) -> None:
         assert exporters() == before
     on = create_app(config, environ={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"})  # the control: on starts both
     try:
-        assert sorted(exporters()) == sorted([*before, "sealserve-trace-shipper", "sealserve-trace-export"])
+        assert sorted(exporters()) == sorted([*before, "sealserve-trace-shipper", "exporter process"])
     finally:
         on.state.tracing.close(timeout=30)
     assert exporters() == before

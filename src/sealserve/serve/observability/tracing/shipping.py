@@ -2,25 +2,26 @@
 sends what ended meanwhile to an exporter process, where the SDK's batch processor and the OTLP exporter encode and
 send them. The encoding is most of what a sampled request's tracing costs; out there it never holds the server's GIL.
 
-One exporter process per worker, spawned (never forked from the threaded server). It ignores SIGINT and SIGTERM and
-ends when its worker says so or its pipe closes (the worker gone), after exporting what it holds, so a Ctrl-C or a
-container stop that signals the whole process group still flushes. The OTEL_BSP_* and OTEL_EXPORTER_OTLP_* variables
-apply in it, as they would in process.
+One exporter process per worker: a fresh interpreter running this module (never a fork of the threaded server),
+reading one JSON line per shipment on its stdin. It ignores SIGINT and SIGTERM and ends when its stdin closes (the
+worker done, or gone), after exporting what it holds, so a Ctrl-C or a container stop that signals the whole process
+group still flushes. The OTEL_BSP_* and OTEL_EXPORTER_OTLP_* variables apply in it, as they would in process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import orjson
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
@@ -35,19 +36,17 @@ logger = logging.getLogger("sealserve.tracing")
 
 TICK = 0.05  # seconds between two shipments
 DEFAULT_QUEUE = 2048  # OTEL_BSP_MAX_QUEUE_SIZE's default: spans waiting to be shipped; past it they are dropped
-Fields = tuple[Any, ...]  # what a span is shipped as (plain values: cheap to pickle)
+Fields = list[Any]  # what a span is shipped as: JSON values, ids in hex
 
 
 class SpanShipper(SpanProcessor):
     """The provider's span processor: `on_end` only appends the span's fields to a deque; a thread ships them."""
 
     def __init__(self, settings: TraceSettings, resource: dict[str, str], version: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        receiver, self._sender = context.Pipe(duplex=False)
-        arguments = (receiver, settings.endpoint, settings.protocol, resource, version)
-        self.process = context.Process(target=export_forever, args=arguments, name="sealserve-trace-export", daemon=True)
-        self.process.start()
-        receiver.close()
+        argv = [sys.executable, "-m", __name__, settings.endpoint, settings.protocol, version, orjson.dumps(resource).decode()]
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE)
+        assert self.process.stdin is not None
+        self._pipe: IO[bytes] = self.process.stdin
         self._ended: deque[Fields] = deque()
         self._limit = _int_variable("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE)
         self.dropped = 0
@@ -74,27 +73,27 @@ class SpanShipper(SpanProcessor):
         self.close()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ship what is left, tell the exporter process to export everything and end, and wait up to `timeout` s."""
+        """Ship what is left, close the pipe (the exporter process then exports everything and ends), wait `timeout` s."""
         if self._closed.is_set():
             return
         deadline = time.monotonic() + timeout
         self._closed.set()
         self._thread.join(timeout)
-        self.process.join(max(0.0, deadline - time.monotonic()))
-        if self.process.is_alive():
+        try:
+            self.process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
             logger.warning("the trace exporter did not finish within %.1f s; its last spans are lost", timeout)
-            self.process.terminate()
-            self.process.join(1.0)
+            self.process.kill()
+            self.process.wait()
         if self.dropped:
             logger.warning("%d spans were dropped: the trace exporter could not keep up", self.dropped)
 
     def _ship_forever(self) -> None:
         while not self._closed.wait(TICK):
             self._ship()
-        if self._ship():
-            with contextlib.suppress(OSError):
-                self._sender.send(None)
-        self._sender.close()
+        self._ship()
+        with contextlib.suppress(OSError):
+            self._pipe.close()
 
     def _ship(self) -> bool:
         batch: list[Fields] = []
@@ -103,14 +102,15 @@ class SpanShipper(SpanProcessor):
                 batch.append(self._ended.popleft())
             except IndexError:
                 break
-        with self._sending:  # the thread and a force_flush may both ship: one message at a time on the pipe
+        with self._sending:  # the thread and a force_flush may both ship: one line at a time on the pipe
             if self._broken:
                 self.dropped += len(batch)
                 return False
             if not batch:
                 return True
             try:
-                self._sender.send(batch)
+                self._pipe.write(orjson.dumps(batch, default=str, option=orjson.OPT_APPEND_NEWLINE))
+                self._pipe.flush()
             except (OSError, ValueError):
                 self._broken = True
                 self.dropped += len(batch)
@@ -123,15 +123,15 @@ def fields_of(span: ReadableSpan) -> Fields:
     context, parent = span.get_span_context(), span.parent
     assert context is not None
     state = context.trace_state.to_header() if context.trace_state else ""
-    events = [(event.name, dict(event.attributes or {}), event.timestamp) for event in span.events]
+    events = [[event.name, dict(event.attributes or {}), event.timestamp] for event in span.events]
     status = span.status
-    return (
+    return [
         span.name,
-        context.trace_id,
-        context.span_id,
+        f"{context.trace_id:032x}",
+        f"{context.span_id:016x}",
         int(context.trace_flags),
         state,
-        parent.span_id if parent is not None else 0,
+        f"{parent.span_id:016x}" if parent is not None else "",
         parent.is_remote if parent is not None else False,
         span.kind.value,
         span.start_time,
@@ -140,15 +140,15 @@ def fields_of(span: ReadableSpan) -> Fields:
         status.status_code.value,
         status.description,
         events,
-    )
+    ]
 
 
 def readable(fields: Fields, resource: Any, scope: Any) -> ReadableSpan:
     """The span again, as the exporter reads it."""
     name, trace_id, span_id, flags, state, parent_id, parent_remote, kind, start, end, attributes, code, description, events = fields
     trace_flags, trace_state = TraceFlags(flags), TraceState.from_header([state]) if state else None
-    context = SpanContext(trace_id, span_id, False, trace_flags, trace_state)
-    parent = SpanContext(trace_id, parent_id, parent_remote, trace_flags, trace_state) if parent_id else None
+    context = SpanContext(int(trace_id, 16), int(span_id, 16), False, trace_flags, trace_state)
+    parent = SpanContext(int(trace_id, 16), int(parent_id, 16), parent_remote, trace_flags, trace_state) if parent_id else None
     return ReadableSpan(
         name=name,
         context=context,
@@ -164,22 +164,18 @@ def readable(fields: Fields, resource: Any, scope: Any) -> ReadableSpan:
     )
 
 
-def export_forever(receiver: Connection, endpoint: str, protocol: str, resource: dict[str, str], version: str) -> None:
-    """The exporter process: spans in from the pipe, out over OTLP, until the worker says stop or is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def export_forever(lines: IO[bytes], endpoint: str, protocol: str, version: str, resource: dict[str, str]) -> None:
+    """The exporter process: spans in from `lines`, out over OTLP, until `lines` ends (the worker done or gone)."""
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     processor = BatchSpanProcessor(exporter_of(endpoint, protocol))
     made, scope = Resource.create(resource), InstrumentationScope("sealserve", version)
-    while True:
+    for line in lines:
         try:
-            batch = receiver.recv()
-        except (EOFError, OSError):
-            break
-        if batch is None:
+            batch = orjson.loads(line)
+        except orjson.JSONDecodeError:  # a worker killed in the middle of a line
             break
         for fields in batch:
             processor.on_end(readable(fields, made, scope))
@@ -203,3 +199,9 @@ def _int_variable(name: str, default: int) -> int:
         return max(1, int(os.environ.get(name, "")))
     except ValueError:
         return default
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    export_forever(sys.stdin.buffer, sys.argv[1], sys.argv[2], sys.argv[3], orjson.loads(sys.argv[4]))
