@@ -99,7 +99,10 @@ def main() -> None:
                     if on:
                         shadow(http, False)
                     results[name].append((measure, totals))
-                    extra = f"  shadow scored {totals['requests']:.0f}, dropped {totals['dropped']:.0f}" if totals else ""
+                    extra = ""
+                    if totals:
+                        call = totals["latency_ms"]["mean"]
+                        extra = f"  shadow scored {totals['requests']:.0f}, dropped {totals['dropped']:.0f}, candidate call {call:.2f} ms"
                     line = f"{measure.rps:8.0f} req/s  p50 {measure.p50_ms:6.2f} ms  p99 {measure.p99_ms:6.2f} ms  errors {measure.errors}"
                     print(f"round {round_number + 1} {name:<18} {line}{extra}", flush=True)
     print(f"\nmedians of {args.rounds} interleaved rounds, {args.seconds:g} s each, {CONNECTIONS} connections, native endpoint, 1 worker:")
