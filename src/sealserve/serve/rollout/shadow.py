@@ -20,7 +20,7 @@ logger = logging.getLogger("sealserve.rollout")
 
 QUEUE = 1000  # requests waiting for the candidate; past it they are dropped and counted
 GROUP = 256  # queued requests one candidate call scores together
-SHARE = 0.1  # the most of the process's time the shadow thread takes (measured per call)
+SHARE = 0.05  # the most of the process's time the shadow thread takes (measured per call)
 TICK = 0.05  # seconds between two looks at the queue
 MAX_REST = 1.0  # seconds: the longest rest after one call
 Score = Callable[[list[Any]], None]
