@@ -1,0 +1,97 @@
+"""The single-request shortcuts answer exactly what the general code answers: the body reader without a timer when the
+body is already there, the model answer with headers encoded once, a single record's probabilities without columns."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from starlette.requests import ClientDisconnect, Request
+
+from sealserve.runtime.encoders import _with_probabilities
+from sealserve.serve.config import RequestLimits
+from sealserve.serve.errors import ServingError
+from sealserve.serve.lifecycle.served import ServedModel
+from sealserve.serve.request.http_body import read_json_body
+from sealserve.serve.request.responses import JsonAnswer, json_response, model_headers
+
+
+def request_of(messages: list[dict[str, Any]], *, gap: float = 0.0, headers: list[tuple[bytes, bytes]] | None = None) -> Request:
+    """A request whose body messages come one by one, each `gap` seconds after the previous one (0: already there)."""
+    queue = iter(messages)
+
+    async def receive() -> dict[str, Any]:
+        if gap:
+            await asyncio.sleep(gap)
+        return next(queue, {"type": "http.disconnect"})
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers or [(b"content-type", b"application/json")]}
+    return Request(scope, receive)
+
+
+def chunks(*parts: bytes) -> list[dict[str, Any]]:
+    return [{"type": "http.request", "body": part, "more_body": index < len(parts) - 1} for index, part in enumerate(parts)]
+
+
+def read(request: Request, limits: RequestLimits) -> bytes:
+    return asyncio.run(read_json_body(request, limits))
+
+
+def test_a_body_already_there_and_one_that_arrives_in_parts_read_alike() -> None:
+    limits = RequestLimits(body_timeout=5.0)
+    assert read(request_of(chunks(b'{"a": 1}')), limits) == b'{"a": 1}'
+    assert read(request_of(chunks(b'{"a"', b": ", b"1}"), gap=0.01), limits) == b'{"a": 1}'
+
+
+def test_a_body_that_stops_arriving_is_refused_408_at_its_deadline() -> None:
+    limits = RequestLimits(body_timeout=0.2)
+    assert read(request_of(chunks(b'{"a"', b": 1}"), gap=0.05), limits) == b'{"a": 1}'  # positive control: in time
+    loop = asyncio.new_event_loop()
+    started = loop.time()
+    with pytest.raises(ServingError) as refused:
+        loop.run_until_complete(read_json_body(request_of(chunks(b'{"a"', b": 1}"), gap=0.15), limits))
+    took = loop.time() - started
+    loop.close()
+    assert (refused.value.status, refused.value.code) == (408, "request_timeout")
+    assert 0.2 <= took < 2.0  # the second part would have come at 0.3 s and completed the body
+
+
+def test_an_oversized_body_is_413_and_a_gone_client_is_a_disconnect() -> None:
+    limits = RequestLimits(max_body_bytes=8, body_timeout=5.0)
+    rest = chunks(b"x" * 6, b"y" * 6, b"z" * 4)
+    request = request_of(rest)
+    with pytest.raises(ServingError) as refused:
+        read(request, limits)
+    assert (refused.value.status, refused.value.message) == (413, "request body exceeds 8 bytes")
+    assert asyncio.run(request.receive()) == {"type": "http.disconnect"}  # type: ignore[arg-type]  # the rest was drained
+    with pytest.raises(ClientDisconnect):
+        read(request_of([{"type": "http.request", "body": b"{", "more_body": True}]), limits)
+    typed = request_of(chunks(b"{}"), headers=[(b"content-type", b"text/csv; charset=utf-8")])
+    with pytest.raises(ServingError) as unsupported:
+        read(typed, limits)
+    assert (unsupported.value.status, unsupported.value.message) == (415, "expected application/json, got text/csv")
+
+
+def test_a_model_answer_has_the_body_and_headers_of_the_general_json_response() -> None:
+    served = ServedModel("iris", SimpleNamespace(), "1.2.0", datetime.now(UTC))
+    content = {"model_name": "iris", "model_version": "1.2.0", "output": {"prediction": "setosa", "score": np.float32(0.5)}}
+    general = json_response(content, headers=model_headers(served))
+    for _ in range(2):  # the second answer reuses the headers encoded for the first
+        answer = JsonAnswer(content, served)
+        assert (answer.status_code, answer.body, answer.raw_headers) == (general.status_code, general.body, general.raw_headers)
+    assert [key for key, _ in answer.raw_headers] == [b"x-model-name", b"x-model-version", b"content-length", b"content-type"]
+
+
+@pytest.mark.parametrize("labels", [["no", "yes"], ["a", "b", "c"], ["w", "x", "y", "z"]])
+def test_a_single_record_has_the_probabilities_a_batch_gives_its_row(labels: list[str]) -> None:
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(len(labels)), size=3)
+    batch = _with_probabilities(["p", "q", "r"], labels, SimpleNamespace(probabilities=probabilities))  # type: ignore[arg-type]
+    for row in range(3):
+        one = _with_probabilities([["p", "q", "r"][row]], labels, SimpleNamespace(probabilities=probabilities[row : row + 1]))  # type: ignore[arg-type]
+        assert one == [batch[row]]
+        assert orjson.dumps(one) == orjson.dumps([batch[row]])
