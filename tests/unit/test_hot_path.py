@@ -95,3 +95,44 @@ def test_a_single_record_has_the_probabilities_a_batch_gives_its_row(labels: lis
         one = _with_probabilities([["p", "q", "r"][row]], labels, SimpleNamespace(probabilities=probabilities[row : row + 1]))  # type: ignore[arg-type]
         assert one == [batch[row]]
         assert orjson.dumps(one) == orjson.dumps([batch[row]])
+
+
+class PublicOnly:
+    """An ONNX session seen only through its public methods (no inner session): predictions take onnxruntime's wrapper."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.calls = 0
+
+    def get_inputs(self) -> Any:
+        return self.session.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self.session.get_outputs()
+
+    def run(self, output_names: list[str], feed: dict[str, Any]) -> Any:
+        self.calls += 1
+        return self.session.run(output_names, feed)
+
+
+def test_an_onnx_model_predicts_the_same_through_its_inner_session_as_through_the_wrapper() -> None:
+    import onnxruntime
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from sealserve.runtime.predict import onnx_runtime
+
+    X, y = make_classification(n_samples=200, n_features=5, n_classes=3, n_informative=3, random_state=0)
+    X = X.astype(np.float32)
+    onnx_model = to_onnx(GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y), X[:1], options={"zipmap": False})
+    session = onnxruntime.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    wrapped = PublicOnly(session)
+    fast, public = onnx_runtime(session), onnx_runtime(wrapped)
+    for rows in (X[:1], X):
+        ours, theirs = fast(rows), public(rows)
+        np.testing.assert_array_equal(ours.values, theirs.values)
+        np.testing.assert_array_equal(ours.probabilities, theirs.probabilities)  # type: ignore[arg-type]
+    assert wrapped.calls == 2  # positive control: the public path did run through `run`
+    with pytest.raises(Exception, match=r"(?i)input"):  # a wrong input is refused by onnxruntime as before
+        fast(np.zeros((1, 4)))
