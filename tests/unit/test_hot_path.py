@@ -136,3 +136,71 @@ def test_an_onnx_model_predicts_the_same_through_its_inner_session_as_through_th
     assert wrapped.calls == 2  # positive control: the public path did run through `run`
     with pytest.raises(Exception, match=r"(?i)input"):  # a wrong input is refused by onnxruntime as before
         fast(np.zeros((1, 4)))
+
+
+class RecordingTransport(asyncio.Transport):
+    """The connection as the protocol sees it: what it writes, when (the loop's clock), and whether it closed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop, self.writes, self.closed = loop, [], False  # type: ignore[var-annotated]
+
+    def write(self, data: Any) -> None:
+        self.writes.append((self.loop.time(), bytes(data)))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def exchange(app: Any, request: bytes) -> RecordingTransport:
+    """One request through sealserve's uvicorn protocol on a recorded connection, until the app has answered."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from sealserve.serve.request.http_protocol import http_protocol
+
+    loop = asyncio.new_event_loop()
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config.load()
+    protocol = http_protocol(10.0)(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    transport = RecordingTransport(loop)
+    protocol.connection_made(transport)
+    protocol.data_received(request)
+    loop.run_until_complete(asyncio.wait_for(asyncio.gather(*protocol.tasks), 5))
+    loop.run_until_complete(asyncio.sleep(0))  # the loop's next turn
+    protocol.connection_lost(None)
+    loop.close()
+    return transport
+
+
+def test_a_response_head_and_body_leave_in_one_write_and_a_late_body_does_not_hold_the_head() -> None:
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        if scope["path"] == "/late":
+            await asyncio.sleep(0.2)
+            await send({"type": "http.response.body", "body": b"{", "more_body": True})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    asked = b"POST /now HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}"
+    now = exchange(answer, asked)
+    assert len(now.writes) == 1
+    head, _, body = now.writes[0][1].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\ncontent-type: application/json" in head
+    assert body == b"2\r\n{}\r\n0\r\n\r\n"
+    late = exchange(answer, asked.replace(b"/now", b"/late"))
+    sent = b"".join(data for _, data in late.writes)
+    assert sent.partition(b"\r\n\r\n")[2] == b"1\r\n{\r\n2\r\n{}\r\n0\r\n\r\n"  # every byte, in order
+    assert late.writes[0][1].endswith(b"\r\n\r\n")
+    assert late.writes[1][0] - late.writes[0][0] >= 0.15
