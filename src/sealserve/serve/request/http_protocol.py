@@ -1,4 +1,5 @@
-"""uvicorn's HTTP/1.1 protocol (httptools) with a deadline on each request's head: a slowloris cannot hold a connection.
+"""uvicorn's HTTP/1.1 protocol (httptools) with a deadline on each request's head (a slowloris cannot hold a connection), and
+each small response written once (`OneWrite`: head and body in one send).
 
 uvicorn bounds the idle time between two requests on a connection (`timeout_keep_alive`) but not the time a client
 takes to send a request line and headers: a connection that is opened and never sends anything, or sends its headers
