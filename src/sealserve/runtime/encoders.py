@@ -245,9 +245,12 @@ def _outlier_detection(output: OutputSpec) -> Encoders:
 def _with_probabilities(values: list[Any], labels: list[str], predictions: Predictions) -> list[dict[str, Any]]:
     """Native objects: `prediction`, and `probabilities` keyed by label when the batch has them (built from per-class
     columns; a dict display for two or three classes builds about twice as fast as dict(zip) per row)."""
-    if predictions.probabilities is None:
+    probabilities = predictions.probabilities
+    if probabilities is None:
         return [{"prediction": value} for value in values]
-    columns = [predictions.probabilities[:, index].tolist() for index in range(len(labels))]
+    if len(values) == 1 and probabilities.shape == (1, len(labels)):  # a single record: one row, no columns to build
+        return [{"prediction": values[0], "probabilities": dict(zip(labels, probabilities[0].tolist(), strict=True))}]
+    columns = [probabilities[:, index].tolist() for index in range(len(labels))]
     if len(labels) == 2:
         first, second = labels
         chances = [{first: a, second: b} for a, b in zip(*columns, strict=True)]

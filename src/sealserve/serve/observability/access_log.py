@@ -30,6 +30,7 @@ ACCESS_LOGGER = "sealserve.access"
 MAX_LOGGED_PATH = 256
 FLUSH_SECONDS = 0.5
 LogFormat = Literal["json", "text"]
+NEWLINE = orjson.OPT_APPEND_NEWLINE
 TEXT_FIELDS = ("latency_ms", "model", "version", "subject", "request_id", "trace_id", "span_id")
 
 
@@ -68,8 +69,9 @@ class AccessLines:
 
     def _json(self, now: float, fields: dict[str, Any]) -> bytes:
         message = f"{fields['method']} {fields['path']} {fields['status']}"
-        head = {"time": self._time(now), "level": "info", "logger": ACCESS_LOGGER, "message": message}
-        return orjson.dumps(head | fields, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(
+            {"time": self._time(now), "level": "info", "logger": ACCESS_LOGGER, "message": message, **fields}, option=NEWLINE
+        )
 
     def _text(self, now: float, fields: dict[str, Any]) -> bytes:
         shown = " ".join(f"{key}={fields[key]}" for key in TEXT_FIELDS if fields.get(key) is not None)
@@ -88,7 +90,12 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = self.request_ids(next((value for key, value in scope["headers"] if key == REQUEST_ID_HEADER), None))
+        sent = None
+        for key, value in scope["headers"]:
+            if key == REQUEST_ID_HEADER:
+                sent = value
+                break
+        request_id = self.request_ids(sent)
         scope.setdefault("state", {})["request_id"] = request_id
         answer: dict[str, Any] = {"status": 500, "headers": ()}
         echoed = (REQUEST_ID_HEADER, request_id.encode())
@@ -97,7 +104,9 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", ())
                 answer["status"], answer["headers"] = message["status"], headers
-                message = {**message, "headers": [*(item for item in headers if item[0] != REQUEST_ID_HEADER), echoed]}
+                kept = [item for item in headers if item[0] != REQUEST_ID_HEADER]
+                kept.append(echoed)
+                message = {**message, "headers": kept}
             await send(message)
 
         try:

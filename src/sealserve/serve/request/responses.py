@@ -24,6 +24,26 @@ def model_headers(served: ServedModel) -> dict[str, str]:
     return {"X-Model-Name": served.name, "X-Model-Version": served.version}
 
 
+HEADERS = "headers"  # ServedModel.attachments key: the model's answer headers, encoded once
+JSON_TYPE = (b"content-type", b"application/json")
+
+
+class JsonAnswer(Response):
+    """A 200 JSON answer from a model, its headers encoded once per model version: the same status, body and headers
+    (in the same order) as `json_response(content, headers=model_headers(served))`, without Starlette's per-call header build."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Any, served: ServedModel) -> None:
+        self.status_code, self.background = 200, None
+        self.body = body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        provenance = served.attachments.get(HEADERS)
+        if provenance is None:
+            headers = model_headers(served).items()
+            provenance = served.attachments[HEADERS] = [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers]
+        self.raw_headers = [*provenance, (b"content-length", b"%d" % len(body)), JSON_TYPE]
+
+
 def describe_state(state: ModelState) -> dict[str, Any]:
     served = state.served
     summary: dict[str, Any] = {"name": state.name, "ready": state.ready, "error": state.error}

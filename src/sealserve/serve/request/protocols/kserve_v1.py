@@ -25,7 +25,7 @@ from sealserve.serve.request.principal import principal_of
 from sealserve.serve.request.protocols.errors import kserve_error
 from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import JsonBodies, json_response, model_headers
+from sealserve.serve.request.responses import JsonAnswer, JsonBodies, json_response, model_headers
 
 
 class PredictRequest(BaseModel):
@@ -68,9 +68,9 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
         )
         result = await dataplane.infer(asked)
         served = result.served
-        response = json_response(
+        response = JsonAnswer(
             {"predictions": result.interface.predictions(result.outputs), "model_name": served.name, "model_version": served.version},
-            headers=model_headers(served),
+            served,
         )
         if dataplane.answering:
             dataplane.answered(asked, result, JsonBodies(body, bytes(response.body)))

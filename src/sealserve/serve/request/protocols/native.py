@@ -29,7 +29,7 @@ from sealserve.serve.request.paths import Protocol
 from sealserve.serve.request.principal import principal_of
 from sealserve.serve.request.protocols.errors import render_error
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import Exchange, JsonBodies, describe_state, json_response, model_headers
+from sealserve.serve.request.responses import Exchange, JsonAnswer, JsonBodies, describe_state, json_response, model_headers
 
 
 def parse_input(body: bytes, schema: type[BaseModel]) -> Any:
@@ -136,7 +136,7 @@ def build_router(
         return Answered(asked, await dataplane.infer(asked), body)
 
     def answer(answered: Answered, key: str, outputs: Any) -> Response:
-        response = json_response(answer_json(answered.result, key, outputs), headers=model_headers(answered.result.served))
+        response = JsonAnswer(answer_json(answered.result, key, outputs), answered.result.served)
         if dataplane.answering:
             dataplane.answered(answered.request, answered.result, JsonBodies(answered.body, bytes(response.body)))
         return response
@@ -161,7 +161,7 @@ def build_router(
                 if not arrow_in:
                     return answer(answered, "outputs", result.interface.json_outputs(result.outputs))
                 outputs = answer_json(result, "outputs", result.interface.json_outputs(result.outputs))
-                response = json_response(outputs, headers=model_headers(result.served))
+                response: Response = JsonAnswer(outputs, result.served)
         else:
             table = answer_table(result.interface, result.outputs, result.served.name, result.served.version)
             response = Response(ipc_stream(table), media_type=ARROW_STREAM, headers=model_headers(result.served))

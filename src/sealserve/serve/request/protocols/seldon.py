@@ -28,7 +28,7 @@ from sealserve.serve.request.principal import principal_of
 from sealserve.serve.request.protocols.errors import seldon_error
 from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import JsonBodies, json_response, model_headers
+from sealserve.serve.request.responses import JsonAnswer, JsonBodies, json_response
 
 
 class SeldonTensor(BaseModel):
@@ -87,7 +87,7 @@ def build_router(registry: ModelRegistry, dataplane: DataPlane, limits: RequestL
         shape = [len(predictions)] if width is None else [len(predictions), width]
         result = _tensor_or_ndarray(data.tensor is not None, values, shape)
         meta = _meta(served, message.meta)
-        response = json_response({"data": {"names": names_out, **result}, "meta": meta}, headers=model_headers(served))
+        response = JsonAnswer({"data": {"names": names_out, **result}, "meta": meta}, served)
         if dataplane.answering:
             dataplane.answered(asked, inference, JsonBodies(body, bytes(response.body)))
         return response

@@ -29,7 +29,7 @@ from sealserve.serve.request.protocols import v2_tensors as tensors
 from sealserve.serve.request.protocols.errors import kserve_error
 from sealserve.serve.request.protocols.rest import guarded_route, hot_protocol_route, parse_json, read_body
 from sealserve.serve.request.request_ids import request_id_of
-from sealserve.serve.request.responses import JsonBodies, json_response, model_headers
+from sealserve.serve.request.responses import JsonAnswer, JsonBodies, json_response, model_headers
 
 BINARY_HEADER = "inference-header-content-length"
 
@@ -115,7 +115,7 @@ def build_router(
             {"name": output.name, "datatype": output.datatype, "shape": output.shape(rows), "data": output.extract(predictions)}
             for output in selected
         ]
-        response = json_response(body, headers=model_headers(served))
+        response = JsonAnswer(body, served)
         if dataplane.answering:
             answer = bytes(response.body)
             dataplane.answered(asked, result, BinaryInputs(header, binary, answer) if binary else JsonBodies(header, answer))
