@@ -55,9 +55,10 @@ def two_workers(config: Path, log_dir: Path, env: dict[str, str] | None = None) 
 def versions(server: RunningServer, name: str = "demo", count: int = 40) -> list[str | int]:
     """The version answering each of `count` requests, each on a new connection (its status when not 200)."""
     answers: list[str | int] = []
-    for _ in range(count):
-        response = httpx.post(f"{server.url}/api/models/{name}/prediction", json=RECORD, timeout=10)
-        answers.append(response.json()["model_version"] if response.status_code == 200 else response.status_code)
+    with server.fresh_client() as fresh:
+        for _ in range(count):
+            response = fresh.post(f"/api/models/{name}/prediction", json=RECORD)
+            answers.append(response.json()["model_version"] if response.status_code == 200 else response.status_code)
     return answers
 
 
@@ -251,7 +252,8 @@ def test_the_metrics_of_both_workers_add_up(workspace: Workspace, tmp_path: Path
         writers = {path.name for path in metrics.glob("counter_*.db")}
         assert len(writers) >= 2, writers  # both workers answered and wrote their own counts
         totals = set()
-        for _ in range(10):  # each scrape, on a new connection, is answered by either worker: every one sums both
-            text = httpx.get(f"{server.url}/metrics", timeout=10).text
-            totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("sealserve_requests_total{")))
+        with server.fresh_client() as fresh:
+            for _ in range(10):  # each scrape, on a new connection, is answered by either worker: every one sums both
+                text = fresh.get("/metrics").text
+                totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("sealserve_requests_total{")))
         assert totals == {40.0}
