@@ -33,16 +33,17 @@ def make_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         )
     url = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
+    def ready(probe: httpx.Client) -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"make serve exited with {process.returncode}:\n{log.read_text()}")
         try:
-            return httpx.get(f"{url}/api/health/ready", timeout=1).status_code == 200
+            return probe.get(f"{url}/api/health/ready").status_code == 200
         except httpx.TransportError:
             return False
 
     try:
-        wait_until(ready, timeout=240)
+        with httpx.Client(timeout=1) as probe:  # one client: httpx.get would build a TLS context on every poll
+            wait_until(lambda: ready(probe), timeout=240)
         yield url, home
     finally:
         os.killpg(process.pid, signal.SIGTERM)

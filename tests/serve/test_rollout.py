@@ -174,40 +174,42 @@ def test_canary_and_candidate_changes_hold_on_every_worker(workspace: Workspace,
     expected = {user: "1.1.0" if bucket("demo", user) < weight else "1.0.0" for user in users}
     assert set(expected.values()) == {"1.0.0", "1.1.0"}  # the set exercises both versions
 
-    def versions(server: RunningServer, count: int = 40) -> set[str]:
+    def versions(fresh: httpx.Client, count: int = 40) -> set[str]:
         """Each request on a new connection, so both workers answer some."""
-        return {
-            httpx.post(f"{server.url}/api/models/demo/prediction", json=record, timeout=10).json()["model_version"] for _ in range(count)
-        }
+        return {fresh.post("/api/models/demo/prediction", json=record).json()["model_version"] for _ in range(count)}
 
-    with two_workers(config, tmp_path) as server:
-        wait_until(lambda: (httpx.get(f"{server.url}/api/models/demo/candidate").json()["candidate"] or {}).get("status") == "active")
+    def view(fresh: httpx.Client) -> dict[str, Any]:
+        shown: dict[str, Any] = fresh.get("/api/models/demo/candidate").json()
+        return shown
+
+    with two_workers(config, tmp_path) as server, server.fresh_client() as fresh:
+        wait_until(lambda: (view(fresh)["candidate"] or {}).get("status") == "active")
         for user in users * 2:
-            response = httpx.post(f"{server.url}/api/models/demo/prediction", json=record, headers={"X-User-ID": user}, timeout=10)
+            response = fresh.post("/api/models/demo/prediction", json=record, headers={"X-User-ID": user})
             assert response.status_code == 200
             assert response.headers["X-Model-Version"] == response.json()["model_version"] == expected[user], user
-            v2 = httpx.post(f"{server.url}/v2/models/demo/infer", json=v2_body([record]), headers={"X-User-ID": user}, timeout=10)
+            v2 = fresh.post("/v2/models/demo/infer", json=v2_body([record]), headers={"X-User-ID": user})
             assert v2.json()["model_version"] == expected[user]
         chosen = next(user for user in users if expected[user] == "1.1.0")
-        pinned = httpx.post(f"{server.url}/v2/models/demo/versions/1.0.0/infer", json=v2_body([record]), headers={"X-User-ID": chosen})
+        pinned = fresh.post("/v2/models/demo/versions/1.0.0/infer", json=v2_body([record]), headers={"X-User-ID": chosen})
         assert pinned.status_code == 200
         assert pinned.json()["model_version"] == "1.0.0"
 
         aborted = admin("candidate", "abort", "demo", "--reason", "two workers", server=server)
         assert aborted.returncode == 0, aborted.stderr
-        assert versions(server) == {"1.0.0"}
+        assert versions(fresh) == {"1.0.0"}
         everyone = admin("candidate", "set", "demo", "--ref", "staging", "--mode", "canary", "--weight", "1", server=server)
         assert everyone.returncode == 0, everyone.stderr
-        assert versions(server) == {"1.1.0"}
+        assert versions(fresh) == {"1.1.0"}
 
         shadow = admin("candidate", "set", "demo", "--ref", "staging", "--mode", "shadow", server=server)
         assert shadow.returncode == 0, shadow.stderr
-        assert versions(server) == {"1.0.0"}
-        wait_until(lambda: httpx.get(f"{server.url}/api/models/demo/candidate").json()["comparison"]["since_start"]["requests"] == 40)
+        assert versions(fresh) == {"1.0.0"}
+        wait_until(lambda: view(fresh)["comparison"]["since_start"]["requests"] == 40)
         for _ in range(4):  # whichever worker answers the view, it counts both workers' rows
-            view = httpx.get(f"{server.url}/api/models/demo/candidate").json()
-            assert view["comparison"]["since_start"]["requests"] == 40
-            assert view["comparison"]["window"]["rows"] == 40
+            comparison = view(fresh)["comparison"]
+            assert comparison["since_start"]["requests"] == 40
+            assert comparison["window"]["rows"] == 40
 
 
 def test_a_failing_canary_aborts_by_its_guardrail_and_a_promoted_candidate_becomes_production(workspace: Workspace, tmp_path: Path) -> None:

@@ -273,10 +273,10 @@ def test_every_worker_exports_and_its_shutdown_flushes(workspace: Workspace, tmp
     callers = [Caller.new() for _ in range(40)]
     with http_receiver() as (endpoint, spans):
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "600000"}
-        with serve(config, tmp_path, env=env, extra_args=("--workers", "2")) as server:
+        with serve(config, tmp_path, env=env, extra_args=("--workers", "2")) as server, server.fresh_client() as fresh:
             wait_until(lambda: server.log().count("Application startup complete") >= 2, timeout=120)
             for caller in callers:  # each on a new connection, so the kernel hands them to both workers
-                assert httpx.post(f"{server.url}/api/models/demo/prediction", json=RECORD, headers=caller.headers).status_code == 200
+                assert fresh.post("/api/models/demo/prediction", json=RECORD, headers=caller.headers).status_code == 200
             assert spans.exports == 0
         received = spans.all()
     servers = {span.trace_id: span for span in received if span.parent_span_id in {caller.span_id for caller in callers}}

@@ -44,6 +44,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return space
 
 
+@pytest.fixture(scope="module")
+def read_only_server(workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """Two workers serving demo with the default loop, for the tests that only read (health checks, predictions,
+    scrapes); the metrics test is the only one that sends predictions to it, so its counts are its own."""
+    logs = tmp_path_factory.mktemp("read-only-server")
+    with two_workers(workspace.config(logs / "service.yaml", {"name": "demo"}), logs) as server:
+        yield server
+
+
 @contextmanager
 def two_workers(config: Path, log_dir: Path, env: dict[str, str] | None = None) -> Iterator[RunningServer]:
     """The real CLI with two workers, once both finished starting (each loads its models before accepting)."""
@@ -55,9 +64,10 @@ def two_workers(config: Path, log_dir: Path, env: dict[str, str] | None = None) 
 def versions(server: RunningServer, name: str = "demo", count: int = 40) -> list[str | int]:
     """The version answering each of `count` requests, each on a new connection (its status when not 200)."""
     answers: list[str | int] = []
-    for _ in range(count):
-        response = httpx.post(f"{server.url}/api/models/{name}/prediction", json=RECORD, timeout=10)
-        answers.append(response.json()["model_version"] if response.status_code == 200 else response.status_code)
+    with server.fresh_client() as fresh:
+        for _ in range(count):
+            response = fresh.post(f"/api/models/{name}/prediction", json=RECORD)
+            answers.append(response.json()["model_version"] if response.status_code == 200 else response.status_code)
     return answers
 
 
@@ -219,18 +229,27 @@ def _server_side_nodelay(worker_pids: list[int], client: socket.socket) -> int |
     return None
 
 
+@contextmanager
+def loop_server(loop: str, workspace: Workspace, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """The module's read-only server for uvloop (the default); a server of the test's own with uvloop shadowed."""
+    if loop == "uvloop":
+        yield request.getfixturevalue("read_only_server")
+        return
+    shadow = tmp_path / "no-uvloop" / "uvloop"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('uvloop shadowed by the test')\n")
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")]))}
+    with two_workers(workspace.config(tmp_path / "service.yaml", {"name": "demo"}), tmp_path, env=env) as server:
+        yield server
+
+
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-def test_every_connection_a_worker_accepts_has_tcp_nodelay(workspace: Workspace, tmp_path: Path, loop: str) -> None:
+def test_every_connection_a_worker_accepts_has_tcp_nodelay(
+    workspace: Workspace, tmp_path: Path, loop: str, request: pytest.FixtureRequest
+) -> None:
     """Read on the server's side of each connection, so no latency is measured. uvloop sets TCP_NODELAY itself;
     asyncio's loop (uvicorn's choice without uvloop, forced here by shadowing uvloop) only on a listener bound as TCP."""
-    env = {}
-    if loop == "asyncio":
-        shadow = tmp_path / "no-uvloop" / "uvloop"
-        shadow.mkdir(parents=True)
-        (shadow / "__init__.py").write_text("raise ImportError('uvloop shadowed by the test')\n")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")]))
-    config = workspace.config(tmp_path / "service.yaml", {"name": "demo"})
-    with two_workers(config, tmp_path, env=env) as server:
+    with loop_server(loop, workspace, tmp_path, request) as server:
         workers = _children(server.process.pid)
         using_uvloop = {pid: "uvloop/loop" in Path(f"/proc/{pid}/maps").read_text() for pid in workers}
         assert len(workers) >= 2
@@ -243,15 +262,15 @@ def test_every_connection_a_worker_accepts_has_tcp_nodelay(workspace: Workspace,
         assert any(using_uvloop.values()) is (loop == "uvloop")
 
 
-def test_the_metrics_of_both_workers_add_up(workspace: Workspace, tmp_path: Path) -> None:
-    config = workspace.config(tmp_path / "service.yaml", {"name": "demo"})
-    with two_workers(config, tmp_path) as server:
-        assert set(versions(server, count=40)) == {"1.1.0"}
-        metrics = runtime_folder(max(_children(server.process.pid))) / "metrics"
-        writers = {path.name for path in metrics.glob("counter_*.db")}
-        assert len(writers) >= 2, writers  # both workers answered and wrote their own counts
-        totals = set()
+def test_the_metrics_of_both_workers_add_up(read_only_server: RunningServer) -> None:
+    server = read_only_server
+    assert set(versions(server, count=40)) == {"1.1.0"}
+    metrics = runtime_folder(max(_children(server.process.pid))) / "metrics"
+    writers = {path.name for path in metrics.glob("counter_*.db")}
+    assert len(writers) >= 2, writers  # both workers answered and wrote their own counts
+    totals = set()
+    with server.fresh_client() as fresh:
         for _ in range(10):  # each scrape, on a new connection, is answered by either worker: every one sums both
-            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+            text = fresh.get("/metrics").text
             totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("sealserve_requests_total{")))
-        assert totals == {40.0}
+    assert totals == {40.0}

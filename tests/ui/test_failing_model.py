@@ -25,12 +25,12 @@ def test_a_model_whose_requests_fail_is_shown_failing_with_the_share_summed_over
         {"name": "demo"},
         {"class_path": "tests.support.seed_model.BrokenRiskModel"},
     )
-    with two_workers(config, tmp_path, env={"PYTHONPATH": SEARCH_PATH}) as server:
+    with two_workers(config, tmp_path, env={"PYTHONPATH": SEARCH_PATH}) as server, server.fresh_client() as fresh:
         for _ in range(30):  # each on a new connection: either worker answers
-            assert httpx.post(f"{server.url}/api/models/broken_risk/prediction", json=RISK, timeout=10).status_code == 500
+            assert fresh.post("/api/models/broken_risk/prediction", json=RISK).status_code == 500
         for _ in range(10):
-            assert httpx.post(f"{server.url}/api/models/demo/prediction", json=RECORD, timeout=10).status_code == 200
-            assert httpx.post(f"{server.url}/api/models/demo/prediction", json={}, timeout=10).status_code == 422
+            assert fresh.post("/api/models/demo/prediction", json=RECORD).status_code == 200
+            assert fresh.post("/api/models/demo/prediction", json={}).status_code == 422
         writers = {path.name for path in (runtime_folder(max(_children(server.process.pid))) / "metrics").glob("counter_*.db")}
         assert len(writers) >= 2, writers  # both workers answered some
 
