@@ -97,8 +97,27 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         cycle = self.cycle
-        if cycle is not None and cycle.transport is self.transport:  # a new request's cycle (not an upgrade)
+        if cycle is not None and cycle.transport is self.transport and cycle.scope["method"] != "HEAD":  # HEAD: a head alone
             cycle.transport = OneWrite(self.transport, self.loop)  # type: ignore[assignment]
+
+    def on_response_complete(self) -> None:
+        self.flush()
+        super().on_response_complete()
+
+    def shutdown(self) -> None:
+        self.flush()
+        super().shutdown()
+
+    def send_400_response(self, msg: str) -> None:
+        self.flush()
+        super().send_400_response(msg)
+
+    def flush(self) -> None:
+        """What the current request's `OneWrite` holds goes out now: before the protocol itself writes or closes, and
+        when a response completes, so nothing is ever held past its response."""
+        cycle = self.cycle
+        if cycle is not None and isinstance(cycle.transport, OneWrite):
+            cycle.transport.flush()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
