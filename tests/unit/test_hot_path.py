@@ -144,11 +144,14 @@ class RecordingTransport(asyncio.Transport):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.loop, self.writes, self.closed = loop, [], False  # type: ignore[var-annotated]
+        self.writes_before_close: int | None = None
 
     def write(self, data: Any) -> None:
         self.writes.append((self.loop.time(), bytes(data)))
 
     def close(self) -> None:
+        if not self.closed:
+            self.writes_before_close = len(self.writes)
         self.closed = True
 
     def is_closing(self) -> bool:
@@ -162,17 +165,26 @@ class RecordingTransport(asyncio.Transport):
     def resume_reading(self) -> None: ...
 
 
-def exchange(app: Any, request: bytes) -> RecordingTransport:
-    """One request through sealserve's uvicorn protocol on a recorded connection, until the app has answered."""
+def exchange(app: Any, request: bytes, *, shutdown: bool = False) -> RecordingTransport:
+    """One request through sealserve's uvicorn protocol on a recorded connection, until the app has answered; with
+    `shutdown`, the server's graceful shutdown reaches the connection right then, before the loop turns again."""
     import uvicorn
     from uvicorn.server import ServerState
 
     from sealserve.serve.request.http_protocol import http_protocol
 
     loop = asyncio.new_event_loop()
-    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    protocols: list[Any] = []
+
+    async def answer_then_shut_down(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        if shutdown:  # in the same step of the loop as the answer's last send
+            protocols[0].shutdown()
+
+    config = uvicorn.Config(answer_then_shut_down, lifespan="off", log_level="warning")
     config.load()
     protocol = http_protocol(10.0)(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    protocols.append(protocol)
     transport = RecordingTransport(loop)
     protocol.connection_made(transport)
     protocol.data_received(request)
@@ -204,3 +216,21 @@ def test_a_response_head_and_body_leave_in_one_write_and_a_late_body_does_not_ho
     assert sent.partition(b"\r\n\r\n")[2] == b"1\r\n{\r\n2\r\n{}\r\n0\r\n\r\n"  # every byte, in order
     assert late.writes[0][1].endswith(b"\r\n\r\n")
     assert late.writes[1][0] - late.writes[0][0] >= 0.15
+
+
+def test_an_answer_is_on_the_wire_before_a_shutdown_that_follows_it_at_once() -> None:
+    """Nothing is held past a response: a drain that closes the connection right after the answer (GET, and HEAD, whose
+    head goes out alone) closes it after every byte of it, not before a write still waiting for the loop's next turn."""
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    for method, body in ((b"GET", b"{}"), (b"HEAD", b"")):
+        wire = exchange(answer, method + b" /x HTTP/1.1\r\nhost: x\r\n\r\n", shutdown=True)
+        assert wire.closed
+        assert wire.writes_before_close is not None
+        sent = b"".join(data for _, data in wire.writes[: wire.writes_before_close])
+        assert sent.startswith(b"HTTP/1.1 200 OK\r\n"), method
+        assert sent.partition(b"\r\n\r\n")[2] == body, method
