@@ -16,47 +16,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-async def drive(app: Any, path: str, body: bytes, count: int) -> float:
-    """CPU seconds per request through the whole ASGI app; every answer must be a 200."""
-    base = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    for _ in range(300):
-        await app(dict(base), receive, send)
-    started = time.process_time()
-    for _ in range(count):
-        await app(dict(base), receive, send)
-    seconds = (time.process_time() - started) / count
-    assert set(statuses) == {200}, set(statuses)
-    return seconds
+from peers.load import asgi_cpu_per_request  # noqa: E402
 
 
 async def sealserve(home: Path, body: bytes, count: int) -> float:
@@ -69,7 +35,7 @@ async def sealserve(home: Path, body: bytes, count: int) -> float:
         deadline = time.monotonic() + 120
         while not app.state.registry.ready and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        return await drive(app, "/api/models/gbc21/prediction", body, count)
+        return await asgi_cpu_per_request(app, "/api/models/gbc21/prediction", body, count, warmup=300)
 
 
 async def floor(home: Path, body: bytes, count: int) -> float:
@@ -77,7 +43,7 @@ async def floor(home: Path, body: bytes, count: int) -> float:
     os.environ["FLOOR_FEATURES"] = ",".join(orjson.loads(body))
     from peers.floor_app import app
 
-    return await drive(app, "/", body, count)
+    return await asgi_cpu_per_request(app, "/", body, count, warmup=300)
 
 
 def one(which: str, home: Path, count: int) -> float:

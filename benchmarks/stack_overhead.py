@@ -26,6 +26,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peers.load import asgi_cpu_per_request  # noqa: E402
+
 RECORD = {"size": 7.5, "count": 3, "color": "BLUE"}
 API_KEY = "ssk_benchmark-key-0123456789abcdefghijklmnopqrstuvwxyz"
 SECRET = "benchmark-secret-" + "x" * 40
@@ -49,40 +51,6 @@ def configs() -> dict[str, dict[str, Any]]:
     }
 
 
-async def drive(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]], count: int) -> float:
-    """CPU seconds per request through the whole ASGI stack (middleware, route, data plane, model, encoding)."""
-    scope_base = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    status: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-
-    for _ in range(200):  # warm-up: caches, first-call paths
-        await app(dict(scope_base), receive, send)
-    assert status[-1] == 200, status[-1]
-    started = time.process_time()  # CPU time of this process: other processes on the machine do not count
-    for _ in range(count):
-        await app(dict(scope_base), receive, send)
-    return (time.process_time() - started) / count
-
-
 async def measure(config: Any, count: int, headers: list[tuple[bytes, bytes]]) -> float:
     from sealserve.serve.app import create_app
 
@@ -92,7 +60,7 @@ async def measure(config: Any, count: int, headers: list[tuple[bytes, bytes]]) -
         deadline = time.monotonic() + 60
         while not registry.ready and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        rounds = [await drive(app, "/api/models/demo/prediction", orjson.dumps(RECORD), headers, count) for _ in range(3)]
+        rounds = [await asgi_cpu_per_request(app, "/api/models/demo/prediction", orjson.dumps(RECORD), count, headers) for _ in range(3)]
     return min(rounds)
 
 
