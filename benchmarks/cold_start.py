@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "examples" / "diabetes_risk"))
 
+from peers.envs import compile_sources  # noqa: E402
 from peers.servers import Launch, Supervisor, free_port  # noqa: E402
 
 import sealserve  # noqa: E402
@@ -87,6 +88,7 @@ def main() -> None:
     cases = [(tree, models, trial) for tree in trees for models in (1, MODELS) for trial in (True, False)]
     seconds: dict[tuple[Path, int, bool], list[float]] = {case: [] for case in cases}
     supervisor = Supervisor()
+    compile_sources()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         store, ring = publish(work, compiled=args.runtime != "uncompiled")

@@ -48,12 +48,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from peers import envs, load, machine  # noqa: E402
+from peers import envs, load, machine, ten_models  # noqa: E402
 from peers.models import BATCH_RECORDS, BenchModel, train_all  # noqa: E402
 from peers.servers import (  # noqa: E402
     Endpoint,
     Floor,
     FloorGranian,
+    Launch,
     MLServer,
     Peer,
     RestModelService,
@@ -107,6 +108,7 @@ class Results:
         self.failures: list[str] = []
         self.samples: dict[Key, str] = {}
         self.busy: dict[tuple[str, str], list[float]] = defaultdict(list)  # (model, server): other work before each start
+        self.ten: dict[str, list[float]] = defaultdict(list)  # server: cold start with ten models, per round
 
     def add(self, key: Key, metric: str, value: float) -> None:
         self.values[key][metric].append(value)
@@ -229,6 +231,40 @@ def run_server(
         print(f"      ({time.perf_counter() - started:.0f}s)", flush=True)
 
 
+def run_ten(supervisor: Supervisor, work: Path, models: ten_models.TenModels, mlserver: MLServer | None, results: Results) -> None:
+    """Cold start with ten models: sealserve with the trial on and off, and MLServer when it is in the run."""
+    launches: list[tuple[str, Callable[[int, int], Launch]]] = [
+        ("sealserve, trial on", lambda port, _: ten_models.sealserve_launch(models, work, port, trial=True)),
+        ("sealserve, trial off", lambda port, _: ten_models.sealserve_launch(models, work, port, trial=False)),
+    ]
+    if mlserver is not None:
+        launches.append(("MLServer", lambda port, grpc_port: ten_models.mlserver_launch(models, mlserver.env, work, port, grpc_port)))
+    for name, launch in launches:
+        busy = machine.settle(3.0)
+        port, grpc_port = free_port(), free_port()
+        try:
+            with supervisor.serve(launch(port, grpc_port), work / "logs" / f"ten-{name}.log", port, grpc_port) as running:
+                results.ten[name].append(running.cold_start)
+                print(f"    {ten_models.COPIES} models, {name:22s} ready in {running.cold_start:6.2f}s; other load {busy:4.0%}", flush=True)
+        except Exception as exc:
+            results.fail(f"{ten_models.COPIES} models / {name}", f"{type(exc).__name__}: {exc}")
+
+
+def ten_table(results: Results) -> list[str]:
+    if not results.ten:
+        return []
+    medians = {name: statistics.median(values) for name, values in results.ten.items()}
+    off, mlserver = medians.get("sealserve, trial off", math.nan), medians.get("MLServer", math.nan)
+    lines = [
+        f"cold start to ready, {ten_models.COPIES} models ({ten_models.MODEL} copies, each its own signed bundle), one process:",
+        "| server | cold start s | ÷ sealserve trial off | ÷ MLServer |",
+        "|---|---|---|---|",
+    ]
+    for name, value in medians.items():
+        lines.append(f"| {name} | {value:.2f} | {value / off:.2f}× | {value / mlserver:.2f}× |")
+    return [*lines, ""]
+
+
 def _summary(measured: dict[str, float], problems: list[str]) -> str:
     parts = [f"{METRICS[k][0]} {_fmt(k, v)}" for k, v in measured.items() if k in METRICS]
     if problems:
@@ -300,6 +336,7 @@ def print_tables(results: Results, models: list[BenchModel], header: list[str]) 
                     [model, f"{server} {api}", f"{peer} {peer_api}"]
                     + [_ratio(results.median(ours, m), results.median(theirs, m), better) for m, (_, better) in METRICS.items()]
                 )
+    lines.extend(ten_table(results))
     if rows:
         lines.append("sealserve ÷ peer, as speed (>1×: sealserve ahead; latency and cold start inverted):")
         table(rows, ["model", "sealserve", "vs", *titles])
@@ -429,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "logs").mkdir(parents=True)
     try:
         print("setting up (envs are reused when present) …", flush=True)
+        envs.compile_sources()
         wrk = envs.ensure_wrk()
         if wrk is None:
             results.fail("wrk", "not installed: HTTP latency and throughput are skipped (batch and cold start still run)")
@@ -460,11 +498,16 @@ def main(argv: list[str] | None = None) -> int:
             peers.append(factory(env))
         print("training and packing the models …", flush=True)
         models = train_all(work / "models")
+        ten = ten_models.publish(work / "ten") if "sealserve" in settings.servers else None
+        mlserver = next((peer for peer in peers if isinstance(peer, MLServer)), None)
         for round_number in range(1, settings.rounds + 1):
             for model in models:
                 print(f"round {round_number}/{settings.rounds}, {model.name}:", flush=True)
                 for peer in peers:
                     run_server(settings, supervisor, wrk, work, peer, model, results)
+            if ten is not None:
+                print(f"round {round_number}/{settings.rounds}, {ten_models.COPIES} models:", flush=True)
+                run_ten(supervisor, work, ten, mlserver, results)
         header = [
             "sealserve vs peers: " + ", ".join(f"{peer.name}" for peer in peers),
             *machine.description(),
@@ -512,6 +555,7 @@ def save(settings: Settings, results: Results, table: str, elapsed: float) -> Pa
             {"model": m, "server": s, "api": a, "count": n, "detail": results.error_detail[(m, s, a)]}
             for (m, s, a), n in results.errors.items()
         ],
+        "cold_start_ten_models_s": results.ten,
         "failures": results.failures,
         "first_answers": [{"model": m, "server": s, "api": a, "body": body} for (m, s, a), body in results.samples.items()],
         "table": table,

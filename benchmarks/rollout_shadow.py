@@ -6,8 +6,9 @@ Usage: .venv/bin/python benchmarks/rollout_shadow.py [--rounds 3] [--seconds 10]
 Needs `wrk` (Debian package). One real server (one worker, admin API on) serves demo 1.0.0; the candidate (1.1.0,
 another fit) is set and aborted through the admin API between runs, so both conditions share one process. Saturation
 is wrk's closed loop at 8 connections without a candidate; half of it is paced by wrk's `delay()` hook (each of 8
-connections waits 8/rate s between requests). Shadow figures come from GET /api/models/demo/candidate after each run,
-once the shadow queue is empty (within a deadline). Bounded: about rounds × 4 × (seconds + a few) seconds.
+connections waits a random time, 8/rate s on average, before each request). Shadow figures come from
+GET /api/models/demo/candidate after each run, once the shadow queue is empty (within a deadline).
+Bounded: about rounds × 4 × (seconds + a few) seconds.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ PATH = "/api/models/demo/prediction"
 
 
 def paced_script(path: Path, body: bytes, rate: float) -> Path:
-    """wrk's POST with a pause before each request: CONNECTIONS connections at `rate` requests/s in all."""
-    pause_ms = max(1, round(CONNECTIONS / rate * 1000))
+    """wrk's POST with a random pause before each request (uniform, mean CONNECTIONS/rate s), so CONNECTIONS connections
+    send `rate` requests/s in all at independent times; a fixed pause would keep them in step, queued behind each other."""
+    mean_ms = CONNECTIONS / rate * 1000
     path.write_text(
         f'wrk.method = "POST"\nwrk.body = {json.dumps(body.decode())}\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"function delay()\n  return {pause_ms}\nend\n"
+        'function init(args)\n  math.randomseed(tonumber(tostring({}):match("0x(%x+)"), 16) % 2147483647)\nend\n'
+        f"function delay()\n  return math.floor(math.random() * {2 * mean_ms:.3f} + 0.5)\nend\n"
     )
     return path
 

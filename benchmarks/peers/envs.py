@@ -141,3 +141,11 @@ def ensure_wrk() -> str | None:
     if problem:
         print(f"  could not install wrk: {problem}", flush=True)
     return shutil.which("wrk")
+
+
+def compile_sources() -> None:
+    """sealserve's bytecode, as `make bytecode` writes it: an installed package has it, and where
+    PYTHONDONTWRITEBYTECODE is set every server start would otherwise compile each module it imports."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "src", quiet=1)
