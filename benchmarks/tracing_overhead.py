@@ -1,11 +1,12 @@
 """What tracing costs a request: requests/s and p99 at 8 connections with tracing off, at 1 % and at 100 % sampling,
 each the median of interleaved rounds.
 
-Usage: .venv/bin/python benchmarks/tracing_overhead.py [--rounds 3] [--seconds 10] [--baseline SRC]
+Usage: .venv/bin/python benchmarks/tracing_overhead.py [--rounds 3] [--seconds 10] [--baseline SRC] [--control]
 Needs `wrk` (Debian package). Three real servers (one worker each, the same build and config but for the OTEL_*
 variables) serve the same bundle on the native endpoint; the traced ones export over OTLP/HTTP to a separate process
 answering every export at once (benchmarks/events_overhead.py's sink). `--baseline SRC` adds a fourth server importing
-sealserve from another tree's `src` (a build without tracing), for what "off" costs against it. Bounded: about
+sealserve from another tree's `src` (a build without tracing), for what "off" costs against it; `--control` adds a
+second untraced server and one sampling 0 %. Each round starts with the next server. Bounded: about
 rounds × servers × (seconds + a few) seconds after start-up.
 """
 
@@ -33,6 +34,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--baseline", type=Path, help="another tree's src folder, served with nothing traced")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="add a second untraced server (how far two processes differ) and one sampling 0 %% (the unsampled path's cost)",
+    )
     args = parser.parse_args()
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -57,14 +63,19 @@ def main() -> None:
         }
         if args.baseline is not None:
             variables = {"baseline": {"PYTHONPATH": str(args.baseline.resolve())}, **variables}
+        if args.control:
+            variables = {**variables, "off 2": {"OTEL_SDK_DISABLED": "true"}, "0 %": {**traced, "OTEL_TRACES_SAMPLER_ARG": "0"}}
         config = workspace.config(home / "service.yaml", {"name": "demo"})
         servers = {name: stack.enter_context(serve(config, home, env=env)) for name, env in variables.items()}
         script = load.lua_script(home / "post.lua", orjson.dumps(RECORD))
         results: dict[str, list[load.Measure]] = {name: [] for name in variables}
         for server in servers.values():  # warm-up: first-call paths, the exporter's connection
             load.wrk(wrk, f"{server.url}/api/models/demo/prediction", script, 8, 2)
+        names = list(servers)
         for round_number in range(args.rounds):
-            for name, server in servers.items():
+            shift = round_number % len(names)  # each round starts one server later: no server is always measured first
+            for name in names[shift:] + names[:shift]:
+                server = servers[name]
                 measure = load.wrk(wrk, f"{server.url}/api/models/demo/prediction", script, 8, args.seconds)
                 results[name].append(measure)
                 line = f"{measure.rps:8.0f} req/s  p50 {measure.p50_ms:6.2f} ms  p99 {measure.p99_ms:6.2f} ms  errors {measure.errors}"
