@@ -144,15 +144,21 @@ def _rows(production: Any, candidate: Any) -> Rows:
 
 
 def _labels(values: np.ndarray, names: dict[Any, str]) -> list[str]:
-    """Each row's label, looked up once per distinct value (a multi-output row joins its labels with commas)."""
+    """Each row's label, looked up once per distinct value (a multi-output row joins its labels with commas); a dict, not
+    np.unique, since sorting an object array of labels cost a millisecond per shadow call."""
     if values.ndim != 1:
         return [_label(row, names) for row in values]
+    table: dict[Any, str] = {}
+    labels = []
     try:
-        distinct, inverse = np.unique(values, return_inverse=True)
-    except TypeError:  # values numpy cannot order (mixed objects)
+        for value in values.tolist():
+            label = table.get(value)
+            if label is None:
+                label = table[value] = _label(value, names)
+            labels.append(label)
+    except TypeError:  # values that cannot be dict keys (lists in an object array)
         return [_label(value, names) for value in values]
-    table = [_label(value, names) for value in distinct]
-    return [table[index] for index in inverse.tolist()]
+    return labels
 
 
 def _plain(output: Any) -> str:
