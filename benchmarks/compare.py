@@ -16,7 +16,9 @@ pipeline), then serves each model from each server on a free 127.0.0.1 port, one
 Per server and API, in interleaved rounds (every server once, then again): cold start (process start
 to the first 200 from readiness), p50/p99 latency at 1 connection, requests/s at 8 and 64 connections
 (wrk; a threaded Python client for gRPC), and records/s for a 10,000-record batch request (a bounded
-httpx/grpc loop). Prints medians of the rounds and sealserve's ratios against the floor, MLServer and
+httpx/grpc loop). After each round, cold start with ten models (peers/ten_models.py: ten signed copies of the
+diabetes model in one process), for sealserve with the trial prediction on and off and for MLServer when it runs.
+Prints medians of the rounds and sealserve's ratios against the floor, MLServer and
 rest_model_service; raw numbers go to .sealserve/bench-envs/results/. Before each server starts, the
 share of CPU used by other processes is sampled (waiting up to 15 s, 3 s with --quick, for it to drop);
 the "other load" column and a warning say when the machine was not quiet. With --profile, py-spy records
