@@ -204,7 +204,7 @@ def _check_carries(item: Tensor, feature: str, kind: Kind) -> None:
         )
 
 
-def encode_raw(datatype: str, values: list[Any]) -> bytes:
+def encode_raw(datatype: str, values: list[Any] | np.ndarray) -> bytes:
     if datatype == "BYTES":
         encoded = [value.encode("utf-8") if isinstance(value, str) else bytes(value) for value in values]
         return b"".join(LENGTH.pack(len(item)) + item for item in encoded)
