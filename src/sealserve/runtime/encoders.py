@@ -42,6 +42,7 @@ class Output:
         return self.extract(predictions)
 
 
+SAME_LIST_KINDS = {"INT64": "iu", "BOOL": "b"}  # numpy kinds whose `tolist()` are already the declared class values
 EXACT_KINDS = {"INT64": "iub", "FP64": "fiub", "BOOL": "b"}  # numpy kinds whose values cast to the datatype unchanged
 
 
@@ -114,7 +115,10 @@ def _classification(output: OutputSpec) -> Encoders:
         return _with_probabilities(answers(predictions), labels, predictions)
 
     def predict(predictions: Predictions) -> list[Any]:
-        return [declared.get(value, value) for value in predictions.values.tolist()]
+        values = predictions.values
+        if values.dtype.kind in SAME_LIST_KINDS.get(datatype, ""):  # integer or boolean classes: each value is its own answer
+            return list(values.tolist())
+        return [declared.get(value, value) for value in values.tolist()]
 
     def label(predictions: Predictions) -> list[Any]:
         return [label_of.get(value, str(value)) for value in predictions.values.tolist()]
