@@ -56,7 +56,8 @@ CONTENTS = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-FIXED_WIDTH = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # packed `repeated float/double`: little-endian arrays on the wire
+# packed `repeated float/double` contents: on the wire, the little-endian array itself
+FIXED_WIDTH: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 
 RPCS = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer")
 MESSAGES: dict[str, Any] = {
