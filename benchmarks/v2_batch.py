@@ -2,6 +2,7 @@
 V2 batch rows, without MLServer or a quiet machine).
 
 Usage: .venv/bin/python benchmarks/v2_batch.py [--batches 9] [--home DIR] [--profile OUT.prof]
+(PYTHONPATH=OTHER/src measures another tree, e.g. main's, with the same requests.)
 
 The request is compare.py's: one [10000, 21] tensor "input-0" (peers/servers.py grpc_request, v2_body); the gRPC call
 is also timed with fp32_contents and with raw_input_contents. The app is compare.py's sealserve configuration (metrics,
@@ -84,7 +85,12 @@ def stages(app: Any, raw: bytes, count: int) -> dict[str, float]:
 
     def encode() -> Any:
         response = v2.MESSAGES["ModelInferResponse"](model_name=served.name, model_version=served.version)
-        v2.encode_outputs(response, selected, outputs)
+        if hasattr(v2, "encode_outputs"):
+            v2.encode_outputs(response, selected, outputs)
+            return response
+        for output in selected:  # a tree from before encode_outputs (--baseline)
+            response.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape(len(outputs)))
+            response.raw_output_contents.append(tensors.encode_raw(output.datatype, output.extract(outputs)))
         return response
 
     response = encode()

@@ -1,5 +1,6 @@
 """A full [N, F] tensor batch over gRPC, as typed FP32/FP64 contents (read from their packed wire bytes) and as
-raw_input_contents: every form answers the same bytes as V2 REST's JSON, and a bad value in the last row is named."""
+raw_input_contents: every form answers the same bytes as V2 REST's JSON, and a bad value in the last row is named; V2
+REST's JSON matrix (converted to floats in one pass) still names what is not a plain number."""
 
 from __future__ import annotations
 
@@ -136,3 +137,38 @@ def test_contents_in_two_fields_keep_their_meaning() -> None:
     tensor.shape[:] = [3]
     with pytest.raises(ProtocolError, match=r"has shape \[3\], which holds 3 values, but 2 were sent"):
         v2_grpc.decode_inputs(ours(message))
+
+
+def rest_matrix(http: httpx.Client, data: list[Any]) -> httpx.Response:
+    body = {"inputs": [{"name": "input-0", "shape": [len(data) // 4, 4], "datatype": "FP64", "data": data}]}
+    return http.post("/v2/models/sklearn-iris/infer", json=body | {"outputs": [{"name": "predict"}]})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(True, "valid number"), ("1.5", "valid number"), (None, "valid number"), (10**400, "")],
+    ids=["bool", "numeric text", "null", "huge integer"],
+)
+def test_a_non_number_in_the_last_row_of_a_rest_matrix_is_named(iris_server: IrisServer, value: Any, message: str) -> None:
+    """The [N, F] JSON matrix is converted to floats in one pass; what is not a plain number still gets the schema's word."""
+    data: list[Any] = flowers().ravel().tolist()
+    data[-2] = value  # row 999, petal_length
+    with httpx.Client(base_url=iris_server.url, timeout=30) as http:
+        response = rest_matrix(http, data)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert "row 999, 'petal_length'" in error
+        assert message in error
+        data[-2] = 1  # the same row with an integer: a number like any other
+        assert rest_matrix(http, data).status_code == 200
+
+
+def test_whole_numbers_zeros_and_ones_in_a_rest_matrix_answer_like_their_floats(iris_server: IrisServer) -> None:
+    floats = np.floor(flowers()).ravel()
+    floats[::7] = 1.0  # many 0s and 1s: each is checked for a bool
+    floats[::11] = 0.0
+    with httpx.Client(base_url=iris_server.url, timeout=30) as http:
+        as_floats = rest_matrix(http, floats.tolist())
+        as_integers = rest_matrix(http, [int(value) for value in floats.tolist()])
+    assert as_floats.status_code == 200, as_floats.text
+    assert as_integers.json()["outputs"] == as_floats.json()["outputs"]
