@@ -8,7 +8,7 @@ The request is compare.py's: one [10000, 21] tensor "input-0" (peers/servers.py 
 is also timed with fp32_contents and with raw_input_contents. The app is compare.py's sealserve configuration (metrics,
 access log, drift on), its gRPC port served by its lifespan. Stages (median ms of `--batches`, wall time): protobuf
 parse, decode to tensors, tensors → validated batch, the model call, output encoding, protobuf serialize; then whole
-calls: gRPC over loopback with a real channel, REST through the ASGI app (CPU time, no sockets).
+calls: gRPC over loopback with a real channel (median and best, wall), REST through the ASGI app (mean CPU time, no sockets).
 """
 
 from __future__ import annotations
@@ -36,14 +36,18 @@ from peers.servers import free_port  # noqa: E402
 NAME = "gbc21"
 
 
-def median_ms(work: Callable[[], Any], count: int) -> float:
+def timed_ms(work: Callable[[], Any], count: int) -> list[float]:
     work()
     times = []
     for _ in range(count):
         started = time.perf_counter()
         work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e3
+        times.append((time.perf_counter() - started) * 1e3)
+    return times
+
+
+def median_ms(work: Callable[[], Any], count: int) -> float:
+    return statistics.median(timed_ms(work, count))
 
 
 def requests(rows: np.ndarray) -> dict[str, bytes]:
@@ -104,11 +108,11 @@ def stages(app: Any, raw: bytes, count: int) -> dict[str, float]:
     }
 
 
-def grpc_call_ms(target: str, raw: bytes, count: int) -> float:
+def grpc_call_ms(target: str, raw: bytes, count: int) -> list[float]:
     options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
     with grpc.insecure_channel(target, options=options) as channel:
         call = channel.unary_unary(MODEL_INFER)
-        return median_ms(lambda: call(raw, timeout=120), count)
+        return timed_ms(lambda: call(raw, timeout=120), count)
 
 
 async def measure(home: Path, count: int, profile: Path | None) -> None:
@@ -138,12 +142,13 @@ async def measure(home: Path, count: int, profile: Path | None) -> None:
             cProfile.runctx("grpc_call_ms(target, shaped['fp64_contents'], count)", globals(), locals(), str(profile))
             return
         print(f"gbc21, {len(rows):,} records x {rows.shape[1]} features; median ms per batch of {count} (wall; shared machine: noisy)")
-        columns = ("parse", "decode", "validate", "model", "encode", "serialize", "gRPC call")
+        columns = ("parse", "decode", "validate", "model", "encode", "serialize", "call med", "call best")
         print(f"{'request':<16}" + "".join(f"{name:>10}" for name in columns))
         for label, raw in shaped.items():
             timed = stages(app, raw, count)
             call = await asyncio.to_thread(grpc_call_ms, f"127.0.0.1:{port}", raw, count)
-            print(f"{label:<16}" + "".join(f"{value:>10.2f}" for value in timed.values()) + f"{call:>10.2f}")
+            figures = [*timed.values(), statistics.median(call), min(call)]
+            print(f"{label:<16}" + "".join(f"{value:>10.2f}" for value in figures))
         cpu = await asgi_cpu_per_request(app, f"/v2/models/{NAME}/infer", body, count, warmup=1)
         print(f"V2 REST JSON FP64 (ASGI in process, CPU ms per batch): {cpu * 1e3:.2f}")
 
