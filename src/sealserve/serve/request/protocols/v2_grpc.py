@@ -7,7 +7,8 @@ generically by method path, so no generated service stubs are needed either.
 
 The server is grpcio's threaded server, started and stopped by the app's lifespan; it answers from
 the same data plane and validation as the REST protocols. Outputs travel in
-``raw_output_contents`` (as Triton answers, and as tritonclient reads them).
+``raw_output_contents`` (as Triton answers, and as tritonclient reads them). Typed FP32/FP64 inputs
+are read from their packed wire bytes (`typed_values`), as cheaply as raw_input_contents.
 """
 
 from __future__ import annotations
