@@ -28,9 +28,22 @@ class Output:
     datatype: str
     width: int | None
     extract: Extract
+    array: Callable[[Any], np.ndarray | None] | None = None  # the same values as one array, when the run holds them so
 
     def shape(self, rows: int) -> list[int]:
         return [rows] if self.width is None else [rows, self.width]
+
+    def binary(self, predictions: Any) -> np.ndarray | list[Any]:
+        """The values for a binary encoding: the run's array when its kind casts exactly to the datatype, else `extract`'s
+        list (a 10,000-row answer then costs no Python value per row)."""
+        array = self.array(predictions) if self.array is not None else None
+        if array is not None and array.dtype.kind in EXACT_KINDS.get(self.datatype, ""):
+            return array
+        return self.extract(predictions)
+
+
+SAME_LIST_KINDS = {"INT64": "iu", "BOOL": "b"}  # numpy kinds whose `tolist()` are already the declared class values
+EXACT_KINDS = {"INT64": "iub", "FP64": "fiub", "BOOL": "b"}  # numpy kinds whose values cast to the datatype unchanged
 
 
 @dataclass(frozen=True)
@@ -66,7 +79,7 @@ def _regression(output: OutputSpec) -> Encoders:
     return Encoders(
         native=lambda predictions: [{"prediction": value} for value in numbers(predictions)],
         per_row=numbers,
-        outputs=(Output("predict", "FP64", None, numbers),),
+        outputs=(Output("predict", "FP64", None, numbers, _values),),
         default_outputs=("predict",),
         seldon=lambda predictions: ([], numbers(predictions), None),
     )
@@ -102,14 +115,17 @@ def _classification(output: OutputSpec) -> Encoders:
         return _with_probabilities(answers(predictions), labels, predictions)
 
     def predict(predictions: Predictions) -> list[Any]:
-        return [declared.get(value, value) for value in predictions.values.tolist()]
+        values = predictions.values
+        if values.dtype.kind in SAME_LIST_KINDS.get(datatype, ""):  # integer or boolean classes: each value is its own answer
+            return list(values.tolist())
+        return [declared.get(value, value) for value in values.tolist()]
 
     def label(predictions: Predictions) -> list[Any]:
         return [label_of.get(value, str(value)) for value in predictions.values.tolist()]
 
-    outputs = [Output("predict", datatype, None, predict), Output("label", "BYTES", None, label)]
+    outputs = [Output("predict", datatype, None, predict, _values), Output("label", "BYTES", None, label)]
     if output.probabilities:
-        outputs.append(Output("predict_proba", "FP64", len(labels), _probabilities))
+        outputs.append(Output("predict_proba", "FP64", len(labels), _probabilities, _probability_array))
 
     def seldon(predictions: Predictions) -> SeldonAnswer:
         return _seldon_with_probabilities(answers, labels, predictions)
@@ -267,6 +283,16 @@ def _seldon_with_probabilities(values: Extract, labels: list[str], predictions: 
     if predictions.probabilities is None:
         return [], values(predictions), None
     return list(labels), _probabilities(predictions), len(labels)
+
+
+def _values(predictions: Predictions) -> np.ndarray | None:
+    """The predicted values of one value per row, as the run answered them."""
+    values = predictions.values
+    return values if values.ndim == 1 else None
+
+
+def _probability_array(predictions: Predictions) -> np.ndarray | None:
+    return None if predictions.probabilities is None else predictions.probabilities.ravel()
 
 
 def _probabilities(predictions: Predictions) -> list[Any]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array as c_doubles_of
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sealserve.runtime.columns import NUMBER_TYPES
 from sealserve.serve.config import RequestLimits
 from sealserve.serve.errors import ProtocolError
 from sealserve.serve.lifecycle.served import ServedModel
@@ -183,12 +183,22 @@ def _from_columns(interface: ModelInterface, tensors: Sequence[Tensor], limits: 
 def _matrix_columns(names: Sequence[str], values: Sequence[Any] | np.ndarray, rows: int) -> dict[str, Any]:
     """An [N, F] tensor's columns: views of one array when every value is a number, else strided slices of the list."""
     width = len(names)
-    if not isinstance(values, np.ndarray) and set(map(type, values)) <= NUMBER_TYPES:
-        values = np.array(values, dtype=np.float64)
-    if isinstance(values, np.ndarray):
-        matrix = values.reshape(rows, width)
+    array = values if isinstance(values, np.ndarray) else _float_array(values)
+    if array is not None:
+        matrix = array.reshape(rows, width)
         return {name: matrix[:, index] for index, name in enumerate(names)}
     return {name: values[index::width] for index, name in enumerate(names)}
+
+
+def _float_array(values: Sequence[Any]) -> np.ndarray | None:
+    """JSON or protobuf numbers (int, float) as one float64 array, in C (`array` refuses text and null); None when a bool
+    (which converts to 0 or 1: only those values are looked at), text, null or an int past float range is among them."""
+    try:
+        array = np.frombuffer(c_doubles_of("d", values), dtype=np.float64)
+    except (TypeError, OverflowError):
+        return None
+    suspects = np.flatnonzero((array == 0.0) | (array == 1.0)).tolist()
+    return None if any(type(values[index]) is bool for index in suspects) else array
 
 
 def as_list(values: Sequence[Any] | np.ndarray) -> list[Any]:
@@ -204,7 +214,7 @@ def _check_carries(item: Tensor, feature: str, kind: Kind) -> None:
         )
 
 
-def encode_raw(datatype: str, values: list[Any]) -> bytes:
+def encode_raw(datatype: str, values: list[Any] | np.ndarray) -> bytes:
     if datatype == "BYTES":
         encoded = [value.encode("utf-8") if isinstance(value, str) else bytes(value) for value in values]
         return b"".join(LENGTH.pack(len(item)) + item for item in encoded)
