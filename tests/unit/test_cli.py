@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +190,29 @@ def test_a_short_password_is_one_line_and_exit_status_1() -> None:
     result = typed("auth", "hash-password", "--username", "bob", "--scope", "read", stdin="short\n")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr.startswith("error (usage): Invalid value: use a password of at least 8 characters. See 'sealserve auth")
+
+
+def test_the_sealserve_script_is_not_run_again_in_the_children_it_starts(tmp_path: Path) -> None:
+    """Trial children and spawned workers would each re-run a main script (importing the whole CLI); the `sealserve`
+    script declares itself `python -m sealserve`, which multiprocessing leaves alone."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs.txt"
+    script = tmp_path / "sealserve"
+    script.write_text(
+        "import multiprocessing, os\n"
+        "from sealserve.cli.main import main, _as_package_main\n"
+        f"open({str(runs)!r}, 'a').write(__name__ + '\\n')\n"
+        "if __name__ == '__main__':\n"
+        "    if os.environ.get('DECLARE') == '1':\n"
+        "        _as_package_main()\n"
+        "    child = multiprocessing.get_context('spawn').Process(target=os.getpid)\n"
+        "    child.start()\n"
+        "    child.join()\n"
+    )
+    for declare, expected in (("0", ["__main__", "__mp_main__"]), ("1", ["__main__"])):  # without it: the positive control
+        runs.unlink(missing_ok=True)
+        subprocess.run([sys.executable, str(script)], env={**os.environ, "DECLARE": declare}, check=True, timeout=60)
+        assert runs.read_text().split() == expected
+    assert subprocess.run([sys.executable, "-m", "sealserve", "--help"], capture_output=True, timeout=60).returncode == 0

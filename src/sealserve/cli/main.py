@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
 import typer
 
 from sealserve.cli.admin import admin_app
@@ -34,4 +37,13 @@ app.command()(openapi)
 
 
 def main() -> None:
+    _as_package_main()
     app()
+
+
+def _as_package_main() -> None:
+    """Run as the `sealserve` script, say that it is `python -m sealserve`: multiprocessing re-runs a main script by path
+    in every trial child and spawned worker (importing the whole CLI again), but leaves a `*.__main__` module alone."""
+    script = sys.modules["__main__"]
+    if getattr(script, "__spec__", None) is None and getattr(script, "main", None) is main:
+        script.__spec__ = importlib.util.find_spec("sealserve.__main__")
