@@ -15,6 +15,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Higher layers may import lower ones, never the reverse, and never a different layer of the same rank.
 LAYERS: dict[str, float] = {
+    "sealserve.__main__": 10,  # `python -m sealserve`: the command line
     "sealserve.cli": 9,
     "sealserve": 9,  # the package itself: the public API (pack, verify_bundle, Keyring, MLModel)
     "sealserve.serve": 8,  # the composition: app, launch, contract

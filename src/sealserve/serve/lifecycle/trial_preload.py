@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from sealserve.trust.policy.skops_schema import installed_versions
+
 # What every compiled (ONNX-served) model's trial needs: onnx is the ONNX policy's parser (trust/policy/onnx_graph.py),
 # run before onnxruntime gets a compiled file. The reference file's audit reads its skops schema without skops
 # (trust/policy/skops_schema.py), so scikit-learn, skops (whose import lists every scikit-learn estimator: about 3 s of
@@ -36,3 +38,4 @@ def import_all(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
 
 
 FAILED = import_all()
+installed_versions()  # read once here (~5 ms of package metadata), not again by every child's skops audit
