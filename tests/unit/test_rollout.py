@@ -111,3 +111,14 @@ def test_a_call_for_many_requests_counts_what_one_call_per_request_counts() -> N
     assert together["since_start"]["agreement"] == pytest.approx(0.88)
     assert together["since_start"]["requests"] == 100
     assert sum(sum(row.values()) for row in together["since_start"]["confusion"].values()) == 100
+
+
+def test_a_groups_one_answer_is_given_back_to_each_request_row_for_row() -> None:
+    """When production's answers cannot be joined (a reload between them), the candidate's one answer for the group is
+    sliced back to each request, in order; answers already one per request stay as they are."""
+    from sealserve.serve.rollout.trial import per_part
+
+    parts = [["a"], ["b", "c"], [], ["d"]]
+    assert per_part([["A", "B", "C", "D"]], parts) == [["A"], ["B", "C"], [], ["D"]]
+    already = [["A"], ["B", "C"], [], ["D"]]
+    assert per_part(already, parts) is already

@@ -198,8 +198,9 @@ class ModelRunner:
         await self.batcher.close()
         self._executor.shutdown(wait=False)
 
-    def run_parts(self, parts: list[Batch]) -> list[Outputs]:
-        """One model call for several callers' batches; each caller gets back exactly its own rows."""
+    def run_parts(self, parts: list[Batch], split: bool = True) -> list[Outputs]:
+        """One model call for several callers' batches; each caller gets back exactly its own rows, or without `split`
+        the call's one answer for all of them (one per part only if they could not be joined)."""
         traced = self.traced
         if len(parts) == 1:
             return [self.run_blocking(parts[0], traced.get(id(parts[0])) if traced else None)]
@@ -215,6 +216,8 @@ class ModelRunner:
                 stages = traced.get(id(part))
                 if stages is not None:
                     stages.ran(started, ended, rows)
+        if not split:
+            return [outputs]
         results, start = [], 0
         for part in parts:
             results.append(outputs[start : start + len(part)])

@@ -37,7 +37,7 @@ from sealserve.serve.rollout.comparison import summarize
 from sealserve.serve.rollout.metrics import RolloutMetrics
 from sealserve.serve.rollout.shadow import ShadowRunner
 from sealserve.serve.rollout.shared import SharedComparisons
-from sealserve.serve.rollout.trial import Ended, Queued, Trial, joined, packed, unpacked
+from sealserve.serve.rollout.trial import Ended, Queued, Trial, joined, packed, per_part, unpacked
 from sealserve.store.base import is_version
 
 logger = logging.getLogger("sealserve.rollout")
@@ -307,7 +307,7 @@ class Rollout(InferenceHook):
                 self._shadow_failed(trial, candidate, exc, 0.0)
         started = time.perf_counter()
         try:
-            outputs = runner.run_parts(parts) if parts else []
+            outputs = runner.run_parts(parts, split=False) if parts else []  # one answer for the group when it can be
         except Exception as exc:
             if len(parts) > 1:  # find which requests the candidate fails: one call each
                 for part, answer in zip(parts, answers, strict=True):
@@ -316,11 +316,11 @@ class Rollout(InferenceHook):
             self._shadow_failed(trial, candidate, exc, time.perf_counter() - started)
             return
         seconds = time.perf_counter() - started
-        production, candidate_outputs = joined(answers), joined(outputs)
+        production, candidate_outputs = joined(answers), outputs[0] if len(outputs) == 1 else joined(outputs)
         if production is not None and candidate_outputs is not None:
             trial.comparison.record(production, candidate_outputs, seconds, requests=len(answers))
-        else:
-            for answer, output in zip(answers, outputs, strict=True):
+        else:  # answers that cannot be joined (production reloaded between them): compared request by request
+            for answer, output in zip(answers, per_part(outputs, parts), strict=True):
                 trial.comparison.record(answer, output, seconds)
         if self.metrics is not None:
             self.metrics.counted(trial.key, "shadow", len(answers))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import deque
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -90,6 +91,17 @@ def packed(trial: Trial, request: InferenceRequest, result: Inference) -> Queued
 
 def unpacked(answer: Any) -> Outputs:
     return Predictions(*answer) if isinstance(answer, tuple) else answer
+
+
+def per_part(outputs: list[Outputs], parts: Sequence[Sized]) -> list[Outputs]:
+    """Each part's rows of a call's outputs: as they are when there is one per part, else sliced from the one answer."""
+    if len(outputs) == len(parts):
+        return outputs
+    [whole], start, pieces = outputs, 0, []
+    for part in parts:
+        pieces.append(whole[start : start + len(part)])
+        start += len(part)
+    return pieces
 
 
 def joined(outputs: list[Outputs]) -> Outputs | None:
