@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import typer
 
 from sealserve.cli.admin import admin_app
@@ -34,4 +36,14 @@ app.command()(openapi)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        untracked_at_exit()
+
+
+def untracked_at_exit() -> None:
+    """Garbage is collected as usual, then what is left is frozen: the interpreter's own collections at exit would
+    only walk every module's objects again (~0.3 s of CPU per process once a server's imports are in)."""
+    gc.collect()
+    gc.freeze()
