@@ -90,8 +90,11 @@ def serve(
 
 def checked_app(settings: Settings, trials: TrialRunner | None) -> FastAPI | None:
     """Everything that can refuse the configuration before a port is bound; with one worker, the app itself."""
-    from sealserve.serve.observability.access_log import configure_logging
-    from sealserve.serve.observability.events import check_sinks
+    from sealserve.serve.workers import collection_paused
+
+    with collection_paused():
+        from sealserve.serve.observability.access_log import configure_logging
+        from sealserve.serve.observability.events import check_sinks
 
     configure_logging(settings.config.observability.log_format)
     server = settings.config.server
@@ -104,8 +107,8 @@ def checked_app(settings: Settings, trials: TrialRunner | None) -> FastAPI | Non
     run(lambda: check_sinks(settings.config.models))  # inference events' token and CA files, likewise
     if server.workers > 1:
         return None  # each worker builds its own; the parent only supervises them
-    from sealserve.serve.app import create_app
-
+    with collection_paused():
+        from sealserve.serve.app import create_app
     return run(lambda: create_app(settings.config, trials=trials))
 
 

@@ -15,7 +15,7 @@ from sealserve.serve.observability.access_log import configure_logging
 from sealserve.serve.request.http_protocol import http_protocol
 from sealserve.serve.settings import MULTIPROCESS_ENV, RUNTIME_ENV, Overrides, load_settings
 from sealserve.serve.shutdown import DrainingServer, in_flight_seconds
-from sealserve.serve.workers import DrainingWorkers
+from sealserve.serve.workers import DrainingWorkers, collection_paused
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -44,7 +44,8 @@ def serve_workers(config: Path | None, flags: Overrides, service: ServiceConfig)
 
 def worker_app() -> FastAPI:
     """One worker's app, loaded before it accepts connections (no worker answers unloaded)."""
-    from sealserve.serve.app import create_app  # in the worker: the supervising parent never builds an app
+    with collection_paused():
+        from sealserve.serve.app import create_app  # in the worker: the supervising parent never builds an app
 
     path = os.environ.get(CONFIG_ENV)
     settings = load_settings(Path(path) if path else None, os.environ, Overrides.from_json(os.environ.get(FLAGS_ENV) or "{}"))
