@@ -90,7 +90,7 @@ def serve(
 
 def checked_app(settings: Settings, trials: TrialRunner | None) -> FastAPI | None:
     """Everything that can refuse the configuration before a port is bound; with one worker, the app itself."""
-    from sealserve.serve.workers import collection_paused
+    from sealserve.trust.policy.catalog import collection_paused
 
     with collection_paused():
         from sealserve.serve.observability.access_log import configure_logging

@@ -15,7 +15,8 @@ from sealserve.serve.observability.access_log import configure_logging
 from sealserve.serve.request.http_protocol import http_protocol
 from sealserve.serve.settings import MULTIPROCESS_ENV, RUNTIME_ENV, Overrides, load_settings
 from sealserve.serve.shutdown import DrainingServer, in_flight_seconds
-from sealserve.serve.workers import DrainingWorkers, collection_paused
+from sealserve.serve.workers import DrainingWorkers
+from sealserve.trust.policy.catalog import collection_paused
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -12,8 +12,6 @@ import gc
 import logging
 import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from uvicorn.config import STARTUP_FAILURE, Config
@@ -25,19 +23,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("sealserve.workers")
 JOIN_MARGIN = 5.0  # seconds past a worker's own bound before the parent kills it
-
-
-@contextmanager
-def collection_paused() -> Iterator[None]:
-    """The cyclic collector off while a server process imports the app: its full passes over the growing module graph
-    find next to nothing and cost ~0.2 s of CPU per process; what the imports left is collected once it is back on."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class DrainingWorker(Process):
