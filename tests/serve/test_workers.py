@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from sealserve.bundle import keys
-from sealserve.serve.lifecycle.fanout import RUNTIME_ENV
+from sealserve.serve.settings import RUNTIME_ENV
 from tests.support.bundles import Workspace
 from tests.support.server import SEALSERVE, RunningServer, serve, wait_until
 

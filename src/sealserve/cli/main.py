@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import sys
 
@@ -38,7 +39,10 @@ app.command()(openapi)
 
 def main() -> None:
     _as_package_main()
-    app()
+    try:
+        app()
+    finally:
+        untracked_at_exit()
 
 
 def _as_package_main() -> None:
@@ -47,3 +51,10 @@ def _as_package_main() -> None:
     script = sys.modules["__main__"]
     if getattr(script, "__spec__", None) is None and getattr(script, "main", None) is main:
         script.__spec__ = importlib.util.find_spec("sealserve.__main__")
+
+
+def untracked_at_exit() -> None:
+    """Garbage is collected as usual, then what is left is frozen: the interpreter's own collections at exit would
+    only walk every module's objects again (~0.3 s of CPU per process once a server's imports are in)."""
+    gc.collect()
+    gc.freeze()

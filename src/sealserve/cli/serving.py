@@ -90,19 +90,26 @@ def serve(
 
 def checked_app(settings: Settings, trials: TrialRunner | None) -> FastAPI | None:
     """Everything that can refuse the configuration before a port is bound; with one worker, the app itself."""
-    from sealserve.serve.app import create_app
-    from sealserve.serve.auth import Authenticator
-    from sealserve.serve.observability.access_log import configure_logging
-    from sealserve.serve.observability.events import check_sinks
+    from sealserve.trust.policy.catalog import collection_paused
+
+    with collection_paused():
+        from sealserve.serve.observability.access_log import configure_logging
+        from sealserve.serve.observability.events import check_sinks
 
     configure_logging(settings.config.observability.log_format)
     server = settings.config.server
     if settings.given.grpc_port is not None and server.workers > 1:
         raise typer.BadParameter("with several workers, set protocols.grpc_port in the config instead", param_hint="--grpc-port")
     if settings.config.auth.enabled:  # secret files and key sets readable (and long enough) before any worker starts
+        from sealserve.serve.auth import Authenticator
+
         run(lambda: Authenticator.from_config(settings.config.auth))
     run(lambda: check_sinks(settings.config.models))  # inference events' token and CA files, likewise
-    return run(lambda: create_app(settings.config, trials=trials)) if server.workers == 1 else None
+    if server.workers > 1:
+        return None  # each worker builds its own; the parent only supervises them
+    with collection_paused():
+        from sealserve.serve.app import create_app
+    return run(lambda: create_app(settings.config, trials=trials))
 
 
 def start_trials(config: ServiceConfig) -> TrialRunner | None:

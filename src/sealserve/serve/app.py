@@ -49,7 +49,6 @@ from sealserve.serve.web.login_page import LoginPages, pages_for_browsers
 from sealserve.serve.web.openapi import ModelDescription, build_openapi
 from sealserve.serve.web.ui import WebPages
 
-CONFIG_ENV = "SEALSERVE_CONFIG"
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 

@@ -7,21 +7,21 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Any
 
 from sealserve.bundle.files import private_directory
-from sealserve.serve.app import CONFIG_ENV, create_app
 from sealserve.serve.config import Server, ServiceConfig
-from sealserve.serve.lifecycle.fanout import RUNTIME_ENV
 from sealserve.serve.observability.access_log import configure_logging
-from sealserve.serve.observability.metrics import MULTIPROCESS_ENV
 from sealserve.serve.request.http_protocol import http_protocol
-from sealserve.serve.settings import Overrides, load_settings
+from sealserve.serve.settings import MULTIPROCESS_ENV, RUNTIME_ENV, Overrides, load_settings
 from sealserve.serve.shutdown import DrainingServer, in_flight_seconds
 from sealserve.serve.workers import DrainingWorkers
+from sealserve.trust.policy.catalog import collection_paused
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+CONFIG_ENV = "SEALSERVE_CONFIG"
 FLAGS_ENV = "SEALSERVE_FLAGS"
 
 
@@ -45,6 +45,9 @@ def serve_workers(config: Path | None, flags: Overrides, service: ServiceConfig)
 
 def worker_app() -> FastAPI:
     """One worker's app, loaded before it accepts connections (no worker answers unloaded)."""
+    with collection_paused():
+        from sealserve.serve.app import create_app  # in the worker: the supervising parent never builds an app
+
     path = os.environ.get(CONFIG_ENV)
     settings = load_settings(Path(path) if path else None, os.environ, Overrides.from_json(os.environ.get(FLAGS_ENV) or "{}"))
     configure_logging(settings.config.observability.log_format)

@@ -16,6 +16,12 @@ from sealserve.errors import ConfigError
 from sealserve.serve.config import Server, ServiceConfig, read_yaml, substitute, validate_config
 from sealserve.store.directory import directory_url
 
+# With --workers N, where the parent tells every worker of the private folder they share (lifecycle/fanout.py) and of
+# the folder prometheus_client's multiprocess mode writes to (observability/metrics.py): defined here, the parent
+# sets them without importing the worker's modules.
+RUNTIME_ENV = "SEALSERVE_WORKERS_DIR"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 ENVIRONMENT = {
     "host": "SEALSERVE_HOST",
     "http_port": "SEALSERVE_HTTP_PORT",

@@ -8,6 +8,7 @@ killed rather than waited for. uvicorn's SIGHUP and SIGTTIN would start plain wo
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import time
@@ -30,6 +31,14 @@ class DrainingWorker(Process):
     def __init__(self, config: Config, sockets: list[socket.socket], settings: Shutdown) -> None:
         self.settings = settings.model_dump()  # plain numbers: unpickling them in the worker imports nothing
         super().__init__(config, sockets)
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:
+        """The worker's whole run; what is left after it is frozen, as the CLI does (cli/main.py: untracked_at_exit)."""
+        try:
+            super().target(sockets)
+        finally:
+            gc.collect()
+            gc.freeze()
 
     @property
     def server(self) -> Server:

@@ -43,10 +43,10 @@ from sealserve.serve.config import BundleSource
 from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.outcome import Action, Candidates, Outcome, WorkerReport
 from sealserve.serve.lifecycle.registry import ModelRegistry, ModelState
+from sealserve.serve.settings import RUNTIME_ENV
 
 logger = logging.getLogger("sealserve.fanout")
 
-RUNTIME_ENV = "SEALSERVE_WORKERS_DIR"
 WATCH_INTERVAL = 0.2  # seconds between two stats of desired.json in each worker's reload thread
 APPLY_TIMEOUT = 300.0  # a pin may download and verify a large bundle; the admin client waits 600 s
 _ACK_POLL = 0.05

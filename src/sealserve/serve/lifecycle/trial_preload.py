@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from sealserve.trust.policy.catalog import collection_paused
 from sealserve.trust.policy.skops_schema import installed_versions
 
 # What every compiled (ONNX-served) model's trial needs: onnx is the ONNX policy's parser (trust/policy/onnx_graph.py),
@@ -28,7 +29,8 @@ def import_all(modules: tuple[str, ...] = MODULES) -> dict[str, str]:
     failed = {}
     for name in modules:
         try:
-            importlib.import_module(name)
+            with collection_paused():
+                importlib.import_module(name)
         except ImportError as exc:
             failed[name] = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a wheel whose shared library is missing raises OSError; any error must not kill the server

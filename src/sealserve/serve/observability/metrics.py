@@ -28,8 +28,8 @@ from sealserve.serve.errors import ServingError
 from sealserve.serve.lifecycle.registry import LoadOutcome, ModelRegistry
 from sealserve.serve.lifecycle.served import ServedModel
 from sealserve.serve.request.dataplane import Inference, InferenceHook, InferenceRequest
+from sealserve.serve.settings import MULTIPROCESS_ENV
 
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
