@@ -64,7 +64,7 @@ def _to_onnx(model: Pipeline, width: int, path: Path) -> None:
     path.write_bytes(onnx_model.SerializeToString())
 
 
-def _publish(work: Path, name: str, model: Pipeline, sample: pd.DataFrame, **pack_options: Any) -> tuple[str, Path]:
+def publish_bundle(work: Path, name: str, model: Pipeline, sample: pd.DataFrame, **pack_options: Any) -> tuple[str, Path]:
     """Pack with sealserve's defaults, push, promote to `production`; return (store URL, keyring)."""
     import sealserve
     from sealserve.bundle import keyring
@@ -91,7 +91,7 @@ def _build(work: Path, name: str, model: Pipeline, train: pd.DataFrame, batch: p
     joblib.dump(model, joblib_path)
     onnx_path = folder / "model.onnx"
     _to_onnx(model, len(features), onnx_path)
-    store_url, ring = _publish(work, name, model, train, **pack_options)
+    store_url, ring = publish_bundle(work, name, model, train, **pack_options)
     return BenchModel(
         name=name,
         features=features,
@@ -114,16 +114,21 @@ def gradient_boosting(work: Path) -> BenchModel:
     return _build(work, "gbc21", model, train, batch)
 
 
-def diabetes(work: Path) -> BenchModel:
-    example = ROOT / "examples" / "diabetes_risk"
-    sys.path.insert(0, str(example))
+def diabetes_fit() -> tuple[Pipeline, pd.DataFrame, dict[str, Any]]:
+    """The diabetes example's pipeline fitted on its data, the data, and the pack options the example uses."""
+    sys.path.insert(0, str(ROOT / "examples" / "diabetes_risk"))
     from publish import FEATURE_OVERRIDES  # examples/diabetes_risk/publish.py
     from train import CLASS_LABELS, load_data  # examples/diabetes_risk/train.py
 
     X, y = load_data()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X.to_numpy(dtype="float64"), y)
+    return model, X, {"features": FEATURE_OVERRIDES, "class_labels": CLASS_LABELS}
+
+
+def diabetes(work: Path) -> BenchModel:
+    model, X, pack_options = diabetes_fit()
     rows = np.random.default_rng(0).integers(0, len(X), BATCH_RECORDS)
-    return _build(work, "diabetes_risk", model, X, X.iloc[rows], features=FEATURE_OVERRIDES, class_labels=CLASS_LABELS)
+    return _build(work, "diabetes_risk", model, X, X.iloc[rows], **pack_options)
 
 
 def train_all(work: Path) -> list[BenchModel]:

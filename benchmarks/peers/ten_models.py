@@ -14,12 +14,9 @@ from pathlib import Path
 import joblib
 import orjson
 import yaml
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from peers.envs import Env
-from peers.models import ROOT, VERSION
+from peers.models import ROOT, VERSION, diabetes_fit, publish_bundle
 from peers.servers import HOST, VENV_BIN, Launch, free_port
 
 COPIES = 10
@@ -36,39 +33,14 @@ class TenModels:
 
 def publish(work: Path) -> TenModels:
     """Ten bundles packed with `sealserve.pack` defaults, pushed and promoted in their own local store."""
-    import sys
-
-    import sealserve
-    from sealserve.bundle import keyring
-    from sealserve.store import LocalStore
-
-    sys.path.insert(0, str(ROOT / "examples" / "diabetes_risk"))
-    from publish import FEATURE_OVERRIDES  # examples/diabetes_risk/publish.py
-    from train import CLASS_LABELS, load_data  # examples/diabetes_risk/train.py
-
     work.mkdir(parents=True)
-    X, y = load_data()
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X.to_numpy(dtype="float64"), y)
+    model, X, pack_options = diabetes_fit()
     joblib_path = work / "model.joblib"
     joblib.dump(model, joblib_path)
-    private_key, ring = work / "signing-key.pem", work / "keyring.json"
-    keyring.create_signing_key(private_key, ring, kid="bench-key")
-    store = LocalStore(work / "store")
     names = tuple(f"{MODEL}_{index}" for index in range(COPIES))
     for name in names:
-        bundle = sealserve.pack(
-            model,
-            name=name,
-            version=VERSION,
-            private_key=private_key,
-            out=work / f"{name}.zip",
-            sample=X,
-            features=FEATURE_OVERRIDES,
-            class_labels=CLASS_LABELS,
-        )
-        store.push(bundle)
-        store.promote(name, VERSION, "production")
-    return TenModels(names, store.url, ring, joblib_path)
+        store_url, ring = publish_bundle(work, name, model, X, **pack_options)
+    return TenModels(names, store_url, ring, joblib_path)
 
 
 def sealserve_launch(models: TenModels, work: Path, port: int, trial: bool) -> Launch:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import sys
 
@@ -15,6 +14,7 @@ from sealserve.cli.keys import keygen, keys_app
 from sealserve.cli.output import OneLineErrors
 from sealserve.cli.serving import openapi, serve
 from sealserve.cli.store import list_store, promote, pull, push
+from sealserve.trust.policy.catalog import untracked_at_exit
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -51,10 +51,3 @@ def _as_package_main() -> None:
     script = sys.modules["__main__"]
     if getattr(script, "__spec__", None) is None and getattr(script, "main", None) is main:
         script.__spec__ = importlib.util.find_spec("sealserve.__main__")
-
-
-def untracked_at_exit() -> None:
-    """Garbage is collected as usual, then what is left is frozen: the interpreter's own collections at exit would
-    only walk every module's objects again (~0.3 s of CPU per process once a server's imports are in)."""
-    gc.collect()
-    gc.freeze()

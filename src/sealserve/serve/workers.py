@@ -8,7 +8,6 @@ killed rather than waited for. uvicorn's SIGHUP and SIGTTIN would start plain wo
 
 from __future__ import annotations
 
-import gc
 import logging
 import socket
 import time
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.server import Server
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from sealserve.trust.policy.catalog import untracked_at_exit
 
 if TYPE_CHECKING:
     from sealserve.serve.config import Shutdown
@@ -33,12 +34,11 @@ class DrainingWorker(Process):
         super().__init__(config, sockets)
 
     def target(self, sockets: list[socket.socket] | None = None) -> None:
-        """The worker's whole run; what is left after it is frozen, as the CLI does (cli/main.py: untracked_at_exit)."""
+        """The worker's whole run; what is left after it is frozen, as after the CLI's."""
         try:
             super().target(sockets)
         finally:
-            gc.collect()
-            gc.freeze()
+            untracked_at_exit()
 
     @property
     def server(self) -> Server:
