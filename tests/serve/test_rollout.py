@@ -204,6 +204,8 @@ def test_canary_and_candidate_changes_hold_on_every_worker(workspace: Workspace,
 
         shadow = admin("candidate", "set", "demo", "--ref", "staging", "--mode", "shadow", server=server)
         assert shadow.returncode == 0, shadow.stderr
+        for _ in range(4):  # once the call returns, no worker's view still counts the canary it replaced
+            assert view(fresh)["comparison"]["since_start"]["requests"] == 0
         assert versions(fresh) == {"1.0.0"}
         wait_until(lambda: view(fresh)["comparison"]["since_start"]["requests"] == 40)
         for _ in range(4):  # whichever worker answers the view, it counts both workers' rows

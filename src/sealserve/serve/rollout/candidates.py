@@ -82,6 +82,9 @@ class Rollout(InferenceHook):
                 self.set(key, Candidate.model_validate(candidate), by)
         except ServingError as exc:
             return False, exc.message
+        finally:
+            if self.shared is not None:
+                self.shared.write()
         return True, None
 
     def adopt(self, key: str, candidate: dict[str, Any] | None) -> None:

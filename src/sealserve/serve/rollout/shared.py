@@ -1,8 +1,9 @@
 """With `serve --workers N`, each worker's comparisons in a file of the workers' private folder, so any worker's
 JSON view (and the agreement gauge it sets) adds every worker's up, as /metrics adds their series.
 
-A worker writes `rollout/<pid>.json` atomically at most every `INTERVAL` seconds while it compares, and before it
-answers a view; a file whose process is gone is ignored and removed.
+A worker writes `rollout/<pid>.json` atomically at most every `INTERVAL` seconds while it compares, before it
+answers a view, and when it applies a candidate action (before it acknowledges it, so once an admin call returns no
+worker's file still holds the candidate it replaced); a file whose process is gone is ignored and removed.
 """
 
 from __future__ import annotations
@@ -32,15 +33,20 @@ class SharedComparisons:
         self._collect = collect  # this worker's exports by model: {"version": …, "export": …}
         self._stop = threading.Event()
         self._last = b""
+        self._writing = threading.Lock()  # a periodic write must not replace a newer one with what it read before
         self._thread = threading.Thread(target=self._run, name="sealserve-rollout-share", daemon=True)
         self._thread.start()
 
     def write(self, *, always: bool = True) -> None:
         """Write this worker's file (the periodic write, `always` false, skips a content already written)."""
-        content = json.dumps({"pid": os.getpid(), "models": self._collect()}).encode()
-        if not always and content == self._last:
-            return
-        self._last = content
+        with self._writing:
+            content = json.dumps({"pid": os.getpid(), "models": self._collect()}).encode()
+            if not always and content == self._last:
+                return
+            self._last = content
+            self._replace(content)
+
+    def _replace(self, content: bytes) -> None:
         fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".share.")
         try:
             with os.fdopen(fd, "wb") as handle:
