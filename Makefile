@@ -2,6 +2,9 @@
 #   make serve   train the example model, pack + sign it into the local store, serve it on 127.0.0.1:8000
 #   make test    lint, type-check and run the whole test suite (with the offline validation of deploy/)
 PYTHON ?= python3
+# The project's interpreter: Debian's python3.11 where there is one, as in the image (built with PGO and LTO: ~30%
+# less CPU for Python code than a default source build such as pyenv's, ~10% for imports), else $(PYTHON).
+VENV_PYTHON ?= $(shell test -x /usr/bin/python3.11 && echo /usr/bin/python3.11 || echo $(PYTHON))
 UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -21,7 +24,7 @@ $(UV):
 	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --locked --all-extras --all-groups --python $(PYTHON)
+	$(UV) sync --locked --all-extras --all-groups --python $(VENV_PYTHON)
 	touch $@
 
 $(CHECKOV): deploy/validate/checkov-requirements.txt | $(UV)

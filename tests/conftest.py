@@ -10,19 +10,20 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import pytest
-from playwright.sync_api import Browser
-from sklearn.linear_model import LogisticRegression
 
 from sealserve.bundle import keyring as keyring_module
 from sealserve.bundle import keys
-from tests.s3.seaweed import BUCKET, Weed
-from tests.support.browser import chromium
 from tests.support.coverage_tally import CoverageTally
+
+if TYPE_CHECKING:  # imported where used: xdist's controller loads this file too and runs no test
+    import pandas as pd
+    from playwright.sync_api import Browser
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.s3.seaweed import Weed
 
 # The seed's enum style: clients send readable labels, the model saw these codes (BRFSS: 1 = excellent … 5 = poor).
 GENERAL_HEALTH = {"EXCELLENT": 1.0, "VERY_GOOD": 2.0, "GOOD": 3.0, "FAIR": 4.0, "POOR": 5.0}
@@ -42,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def make_training_frame(rows: int = 120, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
     """An integer, a float and a coded categorical feature, with a learnable binary target."""
+    import numpy as np
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
@@ -61,6 +65,8 @@ def training_frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def fitted_model() -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     frame, target = make_training_frame()
     return LogisticRegression(max_iter=500).fit(frame.to_numpy(dtype="float64"), target)
 
@@ -109,12 +115,16 @@ def bundle_copy(packed_bundle: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's chromium, one per test module that looks at the pages."""
+    from tests.support.browser import chromium
+
     with chromium() as launched:
         yield launched
 
 
 @pytest.fixture(scope="session")
 def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Weed]:
+    from tests.s3.seaweed import BUCKET, Weed
+
     server = Weed(tmp_path_factory.mktemp("seaweedfs"))
     with pytest.MonkeyPatch.context() as patch:
         # Only the test server's keys: no ~/.aws files, no instance metadata lookups.

@@ -153,6 +153,8 @@ def capture() -> dict[str, Any]:
         if extra:
             passes_down[kind] = sorted(extra)
     tree = build("TreeNode", None).children["constructor"]
+    from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES
+
     return {
         "versions": {name: importlib.metadata.version(name) for name in PACKAGES},
         "protocol": _protocol.PROTOCOL,
@@ -161,6 +163,7 @@ def capture() -> dict[str, Any]:
         "passes_down": passes_down,
         "tree_constructor": f"{tree.module_name}.{tree.class_name}",
         "bit_generators": sorted(_numpy.NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES),
+        "estimators": list(SKLEARN_ESTIMATOR_TYPE_NAMES),
     }
 
 
@@ -191,6 +194,8 @@ PROTOCOL = {snapshot["protocol"]}
 TREE_CONSTRUCTOR = {json.dumps(snapshot["tree_constructor"])}
 REPLACES = ({"".join(json.dumps(kind) + ", " for kind in snapshot["replaces"]).strip()})
 BIT_GENERATORS = {names(snapshot["bit_generators"], 0)}
+# scikit-learn's estimators as skops lists them when it is imported (sklearn's all_estimators), in its order
+ESTIMATORS = {names(snapshot["estimators"], 0)}
 # node kind → the names it trusts, space-separated
 TRUSTED = {table(snapshot["trusted"])}
 # node kind → the names it adds to the trust of every node below it

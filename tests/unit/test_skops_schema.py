@@ -15,7 +15,7 @@ import pytest
 import skops.io
 from sklearn.linear_model import LogisticRegression
 
-from sealserve.trust.policy.skops_schema import SNAPSHOT, SkopsDefaults, installed_versions, untrusted_types
+from sealserve.trust.policy.skops_schema import SNAPSHOT, SkopsDefaults, installed_versions, snapshot_estimators, untrusted_types
 
 ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = "run `python -m tools.skops_snapshot` to regenerate src/sealserve/trust/policy/skops_defaults.py, and review its diff"
@@ -54,6 +54,7 @@ def test_the_snapshot_is_skops_own_defaults_for_the_installed_versions() -> None
         "passes_down": {kind: sorted(names) for kind, names in SNAPSHOT.passes_down.items()},
         "tree_constructor": SNAPSHOT.tree_constructor,
         "bit_generators": sorted(SNAPSHOT.bit_generators),
+        "estimators": list(SNAPSHOT.estimators),
     }
     for field in live:
         assert snapshot[field] == live[field], f"{field} differs from skops' live defaults: {REGENERATE}"
@@ -102,3 +103,32 @@ def test_the_snapshot_parses_into_frozen_name_sets() -> None:
     assert SNAPSHOT.trusted["DefaultDictNode"] == {"collections.defaultdict"}
     assert SNAPSHOT.replaces == {"DefaultDictNode"}
     assert set(SNAPSHOT.passes_down) == {"LossNode"}
+
+
+LISTED = """
+import json, sys
+{imports}
+from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES
+print(json.dumps([SKLEARN_ESTIMATOR_TYPE_NAMES, sorted(name for name in sys.modules if name.startswith("sklearn."))]))
+"""
+
+
+def test_skops_imported_with_the_snapshots_listing_trusts_the_same_estimators_and_imports_less() -> None:
+    """Through skops_schema.skops_io, skops lists the estimators from the snapshot: the same names, in the same order, as
+    skops' own import lists in a fresh interpreter, with fewer scikit-learn modules imported (the listing was used)."""
+    own, own_modules = json.loads(python(LISTED.format(imports="import skops.io")))
+    through = "from sealserve.trust.policy.skops_schema import skops_io; skops_io()"
+    listed, listed_modules = json.loads(python(LISTED.format(imports=through)))
+    assert listed == own
+    assert len(own) > 150
+    assert set(listed_modules) < set(own_modules)
+
+
+def test_the_snapshots_listing_is_used_only_for_its_versions_and_without_experimental_estimators(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in sys.modules if name.startswith("sklearn.experimental.enable_")]:  # other tests' imports
+        monkeypatch.delitem(sys.modules, name)
+    assert snapshot_estimators() == SNAPSHOT.estimators
+    other = dataclasses.replace(SNAPSHOT, versions={**SNAPSHOT.versions, "scikit-learn": "0.0.1"})
+    assert snapshot_estimators(other) is None
+    monkeypatch.setitem(sys.modules, "sklearn.experimental.enable_iterative_imputer", sys.modules[__name__])
+    assert snapshot_estimators() is None

@@ -29,8 +29,8 @@ from sealserve.trust.boosters.served import (
 from sealserve.trust.boosters.summary import Library
 from sealserve.trust.boosters.xgboost_json import ubjson_as_json
 from sealserve.trust.integrity.walk import check_structures
-from sealserve.trust.policy.catalog import skops_io
 from sealserve.trust.policy.memory import check_skops_file
+from sealserve.trust.policy.skops_schema import skops_io
 from sealserve.trust.policy.trusted_types import refused_types
 
 BOOSTER_SUFFIXES: dict[str, Library] = {".json": "xgboost", ".ubj": "xgboost", ".txt": "lightgbm"}

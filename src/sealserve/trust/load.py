@@ -11,10 +11,9 @@ from sealserve.errors import BundleFormatError, BundleTooLargeError, UnsafeModel
 from sealserve.trust.boosters.load import check_booster_file, load_booster
 from sealserve.trust.boosters.pipeline import attach_booster_step, audit_booster_step
 from sealserve.trust.integrity.walk import check_structures
-from sealserve.trust.policy.catalog import skops_io
 from sealserve.trust.policy.memory import ArrayBudget, check_skops_file
 from sealserve.trust.policy.onnx_graph import parse_onnx
-from sealserve.trust.policy.skops_schema import untrusted_types
+from sealserve.trust.policy.skops_schema import skops_io, untrusted_types
 from sealserve.trust.policy.trusted_types import refused_types
 
 

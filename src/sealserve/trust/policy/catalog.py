@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import functools
 import gc
-import importlib
 import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 WALKING = threading.Lock()
 
@@ -36,11 +34,6 @@ def untracked_at_exit() -> None:
     only walk every module's objects again (~0.3 s of CPU per process once a server's imports are in)."""
     gc.collect()
     gc.freeze()
-
-
-def skops_io() -> ModuleType:
-    with WALKING, collection_paused():
-        return importlib.import_module("skops.io")
 
 
 @functools.cache

@@ -28,18 +28,21 @@ Held equal to skops on every catalog model (tests/bundle/test_skops_schema_catal
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import io
 import json
+import sys
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sealserve.errors import BundleFormatError
 from sealserve.trust.policy import skops_defaults
-from sealserve.trust.policy.catalog import skops_io
+from sealserve.trust.policy.catalog import WALKING, collection_paused
 
 MAX_DEPTH = 200  # skops' own recursion overflows Python's stack at about 250 nested lists; catalog models nest < 40
 SILENT = frozenset({"JsonNode", "SliceNode"})  # their get_unsafe_set() is always empty
@@ -86,6 +89,7 @@ class SkopsDefaults:
     passes_down: Mapping[str, frozenset[str]]  # node kind → names it adds to the trust its children get
     tree_constructor: str
     bit_generators: frozenset[str]
+    estimators: tuple[str, ...]  # what skops lists at import: every public scikit-learn estimator, in all_estimators' order
 
     @classmethod
     def snapshot(cls) -> SkopsDefaults:
@@ -98,6 +102,7 @@ class SkopsDefaults:
             passes_down={kind: frozenset(names.split()) for kind, names in skops_defaults.PASSES_DOWN.items()},
             tree_constructor=skops_defaults.TREE_CONSTRUCTOR,
             bit_generators=frozenset(skops_defaults.BIT_GENERATORS.split()),
+            estimators=tuple(skops_defaults.ESTIMATORS.split()),
         )
 
 
@@ -114,6 +119,40 @@ def installed_versions(packages: tuple[str, ...] = tuple(sorted(SNAPSHOT.version
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def snapshot_estimators(defaults: SkopsDefaults = SNAPSHOT) -> tuple[str, ...] | None:
+    """The estimators `import skops.io` lists, from the snapshot when it fits the installed versions and no experimental
+    scikit-learn estimator is enabled (skops then lists those too); None when only skops' own listing can tell."""
+    if installed_versions(tuple(sorted(defaults.versions))) != defaults.versions:
+        return None
+    if any(name.startswith("sklearn.experimental.enable_") for name in sys.modules):
+        return None
+    return defaults.estimators
+
+
+def skops_io() -> ModuleType:
+    """skops.io, imported once. Its import lists scikit-learn's estimators by importing every sklearn module (~0.6 s of
+    CPU a process); where the snapshot fits the installed versions, the list is the snapshot's, the same names."""
+    with WALKING, collection_paused():
+        if "skops.io" in sys.modules:
+            return sys.modules["skops.io"]
+        names = snapshot_estimators()
+        return importlib.import_module("skops.io") if names is None else _listing(names)
+
+
+def _listing(names: tuple[str, ...]) -> ModuleType:
+    """Import skops.io with sklearn's `all_estimators` answering `names` (as classes that carry only their module and
+    name: skops keeps the names, never the classes)."""
+    import sklearn.utils
+
+    listed = [(name, type(name, (), {"__module__": module})) for module, _, name in (entry.rpartition(".") for entry in names)]
+    walk = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda type_filter=None: listed
+    try:
+        return importlib.import_module("skops.io")
+    finally:
+        sklearn.utils.all_estimators = walk
 
 
 def untrusted_types(file: Path | bytes, defaults: SkopsDefaults = SNAPSHOT) -> list[str]:
