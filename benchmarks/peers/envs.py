@@ -99,7 +99,8 @@ def ensure_env(cache: Path, spec: EnvSpec) -> Env | str:
     """The environment, built if needed; a message when it cannot be built."""
     path = cache / spec.name
     marker = path / ".bench-requirements.json"
-    wanted = json.dumps(list(spec.requirements))
+    # the interpreter too: an env made from another Python (the project's .venv moved to Debian's) is made again
+    wanted = json.dumps({"python": os.path.realpath(base_python()), "requirements": list(spec.requirements)})
     python = path / "bin" / "python"
     if not (marker.exists() and marker.read_text() == wanted and python.exists()):
         print(f"  building {spec.name} env in {path} ({', '.join(spec.requirements)}) …", flush=True)
