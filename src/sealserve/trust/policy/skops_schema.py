@@ -121,10 +121,14 @@ def installed_versions(packages: tuple[str, ...] = tuple(sorted(SNAPSHOT.version
     return found
 
 
+def _fits_installed(defaults: SkopsDefaults) -> bool:
+    return installed_versions(tuple(sorted(defaults.versions))) == defaults.versions
+
+
 def snapshot_estimators(defaults: SkopsDefaults = SNAPSHOT) -> tuple[str, ...] | None:
     """The estimators `import skops.io` lists, from the snapshot when it fits the installed versions and no experimental
     scikit-learn estimator is enabled (skops then lists those too); None when only skops' own listing can tell."""
-    if installed_versions(tuple(sorted(defaults.versions))) != defaults.versions:
+    if not _fits_installed(defaults):
         return None
     if any(name.startswith("sklearn.experimental.enable_") for name in sys.modules):
         return None
@@ -159,7 +163,7 @@ def untrusted_types(file: Path | bytes, defaults: SkopsDefaults = SNAPSHOT) -> l
     """`skops.io.get_untrusted_types` of a skops file (sorted), from its schema when `defaults` fit the installed
     versions, else from skops itself. A file neither can read is refused: BundleFormatError."""
     name = file.name if isinstance(file, Path) else "the skops file"
-    if installed_versions(tuple(sorted(defaults.versions))) != defaults.versions:
+    if not _fits_installed(defaults):
         return _by_skops(file, name)
     try:
         with zipfile.ZipFile(io.BytesIO(file) if isinstance(file, bytes) else file) as archive:
