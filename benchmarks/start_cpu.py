@@ -26,30 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.peers.machine import tree_cpu  # noqa: E402
 from tests.support.bundles import Workspace, fitted_model, training_data  # noqa: E402
 from tests.support.server import SEALSERVE, serve  # noqa: E402
-
-
-def tree_cpu(pid: int) -> float:
-    """User + system seconds of `pid` and its live descendants, each with its reaped children's."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = sum(int(value) for value in fields[11:15])
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        total += times.get(current, 0)
-        stack.extend(children.get(current, []))
-    return total / tick
 
 
 def children_cpu() -> float:

@@ -1,13 +1,15 @@
 """What tracing costs a request: requests/s and p99 at 8 connections with tracing off, at 1 % and at 100 % sampling,
-each the median of interleaved rounds.
+each the median of interleaved rounds, and the server's CPU per request (its exporter process's included).
 
 Usage: .venv/bin/python benchmarks/tracing_overhead.py [--rounds 3] [--seconds 10] [--baseline SRC] [--control]
 Needs `wrk` (Debian package). Three real servers (one worker each, the same build and config but for the OTEL_*
 variables) serve the same bundle on the native endpoint; the traced ones export over OTLP/HTTP to a separate process
 answering every export at once (benchmarks/events_overhead.py's sink). `--baseline SRC` adds a fourth server importing
 sealserve from another tree's `src` (a build without tracing), for what "off" costs against it; `--control` adds a
-second untraced server and one sampling 0 %. Each round starts with the next server. Bounded: about
-rounds × servers × (seconds + a few) seconds after start-up.
+second untraced server and one sampling 0 %. Each round starts with the next server. The CPU per request (user +
+system seconds of the server's process tree over the run, from /proc, divided by the requests answered) is what
+this 2-core machine's scheduling disturbs least: wrk shares the cores, so requests/s moves with whatever else runs.
+Bounded: about rounds × servers × (seconds + a few) seconds after start-up.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def main() -> None:
         sys.exit("wrk is needed (apt-get install wrk)")
 
     from benchmarks.peers import load
+    from benchmarks.peers.machine import tree_cpu
     from tests.support.bundles import Workspace
     from tests.support.server import free_port, serve
 
@@ -69,6 +72,7 @@ def main() -> None:
         servers = {name: stack.enter_context(serve(config, home, env=env)) for name, env in variables.items()}
         script = load.lua_script(home / "post.lua", orjson.dumps(RECORD))
         results: dict[str, list[load.Measure]] = {name: [] for name in variables}
+        cpu: dict[str, list[float]] = {name: [] for name in variables}  # µs of CPU per request
         for server in servers.values():  # warm-up: first-call paths, the exporter's connection
             load.wrk(wrk, f"{server.url}/api/models/demo/prediction", script, 8, 2)
         names = list(servers)
@@ -76,17 +80,25 @@ def main() -> None:
             shift = round_number % len(names)  # each round starts one server later: no server is always measured first
             for name in names[shift:] + names[:shift]:
                 server = servers[name]
+                before = tree_cpu(server.process.pid)
                 measure = load.wrk(wrk, f"{server.url}/api/models/demo/prediction", script, 8, args.seconds)
+                cpu[name].append((tree_cpu(server.process.pid) - before) / max(measure.requests, 1) * 1e6)
                 results[name].append(measure)
                 line = f"{measure.rps:8.0f} req/s  p50 {measure.p50_ms:6.2f} ms  p99 {measure.p99_ms:6.2f} ms  errors {measure.errors}"
+                line += f"  CPU {cpu[name][-1]:5.0f} µs/request"
                 print(f"round {round_number + 1} {name:<6} {line}", flush=True)
     off = statistics.median(measure.rps for measure in results["off"])
+    off_cpu = statistics.median(cpu["off"])
     print(f"\nmedians of {args.rounds} interleaved rounds, {args.seconds:g} s each, 8 connections, native endpoint, 1 worker:")
     for name, measures in results.items():
         rps = statistics.median(measure.rps for measure in measures)
         p50 = statistics.median(measure.p50_ms for measure in measures)
         p99 = statistics.median(measure.p99_ms for measure in measures)
-        print(f"  {name:<6} {rps:8.0f} req/s ({(rps / off - 1) * 100:+5.1f} % vs off)  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
+        used = statistics.median(cpu[name])
+        print(
+            f"  {name:<6} {rps:8.0f} req/s ({(rps / off - 1) * 100:+5.1f} % vs off)  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+            f"  CPU {used:5.0f} µs/request ({(used / off_cpu - 1) * 100:+5.1f} %)"
+        )
 
 
 if __name__ == "__main__":

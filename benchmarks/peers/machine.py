@@ -14,6 +14,28 @@ ROOT = Path(__file__).resolve().parents[2]
 BUSY = 0.25  # share of all CPUs used by other processes above which a measurement is flagged
 
 
+def tree_cpu(pid: int) -> float:
+    """User + system seconds of `pid` and its live descendants, each with its reaped children's."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = sum(int(value) for value in fields[11:15])
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += times.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total / tick
+
+
 def _cpu_times() -> tuple[int, int]:
     """(busy, total) jiffies over all CPUs since boot."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -203,7 +203,7 @@ class Rollout(InferenceHook):
             trial.status, trial.error = "failed", f"{trial.config.ref} names {served.version}, the version production serves"
             return
         if trial.config.mode == "shadow":
-            trial.shadow = ShadowRunner(trial.key, lambda items: self._score(trial, items))
+            trial.shadow = ShadowRunner(trial.key, lambda items: self._score(trial, items), lambda count: self._dropped(trial, count))
         trial.served, trial.status, trial.error = served, "active", None
         logger.info("model %s: candidate %s (%s) loaded for %s", trial.key, served.version, trial.config.ref, trial.config.mode)
 
@@ -288,9 +288,13 @@ class Rollout(InferenceHook):
         if trial.config.mode == "canary":
             trial.production_seconds.append(seconds)
         elif trial.shadow is not None and trial.sampled() and not trial.shadow.offer(packed(trial, request, result)):
-            trial.comparison.dropped()
-            if self.metrics is not None:
-                self.metrics.counted(trial.key, "dropped")
+            self._dropped(trial, 1)
+
+    def _dropped(self, trial: Trial, count: int) -> None:
+        """Requests the shadow did not score: its queue was full, or the server saturated (shadow.py)."""
+        trial.comparison.dropped(count)
+        if self.metrics is not None:
+            self.metrics.counted(trial.key, "dropped", count)
 
     def _score(self, trial: Trial, items: list[Queued]) -> None:
         """One candidate call for the queued requests (the shadow thread), then each compared with production's answer."""

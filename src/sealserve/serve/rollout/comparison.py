@@ -98,9 +98,9 @@ class Comparison:
             self.totals["errors"] += 1
             self._timed(seconds, failed=True)
 
-    def dropped(self) -> None:
+    def dropped(self, count: int = 1) -> None:
         with self._lock:
-            self.totals["dropped"] += 1
+            self.totals["dropped"] += count
 
     def _timed(self, seconds: float, *, failed: bool, count: int = 1) -> None:
         totals = self.totals

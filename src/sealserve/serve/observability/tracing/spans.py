@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the SDK is imported only once tracing is on (it adds ~0.2 s
 
 CARRIED = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
 EMPTY = Context()
+SAMPLED: ContextVar[Span | None] = ContextVar("sealserve_sampled_span", default=None)  # set only while a sampled request runs
 
 
 class Tracing:
@@ -76,9 +78,9 @@ class Tracing:
         return ServerSpan(context.trace_id, context.span_id, span, trace.set_span_in_context(span, parent))
 
     def begin(self) -> Stages | None:
-        """The stages of the current request's inference, when its trace is sampled."""
-        span = trace.get_current_span()
-        return Stages(span, time.time_ns(), time.perf_counter()) if span.is_recording() else None
+        """The stages of the current request's inference, when its trace is sampled (one context variable read otherwise)."""
+        span = SAMPLED.get()
+        return None if span is None else Stages(span, time.time_ns(), time.perf_counter())
 
     def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None:
         """The spans of an inference's stages, drawn from their recorded times; encode stays open until the answer is sent."""
@@ -145,7 +147,10 @@ class TraceRequests:
             await self.app(scope, receive, send)
             return
         tracing, method = self.tracing, scope["method"]
-        carrier = {CARRIED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in CARRIED}
+        carrier: dict[str, str] = {}
+        for key, value in scope["headers"]:
+            if key in CARRIED:
+                carrier[CARRIED[key]] = value.decode("latin-1")
         started = tracing.server_span(method, carrier)
         if self.logged:
             scope.setdefault("state", {})["trace"] = started
@@ -153,7 +158,7 @@ class TraceRequests:
         if span is None or started.current is None:
             await self.app(scope, receive, send)
             return
-        token = otel_context.attach(started.current)
+        token, sampled = otel_context.attach(started.current), SAMPLED.set(span)
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -167,6 +172,7 @@ class TraceRequests:
             await self.app(scope, receive, send_traced)
         finally:
             otel_context.detach(token)
+            SAMPLED.reset(sampled)
             tracing.encoded(span)
             attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")}
             route = getattr(scope.get("route"), "path", None)
@@ -182,7 +188,7 @@ class TraceRequests:
 @dataclass(frozen=True)
 class RpcSpan:
     started: ServerSpan
-    token: object | None  # None: not sampled, so nothing was made current
+    tokens: tuple[object, Token[Span | None]] | None  # None: not sampled, so nothing was made current
 
 
 class RpcSpans:
@@ -195,16 +201,20 @@ class RpcSpans:
         carrier = {key: value for key, value in metadata if key in ("traceparent", "tracestate") and isinstance(value, str)}
         attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": rpc}
         started = self.tracing.server_span(f"{SERVICE}/{rpc}", carrier, attributes)
-        return RpcSpan(started, otel_context.attach(started.current) if started.current is not None else None)
+        if started.span is None or started.current is None:
+            return RpcSpan(started, None)
+        return RpcSpan(started, (otel_context.attach(started.current), SAMPLED.set(started.span)))
 
     def ids(self, call: RpcSpan) -> dict[str, str]:
         return call.started.ids()
 
     def end(self, call: RpcSpan, code: grpc.StatusCode) -> None:
         span = call.started.span
-        if span is None or call.token is None:
+        if span is None or call.tokens is None:
             return
-        otel_context.detach(call.token)  # type: ignore[arg-type]
+        current, sampled = call.tokens
+        otel_context.detach(current)  # type: ignore[arg-type]
+        SAMPLED.reset(sampled)
         self.tracing.encoded(span)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
         if code is not grpc.StatusCode.OK:
