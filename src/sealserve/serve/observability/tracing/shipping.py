@@ -25,6 +25,8 @@ import orjson
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
+from sealserve.serve.observability.tracing.fields import Fields, fields_of
+
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import Span
@@ -36,7 +38,6 @@ logger = logging.getLogger("sealserve.tracing")
 
 TICK = 0.05  # seconds between two shipments
 DEFAULT_QUEUE = 2048  # OTEL_BSP_MAX_QUEUE_SIZE's default: spans waiting to be shipped; past it they are dropped
-Fields = list[Any]  # what a span is shipped as: JSON values, ids in hex
 
 
 class SpanShipper(SpanProcessor):
@@ -60,10 +61,14 @@ class SpanShipper(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        self.ship(fields_of(span))
+
+    def ship(self, fields: Fields) -> None:
+        """A finished span's fields (an SDK span's, or a stage span drawn without the SDK: `stage_fields`)."""
         if len(self._ended) >= self._limit:
             self.dropped += 1
             return
-        self._ended.append(fields_of(span))
+        self._ended.append(fields)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Ships what ended; the exporter process exports it on its own schedule (and all of it when it ends)."""
@@ -119,28 +124,16 @@ class SpanShipper(SpanProcessor):
             return True
 
 
-def fields_of(span: ReadableSpan) -> Fields:
-    context, parent = span.get_span_context(), span.parent
-    assert context is not None
-    state = context.trace_state.to_header() if context.trace_state else ""
-    events = [[event.name, dict(event.attributes or {}), event.timestamp] for event in span.events]
-    status = span.status
-    return [
-        span.name,
-        f"{context.trace_id:032x}",
-        f"{context.span_id:016x}",
-        int(context.trace_flags),
-        state,
-        f"{parent.span_id:016x}" if parent is not None else "",
-        parent.is_remote if parent is not None else False,
-        span.kind.value,
-        span.start_time,
-        span.end_time,
-        dict(span.attributes or {}),
-        status.status_code.value,
-        status.description,
-        events,
-    ]
+class LocalShipping:
+    """`ship` for an exporter in this process (tests): each span's fields, read again, go to the SDK's batch processor."""
+
+    def __init__(self, processor: SpanProcessor, resource: Any, version: str) -> None:
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+        self.processor, self.resource, self.scope = processor, resource, InstrumentationScope("sealserve", version)
+
+    def ship(self, fields: Fields) -> None:
+        self.processor.on_end(readable(fields, self.resource, self.scope))
 
 
 def readable(fields: Fields, resource: Any, scope: Any) -> ReadableSpan:

@@ -12,7 +12,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,11 +22,12 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanContext, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealserve.serve.errors import ServingError
+from sealserve.serve.observability.tracing.fields import ENDED, Fields, stage_fields
 from sealserve.serve.observability.tracing.settings import TraceSettings
 from sealserve.serve.request.dataplane import InferenceRequest, Stages
 from sealserve.serve.request.protocols.v2_grpc import SERVICE
@@ -48,16 +49,23 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        from sealserve.serve.observability.tracing.shipping import SpanShipper
+        from sealserve.serve.observability.tracing.shipping import LocalShipping, SpanShipper
 
         attributes = {**settings.resource, "process.pid": str(os.getpid())}
         self.sampling, self.ids = settings.sampling, PresetTraceIds()
-        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=Resource.create(attributes), id_generator=self.ids)  # type: ignore[arg-type]
+        resource = Resource.create(attributes)
+        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=resource, id_generator=self.ids)  # type: ignore[arg-type]
         self.shipper = SpanShipper(settings, attributes, _version()) if exporter is None else None
-        self.provider.add_span_processor(self.shipper if self.shipper is not None else BatchSpanProcessor(exporter))  # type: ignore[arg-type]
+        if self.shipper is not None:
+            self.provider.add_span_processor(self.shipper)
+            self.ship: Callable[[Fields], None] = self.shipper.ship
+        else:
+            processor = BatchSpanProcessor(exporter)  # type: ignore[arg-type]
+            self.provider.add_span_processor(processor)
+            self.ship = LocalShipping(processor, resource, _version()).ship
         self.tracer = self.provider.get_tracer("sealserve", _version())
         self.propagator = TraceContextTextMapPropagator()
-        self._encoding: dict[int, Span] = {}  # a server span's open encode span, by the server span's id
+        self._encoding: dict[int, Fields] = {}  # a server span's open encode span, by the server span's id
 
     def server_span(self, name: str, carrier: dict[str, str], attributes: dict[str, Any] | None = None) -> ServerSpan:
         """A request's server span, continuing the trace `carrier` names; a trace the sampler drops gets its ids only:
@@ -84,7 +92,7 @@ class Tracing:
 
     def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None:
         """The spans of an inference's stages, drawn from their recorded times; encode stays open until the answer is sent."""
-        parent = trace.set_span_in_context(stages.parent)
+        parent: SpanContext = stages.parent.get_span_context()
         attributes: dict[str, Any] = {"sealserve.model.name": request.model, "sealserve.protocol": request.protocol.value}
         if stages.decode is not None:
             self._drawn("decode", parent, stages, stages.decode, attributes)
@@ -101,17 +109,17 @@ class Tracing:
         if error is not None:  # the stages that finished are drawn; the server span says what failed
             stages.parent.set_attribute("error.type", error.code)
             return
-        encode = self.tracer.start_span("encode", parent, start_time=stages.at(stages.finished), attributes=attributes)
-        self._encoding[id(stages.parent)] = encode
+        self._encoding[id(stages.parent)] = stage_fields("encode", parent, stages.at(stages.finished), None, attributes)
 
-    def _drawn(self, name: str, parent: Context, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> None:
-        self.tracer.start_span(name, parent, start_time=stages.at(bounds[0]), attributes=attributes).end(end_time=stages.at(bounds[1]))
+    def _drawn(self, name: str, parent: SpanContext, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> None:
+        self.ship(stage_fields(name, parent, stages.at(bounds[0]), stages.at(bounds[1]), attributes))
 
     def encoded(self, server: Span) -> None:
         """The answer is on its way: the request's encode span (if one is open) ends now."""
         encode = self._encoding.pop(id(server), None)
         if encode is not None:
-            encode.end()
+            encode[ENDED] = time.time_ns()
+            self.ship(encode)
 
     def close(self, timeout: float = 5.0) -> None:
         """Export what is queued (within `timeout` seconds) and stop the exporter thread."""
