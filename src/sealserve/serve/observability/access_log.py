@@ -139,7 +139,9 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "subject": user.identity if isinstance(user, Principal) else None,
     }
     trace = scope["state"].get("trace")  # the request's ServerSpan, when tracing is on (tracing/spans.py)
-    return fields if trace is None else fields | trace.ids()
+    if trace is not None:
+        fields["trace_id"], fields["span_id"] = trace.ids()
+    return fields
 
 
 def _protocol_name(path: str) -> str | None:

@@ -12,7 +12,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from importlib import metadata
@@ -139,8 +139,9 @@ class ServerSpan:
     span: Span | None = None
     current: Context | None = None
 
-    def ids(self) -> dict[str, str]:
-        return {"trace_id": f"{self.trace_id:032x}", "span_id": f"{self.span_id:016x}"}
+    def ids(self) -> tuple[str, str]:
+        """The trace and span ids as the W3C header writes them (32 and 16 hex digits)."""
+        return f"{self.trace_id:032x}", f"{self.span_id:016x}"
 
 
 class TraceRequests:
@@ -150,23 +151,24 @@ class TraceRequests:
         """`logged`: access lines are written, so each request's ids go into its scope for them."""
         self.app, self.tracing, self.logged = app, tracing, logged
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """A plain call, not a coroutine: a request whose trace is not sampled is handed on without a frame of its own."""
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        tracing, method = self.tracing, scope["method"]
+            return self.app(scope, receive, send)
         carrier: dict[str, str] = {}
         for key, value in scope["headers"]:
             if key in CARRIED:
                 carrier[CARRIED[key]] = value.decode("latin-1")
-        started = tracing.server_span(method, carrier)
+        started = self.tracing.server_span(scope["method"], carrier)
         if self.logged:
             scope.setdefault("state", {})["trace"] = started
-        span = started.span
-        if span is None or started.current is None:
-            await self.app(scope, receive, send)
-            return
-        token, sampled = otel_context.attach(started.current), SAMPLED.set(span)
+        if started.span is None or started.current is None:
+            return self.app(scope, receive, send)
+        return self._traced(scope, receive, send, started.span, started.current)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, span: Span, current: Context) -> None:
+        tracing, method = self.tracing, scope["method"]
+        token, sampled = otel_context.attach(current), SAMPLED.set(span)
         status = 500
 
         async def send_traced(message: Message) -> None:
@@ -214,7 +216,8 @@ class RpcSpans:
         return RpcSpan(started, (otel_context.attach(started.current), SAMPLED.set(started.span)))
 
     def ids(self, call: RpcSpan) -> dict[str, str]:
-        return call.started.ids()
+        trace_id, span_id = call.started.ids()
+        return {"trace_id": trace_id, "span_id": span_id}
 
     def end(self, call: RpcSpan, code: grpc.StatusCode) -> None:
         span = call.started.span
