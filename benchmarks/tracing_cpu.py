@@ -28,38 +28,13 @@ sys.path.insert(0, str(ROOT))
 
 BODY = orjson.dumps({"size": 7.5, "count": 3, "color": "BLUE"})
 PATH = "/api/models/demo/prediction"
-HEADERS = [(b"host", b"bench"), (b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
 async def answer(app: Any, requests: int) -> None:
-    """`requests` predictions through the whole ASGI app, as uvicorn would call it (a fresh scope each, its state)."""
-    statuses: set[int] = set()
+    """`requests` native predictions through the whole ASGI app, as uvicorn would call it."""
+    from benchmarks.peers.load import asgi_posts
 
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": BODY, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.add(message["status"])
-
-    for _ in range(requests):
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": PATH,
-            "raw_path": PATH.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": HEADERS,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8080),
-            "state": {},
-        }
-        await app(scope, receive, send)
-    assert statuses == {200}, statuses
+    await asgi_posts(app, PATH, BODY, requests)
 
 
 async def measure(blocks: int, requests: int, sink: int) -> dict[str, float]:
