@@ -92,3 +92,15 @@ def test_below_saturation_every_request_is_scored_and_none_dropped() -> None:
     runner.close(timeout=5)
     assert tally.shed == 0
     assert tally.scored == OFFERS
+
+
+def test_a_saturated_thread_is_seen_whichever_thread_offered_first() -> None:
+    """gRPC calls offer from their own threads: an idle one offering first does not hide the event loop's saturation."""
+    tally = Tally()
+    runner = ShadowRunner("demo", tally.score, tally.dropped)
+    first = threading.Thread(target=runner.offer, args=("from an idle thread",))
+    first.start()
+    first.join(DEADLINE)
+    assert offered_from_a_thread(runner, busy=True) == OFFERS
+    runner.close(timeout=5)
+    assert tally.shed > OFFERS / 2

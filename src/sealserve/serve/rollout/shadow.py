@@ -4,8 +4,9 @@ The request path only appends an item to a bounded deque (no lock, no wake-up): 
 slow or failing candidate never fails or changes an answer. The thread wakes every `TICK` seconds, never per request
 (a wake-up per request would take the GIL right after each answer), takes what is queued (up to `GROUP` requests)
 for one model call, and keeps its share of the process's time under `SHARE` (it rests `busy × (1/SHARE − 1)` after
-each call, the GIL released). When the thread that serves requests is busy `BUSY` of the time or more (the server is
-saturated), what waits is dropped and counted instead of scored: at saturation the shadow sheds, production keeps the CPU.
+each call, the GIL released). When a thread that serves requests (each thread that offers is watched) is busy `BUSY`
+of the time or more, the server is saturated: what waits is dropped and counted instead of scored, and production keeps
+the CPU.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TICK = 0.05  # seconds between two looks at the queue
 MAX_REST = 1.0  # seconds: the longest rest after one call
 BUSY = 0.9  # the serving thread's share of time running or waiting for a CPU past which the server counts as saturated
 WINDOW = 5  # looks over which that share is measured (about a quarter of a second)
+MAX_SERVING = 64  # serving threads watched (the event loop's and a gRPC pool's); more are not, their load unread
 Score = Callable[[list[Any]], None]
 Shed = Callable[[int], None]
 
@@ -58,7 +60,7 @@ class ShadowRunner:
     def __init__(self, name: str, score: Score, shed: Shed, size: int = QUEUE, share: float = SHARE) -> None:
         self._score, self._shed, self._share, self._size = score, shed, share, size
         self._queue: deque[Any] = deque()
-        self._serving: ThreadLoad | None = None  # the thread that offers (the event loop's), known from its first offer
+        self._serving: dict[int, ThreadLoad] = {}  # the threads that offer (the event loop's, gRPC's), by native id
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sealserve-shadow-{name}", daemon=True)
         self._thread.start()
@@ -67,8 +69,9 @@ class ShadowRunner:
         """Queue `item`; False (dropped) when the queue is full or the runner closed."""
         if self._closed.is_set() or len(self._queue) >= self._size:
             return False
-        if self._serving is None:
-            self._serving = ThreadLoad(threading.get_native_id())
+        serving = threading.get_native_id()
+        if serving not in self._serving and len(self._serving) < MAX_SERVING:
+            self._serving[serving] = ThreadLoad(serving)
         self._queue.append(item)  # deque appends are atomic; concurrent offers may pass the size by a few, no more
         return True
 
@@ -83,9 +86,8 @@ class ShadowRunner:
             self._thread.join(timeout)
 
     def saturated(self) -> bool:
-        """Whether the serving thread has been busy `BUSY` of the recent time or more."""
-        serving = self._serving
-        return serving is not None and serving.share() >= BUSY
+        """Whether a thread that serves requests has been busy `BUSY` of the recent time or more."""
+        return any([load.share() >= BUSY for load in list(self._serving.values())])  # every load looks, to keep its window
 
     def _run(self) -> None:
         rest = TICK
