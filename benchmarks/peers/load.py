@@ -69,9 +69,12 @@ def parse_wrk(output: str) -> Measure:
     )
 
 
-def wrk(binary: str, url: str, script: Path, connections: int, seconds: float) -> Measure:
+def wrk(binary: str, url: str, script: Path, connections: int, seconds: float, cpus: set[int] | None = None) -> Measure:
+    """wrk's figures for `seconds` of POSTs; `cpus`: the CPUs wrk may run on (all by default)."""
     threads = 1 if connections == 1 else 2
     argv = [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
+    if cpus is not None:
+        argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True)
     return parse_wrk(done.stdout)
 

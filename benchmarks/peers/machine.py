@@ -16,9 +16,36 @@ BUSY = 0.25  # share of all CPUs used by other processes above which a measureme
 
 def tree_cpu(pid: int) -> float:
     """User + system seconds of `pid` and its live descendants, each with its reaped children's."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
     times: dict[int, int] = {}
+    for member, fields in _tree(pid):
+        times[member] = sum(int(value) for value in fields[11:15])
+    return sum(times.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(pid: int, timeout: float = 30.0, window: float = 0.2) -> float:
+    """Wait (at most `timeout` s) until `pid`'s process tree uses under a tenth of a CPU over `window` s: work a run
+    left behind (an exporter's backlog) then does not fall into the next run. Answers the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = tree_cpu(pid)
+        time.sleep(window)
+        if tree_cpu(pid) - before < window / 10:
+            break
+    return time.monotonic() - started
+
+
+def pin_tree(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` and its live descendants runs on `cpus` only (threads they start later inherit it)."""
+    for member, _ in _tree(pid):
+        for task in Path(f"/proc/{member}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(task.name), cpus)
+
+
+def _tree(pid: int) -> list[tuple[int, list[str]]]:
+    """`pid` and its live descendants, each with its /proc stat fields after the name."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -27,13 +54,14 @@ def tree_cpu(pid: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = sum(int(value) for value in fields[11:15])
-    total, stack = 0, [pid]
+        stats[int(entry.name)] = fields
+    found, stack = [], [pid]
     while stack:
         current = stack.pop()
-        total += times.get(current, 0)
+        if current in stats:
+            found.append((current, stats[current]))
         stack.extend(children.get(current, []))
-    return total / tick
+    return found
 
 
 def _cpu_times() -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import threading
@@ -259,11 +260,22 @@ def test_parentbased_ratio_sampling_over_otlp_grpc(workspace: Workspace, tmp_pat
                 assert set(pool.map(live, range(roots))) == {200}
             for caller in (kept, dropped):
                 assert httpx.post(f"{server.url}/api/models/demo/prediction", json=RECORD, headers=caller.headers).status_code == 200
+            wait_until(lambda: len(access_lines(server)) >= roots + 2, timeout=10)
+            lines = access_lines(server)
         received = spans.all()
     share = sum(span.name == "GET /api/health" and span.parent_span_id == "" for span in received) / roots
     assert 0.20 <= share <= 0.30, share
     assert {span.name for span in received if span.trace_id == kept.trace_id} >= {"POST /api/models/{name}/prediction", "model call"}
     assert [span for span in received if span.trace_id == dropped.trace_id] == []
+    named = {(line["trace_id"], line["span_id"]) for line in lines if line["path"] == "/api/health"}
+    assert len(named) == roots  # every root line, sampled or not, names ids of its own, in the W3C form
+    assert all(re.fullmatch("[0-9a-f]{32}", trace_id) and re.fullmatch("[0-9a-f]{16}", span_id) for trace_id, span_id in named)
+    assert {(span.trace_id, span.span_id) for span in received if span.name == "GET /api/health"} < named
+    assert [line["trace_id"] for line in lines if line["path"] == "/api/models/demo/prediction"] == [kept.trace_id, dropped.trace_id]
+
+
+def access_lines(server: RunningServer) -> list[dict[str, Any]]:
+    return [json.loads(text) for text in server.log().splitlines() if text.startswith("{") and '"sealserve.access"' in text]
 
 
 def test_every_worker_exports_and_its_shutdown_flushes(workspace: Workspace, tmp_path: Path) -> None:

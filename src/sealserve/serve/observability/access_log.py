@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealserve.serve.observability.tracing.ids import TRACE_IDS, hex_ids
 from sealserve.serve.request.paths import protocol_of_path
 from sealserve.serve.request.principal import Principal
 from sealserve.serve.request.request_ids import REQUEST_ID_HEADER, RequestIds
@@ -138,9 +139,9 @@ def _fields(scope: Scope, request_id: str, answer: dict[str, Any], seconds: floa
         "client": client[0] if client else None,
         "subject": user.identity if isinstance(user, Principal) else None,
     }
-    trace = scope["state"].get("trace")  # the request's ServerSpan, when tracing is on (tracing/spans.py)
-    if trace is not None:
-        fields["trace_id"], fields["span_id"] = trace.ids()
+    ids = scope["state"].get(TRACE_IDS)  # the request's trace and span ids, when tracing is on
+    if ids is not None:
+        fields["trace_id"], fields["span_id"] = hex_ids(ids)
     return fields
 
 

@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanContext
 
 from sealserve.errors import ConfigError
 from sealserve.serve.config import Tracing as TracingConfig
+from sealserve.serve.observability.tracing.ids import LOW_64
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.sampling import Sampler
@@ -55,9 +56,6 @@ def trace_settings(config: TracingConfig, environ: Mapping[str, str]) -> TraceSe
     return TraceSettings(endpoint, protocol, sampler_of(name, ratio), resource)
 
 
-LOW_64 = (1 << 64) - 1
-
-
 @dataclass(frozen=True)
 class Sampling:
     """The sampler for the SDK, and the same decision taken without it for a request's server span, so that the
@@ -71,6 +69,10 @@ class Sampling:
         if self.parent_based and parent is not None:
             return parent.trace_flags.sampled
         return trace_id & LOW_64 < self.bound
+
+    def keeps_root(self, ids: int) -> bool:
+        """`keeps` for a trace this server starts, whose ids (ids.py) were drawn together: its trace id's low 64 bits."""
+        return ids >> 64 & LOW_64 < self.bound
 
 
 def sampler_of(name: str, ratio: float | None) -> Sampling:

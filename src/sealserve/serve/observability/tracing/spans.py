@@ -2,15 +2,14 @@
 
 A request's server span starts at the transport (`TraceRequests` for HTTP, `RpcSpans` for gRPC) from the W3C
 `traceparent`/`tracestate` it carries; the data plane reports each sampled inference's stages (`end`), drawn as
-decode, queue wait, model call and encode spans. Finished spans go to an exporter process (shipping.py). Off, none of
-this is built: no span objects, no exporter.
+decode, queue wait, model call and encode spans. A request's spans are field lists (fields.py), not SDK spans; the SDK
+makes the model loads' spans, and exports all of them in an exporter process (shipping.py). Off, none of this is
+built: no span objects, no exporter.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar, Token
@@ -22,12 +21,13 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanContext, SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealserve.serve.errors import ServingError
-from sealserve.serve.observability.tracing.fields import ENDED, Fields, stage_fields
+from sealserve.serve.observability.tracing.fields import ATTRIBUTES, CODE, DESCRIPTION, ENDED, NAME, Fields, child_fields, drawn
+from sealserve.serve.observability.tracing.ids import TRACE_IDS, continued_ids, drawn_ids, hex_ids, span_id_of, trace_id_of
 from sealserve.serve.observability.tracing.settings import TraceSettings
 from sealserve.serve.request.dataplane import InferenceRequest, Stages
 from sealserve.serve.request.protocols.v2_grpc import SERVICE
@@ -36,8 +36,7 @@ if TYPE_CHECKING:  # the SDK is imported only once tracing is on (it adds ~0.2 s
     from opentelemetry.sdk.trace.export import SpanExporter
 
 CARRIED = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
-EMPTY = Context()
-SAMPLED: ContextVar[Span | None] = ContextVar("sealserve_sampled_span", default=None)  # set only while a sampled request runs
+SAMPLED: ContextVar[RequestSpan | None] = ContextVar("sealserve_sampled_span", default=None)  # set only while a sampled request runs
 
 
 class Tracing:
@@ -52,9 +51,9 @@ class Tracing:
         from sealserve.serve.observability.tracing.shipping import LocalShipping, SpanShipper
 
         attributes = {**settings.resource, "process.pid": str(os.getpid())}
-        self.sampling, self.ids = settings.sampling, PresetTraceIds()
+        self.sampling = settings.sampling
         resource = Resource.create(attributes)
-        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=resource, id_generator=self.ids)  # type: ignore[arg-type]
+        self.provider = TracerProvider(sampler=settings.sampling.sampler, resource=resource)
         self.shipper = SpanShipper(settings, attributes, _version()) if exporter is None else None
         if self.shipper is not None:
             self.provider.add_span_processor(self.shipper)
@@ -70,20 +69,18 @@ class Tracing:
     def server_span(self, name: str, carrier: dict[str, str], attributes: dict[str, Any] | None = None) -> ServerSpan:
         """A request's server span, continuing the trace `carrier` names; a trace the sampler drops gets its ids only:
         no span object, nothing made current."""
-        parent, remote = EMPTY, None
         if carrier:
-            parent = self.propagator.extract(carrier)
-            remote = trace.get_current_span(parent).get_span_context()
-            if not remote.is_valid:
-                remote = None
-        trace_id = remote.trace_id if remote is not None else random.getrandbits(128) or 1
-        if not self.sampling.keeps(trace_id, remote):
-            return ServerSpan(trace_id, random.getrandbits(64) or 1)
-        if remote is None:
-            self.ids.preset.trace_id = trace_id  # the SDK asks its sampler again, about the same trace id
-        span = self.tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes)
-        context = span.get_span_context()
-        return ServerSpan(context.trace_id, context.span_id, span, trace.set_span_in_context(span, parent))
+            remote = trace.get_current_span(self.propagator.extract(carrier)).get_span_context()
+            if remote.is_valid:
+                ids = continued_ids(remote.trace_id)
+                return self.started(name, ids, remote, attributes) if self.sampling.keeps(remote.trace_id, remote) else ServerSpan(ids)
+        ids = drawn_ids()
+        return self.started(name, ids, None, attributes) if self.sampling.keeps_root(ids) else ServerSpan(ids)
+
+    def started(self, name: str, ids: int, remote: SpanContext | None, attributes: dict[str, Any] | None = None) -> ServerSpan:
+        """The server span of a request the sampler keeps, with the ids (ids.py) its decision was made on."""
+        span = RequestSpan(name, ids, remote, {} if attributes is None else dict(attributes))
+        return ServerSpan(ids, span, trace.set_span_in_context(NonRecordingSpan(span.context)))
 
     def begin(self) -> Stages | None:
         """The stages of the current request's inference, when its trace is sampled (one context variable read otherwise)."""
@@ -92,12 +89,12 @@ class Tracing:
 
     def end(self, request: InferenceRequest, stages: Stages, error: ServingError | None) -> None:
         """The spans of an inference's stages, drawn from their recorded times; encode stays open until the answer is sent."""
-        parent: SpanContext = stages.parent.get_span_context()
+        server: RequestSpan = stages.parent
         attributes: dict[str, Any] = {"sealserve.model.name": request.model, "sealserve.protocol": request.protocol.value}
         if stages.decode is not None:
-            self._drawn("decode", parent, stages, stages.decode, attributes)
+            self._drawn("decode", server, stages, stages.decode, attributes)
         if stages.queued is not None and stages.model is not None:
-            self._drawn("queue wait", parent, stages, (stages.queued, stages.model[0]), attributes)
+            self._drawn("queue wait", server, stages, (stages.queued, stages.model[0]), attributes)
         if stages.model is not None:
             served = stages.served
             model = {**attributes, "sealserve.model.rows": stages.rows, "sealserve.model.batch_rows": stages.batch_rows}
@@ -105,21 +102,29 @@ class Tracing:
                 model["sealserve.model.version"] = served.version
                 runtime = getattr(served.model, "runtime_name", None)
                 model["sealserve.model.runtime"] = runtime if isinstance(runtime, str) else "python"
-            self._drawn("model call", parent, stages, stages.model, model)
+            self._drawn("model call", server, stages, stages.model, model)
         if error is not None:  # the stages that finished are drawn; the server span says what failed
-            stages.parent.set_attribute("error.type", error.code)
+            server.fields[ATTRIBUTES]["error.type"] = error.code
             return
-        self._encoding[id(stages.parent)] = stage_fields("encode", parent, stages.at(stages.finished), None, attributes)
+        self._encoding[id(server)] = child_fields("encode", server.fields, stages.at(stages.finished), None, attributes)
 
-    def _drawn(self, name: str, parent: SpanContext, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> None:
-        self.ship(stage_fields(name, parent, stages.at(bounds[0]), stages.at(bounds[1]), attributes))
+    def _drawn(self, name: str, server: RequestSpan, stages: Stages, bounds: tuple[float, float], attributes: dict[str, Any]) -> None:
+        self.ship(child_fields(name, server.fields, stages.at(bounds[0]), stages.at(bounds[1]), attributes))
 
-    def encoded(self, server: Span) -> None:
+    def encoded(self, server: RequestSpan) -> None:
         """The answer is on its way: the request's encode span (if one is open) ends now."""
         encode = self._encoding.pop(id(server), None)
         if encode is not None:
             encode[ENDED] = time.time_ns()
             self.ship(encode)
+
+    def ended(self, server: RequestSpan, failed: bool, description: str | None = None) -> None:
+        """The request is answered: its encode span (if still open) and its server span end, marked as an error if `failed`."""
+        self.encoded(server)
+        if failed:
+            server.fields[CODE], server.fields[DESCRIPTION] = StatusCode.ERROR.value, description
+        server.fields[ENDED] = time.time_ns()
+        self.ship(server.fields)
 
     def close(self, timeout: float = 5.0) -> None:
         """Export what is queued (within `timeout` seconds) and stop the exporter thread."""
@@ -130,18 +135,27 @@ class Tracing:
         self.provider.shutdown()
 
 
+class RequestSpan:
+    """A sampled request's server span, kept as the fields it is shipped as (fields.py); `context` is what its stage
+    spans and the calls the model makes continue."""
+
+    __slots__ = ("context", "fields")
+
+    def __init__(self, name: str, ids: int, remote: SpanContext | None, attributes: dict[str, Any]) -> None:
+        random_id = remote.trace_flags.random_trace_id if remote is not None else True  # as the SDK marks them
+        flags = TraceFlags(TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if random_id else 0))
+        state = remote.trace_state if remote is not None else None
+        self.context = SpanContext(trace_id_of(ids), span_id_of(ids), False, flags, state)
+        self.fields = drawn(name, self.context, remote, SpanKind.SERVER, time.time_ns(), attributes)
+
+
 @dataclass(slots=True)
 class ServerSpan:
-    """A request's trace and span ids (for its access line), and for a sampled trace its span and the context to make current."""
+    """A request's trace and span ids (ids.py), and for a sampled trace its span and the context to make current."""
 
-    trace_id: int
-    span_id: int
-    span: Span | None = None
+    ids: int
+    span: RequestSpan | None = None
     current: Context | None = None
-
-    def ids(self) -> tuple[str, str]:
-        """The trace and span ids as the W3C header writes them (32 and 16 hex digits)."""
-        return f"{self.trace_id:032x}", f"{self.span_id:016x}"
 
 
 class TraceRequests:
@@ -152,21 +166,28 @@ class TraceRequests:
         self.app, self.tracing, self.logged = app, tracing, logged
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        """A plain call, not a coroutine: a request whose trace is not sampled is handed on without a frame of its own."""
+        """A plain call, not a coroutine: a request whose trace is not sampled is handed on without a frame of its own,
+        after one look at each header, one random draw and one comparison (a root's, the usual case)."""
         if scope["type"] != "http":
             return self.app(scope, receive, send)
-        carrier: dict[str, str] = {}
-        for key, value in scope["headers"]:
+        for key, _ in scope["headers"]:
             if key in CARRIED:
-                carrier[CARRIED[key]] = value.decode("latin-1")
-        started = self.tracing.server_span(scope["method"], carrier)
+                return self._begun(scope, receive, send, self.tracing.server_span(scope["method"], _carrier(scope)))
+        ids = drawn_ids()
+        if self.tracing.sampling.keeps_root(ids):
+            return self._begun(scope, receive, send, self.tracing.started(scope["method"], ids, None))
         if self.logged:
-            scope.setdefault("state", {})["trace"] = started
+            scope.setdefault("state", {})[TRACE_IDS] = ids
+        return self.app(scope, receive, send)
+
+    def _begun(self, scope: Scope, receive: Receive, send: Send, started: ServerSpan) -> Awaitable[None]:
+        if self.logged:
+            scope.setdefault("state", {})[TRACE_IDS] = started.ids
         if started.span is None or started.current is None:
             return self.app(scope, receive, send)
         return self._traced(scope, receive, send, started.span, started.current)
 
-    async def _traced(self, scope: Scope, receive: Receive, send: Send, span: Span, current: Context) -> None:
+    async def _traced(self, scope: Scope, receive: Receive, send: Send, span: RequestSpan, current: Context) -> None:
         tracing, method = self.tracing, scope["method"]
         token, sampled = otel_context.attach(current), SAMPLED.set(span)
         status = 500
@@ -183,22 +204,20 @@ class TraceRequests:
         finally:
             otel_context.detach(token)
             SAMPLED.reset(sampled)
-            tracing.encoded(span)
-            attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")}
+            attributes = span.fields[ATTRIBUTES]
+            attributes.update({"http.request.method": method, "url.path": scope["path"], "url.scheme": scope.get("scheme", "http")})
             route = getattr(scope.get("route"), "path", None)
             if isinstance(route, str):
-                span.update_name(f"{method} {route}")
+                span.fields[NAME] = f"{method} {route}"
                 attributes["http.route"] = route
-            span.set_attributes({**attributes, "http.response.status_code": status})
-            if status >= 500:
-                span.set_status(StatusCode.ERROR)
-            span.end()
+            attributes["http.response.status_code"] = status
+            tracing.ended(span, status >= 500)
 
 
 @dataclass(frozen=True)
 class RpcSpan:
     started: ServerSpan
-    tokens: tuple[object, Token[Span | None]] | None  # None: not sampled, so nothing was made current
+    tokens: tuple[object, Token[RequestSpan | None]] | None  # None: not sampled, so nothing was made current
 
 
 class RpcSpans:
@@ -216,7 +235,7 @@ class RpcSpans:
         return RpcSpan(started, (otel_context.attach(started.current), SAMPLED.set(started.span)))
 
     def ids(self, call: RpcSpan) -> dict[str, str]:
-        trace_id, span_id = call.started.ids()
+        trace_id, span_id = hex_ids(call.started.ids)
         return {"trace_id": trace_id, "span_id": span_id}
 
     def end(self, call: RpcSpan, code: grpc.StatusCode) -> None:
@@ -226,30 +245,12 @@ class RpcSpans:
         current, sampled = call.tokens
         otel_context.detach(current)  # type: ignore[arg-type]
         SAMPLED.reset(sampled)
-        self.tracing.encoded(span)
-        span.set_attribute("rpc.grpc.status_code", code.value[0])
-        if code is not grpc.StatusCode.OK:
-            span.set_status(StatusCode.ERROR, code.name)
-        span.end()
+        span.fields[ATTRIBUTES]["rpc.grpc.status_code"] = code.value[0]
+        self.tracing.ended(span, code is not grpc.StatusCode.OK, code.name)
 
 
-class PresetTraceIds:
-    """The SDK's random ids (its IdGenerator interface), except a root's trace id already drawn for the sampler's
-    question, handed over once (`preset.trace_id`) so the span carries the id the decision was made on."""
-
-    def __init__(self) -> None:
-        self.preset = threading.local()
-
-    def generate_span_id(self) -> int:
-        return random.getrandbits(64) or 1
-
-    def generate_trace_id(self) -> int:
-        trace_id: int | None = getattr(self.preset, "trace_id", None)
-        self.preset.trace_id = None
-        return trace_id if trace_id is not None else random.getrandbits(128) or 1
-
-    def is_trace_id_random(self) -> bool:
-        return True
+def _carrier(scope: Scope) -> dict[str, str]:
+    return {CARRIED[key]: value.decode("latin-1") for key, value in scope["headers"] if key in CARRIED}
 
 
 def _version() -> str:
