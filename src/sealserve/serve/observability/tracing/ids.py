@@ -1,7 +1,8 @@
 """A request's trace and span ids as one 192-bit number, the trace id above the span id's 64 bits.
 
-Every traced request gets both, sampled or not, for its access line: one random draw and one hex formatting are most
-of what an unsampled request's tracing costs (docs/performance.md, "What tracing costs").
+A root request's sampling is decided on 64 random bits, its trace id's low half (the ratio samplers' rule); only a
+kept root draws the rest. A root the sampler drops gets no ids: its trace is neither exported nor passed on, so ids on
+its access line would match nothing (docs/observability.md#tracing).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ LOW_64 = (1 << 64) - 1
 TRACE_IDS = "trace_ids"  # the key of a request's ids in its ASGI scope's state, for its access line
 
 
-def drawn_ids() -> int:
-    """A root's ids: 192 random bits, drawn again in the (2**-64) case that either id would be all zeros (invalid)."""
-    ids = random.getrandbits(192)
-    while not (ids & LOW_64 and ids >> 64):
-        ids = random.getrandbits(192)
-    return ids
+def root_low() -> int:
+    """The low 64 bits of a root's trace id, drawn first: what the sampler decides on."""
+    return random.getrandbits(64)
+
+
+def root_ids(low: int) -> int:
+    """The ids of a kept root whose trace id ends in `low`: its high half and a span id drawn now (neither all zeros)."""
+    return ((random.getrandbits(64) or 1) << 64 | low) << 64 | (random.getrandbits(64) or 1)
 
 
 def continued_ids(trace_id: int) -> int:

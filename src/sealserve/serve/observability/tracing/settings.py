@@ -70,9 +70,9 @@ class Sampling:
             return parent.trace_flags.sampled
         return trace_id & LOW_64 < self.bound
 
-    def keeps_root(self, ids: int) -> bool:
-        """`keeps` for a trace this server starts, whose ids (ids.py) were drawn together: its trace id's low 64 bits."""
-        return ids >> 64 & LOW_64 < self.bound
+    def keeps_root(self, low: int) -> bool:
+        """`keeps` for a trace this server starts, from its trace id's low 64 bits alone (drawn first: ids.py)."""
+        return low < self.bound
 
 
 def sampler_of(name: str, ratio: float | None) -> Sampling:

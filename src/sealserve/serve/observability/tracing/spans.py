@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealserve.serve.errors import ServingError
 from sealserve.serve.observability.tracing.fields import ATTRIBUTES, CODE, DESCRIPTION, ENDED, NAME, Fields, child_fields, drawn
-from sealserve.serve.observability.tracing.ids import TRACE_IDS, continued_ids, drawn_ids, hex_ids, span_id_of, trace_id_of
+from sealserve.serve.observability.tracing.ids import TRACE_IDS, continued_ids, hex_ids, root_ids, root_low, span_id_of, trace_id_of
 from sealserve.serve.observability.tracing.settings import TraceSettings
 from sealserve.serve.request.dataplane import InferenceRequest, Stages
 from sealserve.serve.request.protocols.v2_grpc import SERVICE
@@ -74,8 +74,8 @@ class Tracing:
             if remote.is_valid:
                 ids = continued_ids(remote.trace_id)
                 return self.started(name, ids, remote, attributes) if self.sampling.keeps(remote.trace_id, remote) else ServerSpan(ids)
-        ids = drawn_ids()
-        return self.started(name, ids, None, attributes) if self.sampling.keeps_root(ids) else ServerSpan(ids)
+        low = root_low()
+        return self.started(name, root_ids(low), None, attributes) if self.sampling.keeps_root(low) else ServerSpan(None)
 
     def started(self, name: str, ids: int, remote: SpanContext | None, attributes: dict[str, Any] | None = None) -> ServerSpan:
         """The server span of a request the sampler keeps, with the ids (ids.py) its decision was made on."""
@@ -151,9 +151,10 @@ class RequestSpan:
 
 @dataclass(slots=True)
 class ServerSpan:
-    """A request's trace and span ids (ids.py), and for a sampled trace its span and the context to make current."""
+    """A request's trace and span ids (ids.py; None for a root the sampler dropped), and for a sampled trace its span
+    and the context to make current."""
 
-    ids: int
+    ids: int | None
     span: RequestSpan | None = None
     current: Context | None = None
 
@@ -164,24 +165,23 @@ class TraceRequests:
     def __init__(self, app: ASGIApp, tracing: Tracing, logged: bool = True) -> None:
         """`logged`: access lines are written, so each request's ids go into its scope for them."""
         self.app, self.tracing, self.logged = app, tracing, logged
+        self.keeps_root = tracing.sampling.keeps_root
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        """A plain call, not a coroutine: a request whose trace is not sampled is handed on without a frame of its own,
-        after one look at each header, one random draw and one comparison (a root's, the usual case)."""
+        """A plain call, not a coroutine: a root request the sampler drops (the usual case) is handed on without a frame
+        of its own, after one look at each header, one 64-bit draw and one comparison."""
         if scope["type"] != "http":
             return self.app(scope, receive, send)
         for key, _ in scope["headers"]:
             if key in CARRIED:
                 return self._begun(scope, receive, send, self.tracing.server_span(scope["method"], _carrier(scope)))
-        ids = drawn_ids()
-        if self.tracing.sampling.keeps_root(ids):
-            return self._begun(scope, receive, send, self.tracing.started(scope["method"], ids, None))
-        if self.logged:
-            scope.setdefault("state", {})[TRACE_IDS] = ids
+        low = root_low()
+        if self.keeps_root(low):
+            return self._begun(scope, receive, send, self.tracing.started(scope["method"], root_ids(low), None))
         return self.app(scope, receive, send)
 
     def _begun(self, scope: Scope, receive: Receive, send: Send, started: ServerSpan) -> Awaitable[None]:
-        if self.logged:
+        if self.logged and started.ids is not None:
             scope.setdefault("state", {})[TRACE_IDS] = started.ids
         if started.span is None or started.current is None:
             return self.app(scope, receive, send)
@@ -235,6 +235,9 @@ class RpcSpans:
         return RpcSpan(started, (otel_context.attach(started.current), SAMPLED.set(started.span)))
 
     def ids(self, call: RpcSpan) -> dict[str, str]:
+        """The call's ids for its access line (none for a root the sampler dropped)."""
+        if call.started.ids is None:
+            return {}
         trace_id, span_id = hex_ids(call.started.ids)
         return {"trace_id": trace_id, "span_id": span_id}
 
