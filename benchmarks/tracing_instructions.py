@@ -20,10 +20,15 @@ import gc
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -68,8 +73,6 @@ async def counted(ratio: str | None, sink: int, requests: int) -> None:
 
 def served(name: str, ratio: str | None, sink: int, requests: int, home: Path) -> int:
     """Outside valgrind: a real server under callgrind, counting on for `requests` HTTP requests; the count."""
-    import signal
-
     from tests.support.bundles import Workspace
     from tests.support.server import free_port
 
@@ -109,10 +112,6 @@ def served(name: str, ratio: str | None, sink: int, requests: int, home: Path) -
 
 
 def _ready(url: str, server: subprocess.Popen[bytes]) -> None:
-    import time
-
-    import httpx
-
     deadline = time.monotonic() + 600  # a start under valgrind takes a minute or two
     while time.monotonic() < deadline and server.poll() is None:
         try:
@@ -126,10 +125,6 @@ def _ready(url: str, server: subprocess.Popen[bytes]) -> None:
 
 def _posts(url: str, count: int, clients: int = 8) -> None:
     """`count` native predictions from `clients` threads, each on its own keep-alive connection."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
-
     from benchmarks.tracing_cpu import BODY, PATH
 
     def post(share: int) -> None:

@@ -16,10 +16,8 @@ BUSY = 0.25  # share of all CPUs used by other processes above which a measureme
 
 def tree_cpu(pid: int) -> float:
     """User + system seconds of `pid` and its live descendants, each with its reaped children's."""
-    times: dict[int, int] = {}
-    for member, fields in _tree(pid):
-        times[member] = sum(int(value) for value in fields[11:15])
-    return sum(times.values()) / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(value) for _, fields in _tree(pid) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wait_quiet(pid: int, timeout: float = 30.0, window: float = 0.2) -> float:
